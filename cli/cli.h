@@ -1,0 +1,67 @@
+/*
+ * cli.h - the edgefeed command: argument helpers, output, commands.
+ * Thin by design: it parses arguments and calls the public API only.
+ */
+#ifndef EF_CLI_CLI_H
+#define EF_CLI_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "edgefeed.h"
+
+/* Exit codes of DESIGN.md "CLI contract". */
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+#define EXIT_CHECK 4
+#define EXIT_BUSY 75
+
+typedef struct cli {
+	const char *db;      /* store directory */
+	const char *cmd;     /* command name, for messages */
+	int64_t now_ms;      /* --now, or 0 */
+} cli;
+
+/* ---- args.c ---- */
+/* Print "edgefeed: CMD: fmt..." to stderr. Returns EXIT_USAGE. */
+int cli_usage_error(const cli *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Print "edgefeed: CMD: fmt..." to stderr. Returns EXIT_FAIL. */
+int cli_fail(const cli *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A whole number in [min, max] for option @opt; EXIT_OK or EXIT_USAGE. */
+int cli_uint(const cli *c, const char *opt, const char *text, uint64_t min,
+	     uint64_t max, uint64_t *out);
+/* A time (epoch ms or ISO-8601) for option @opt. */
+int cli_time(const cli *c, const char *opt, const char *text, int64_t *out);
+/* Report a library error: the exit code it maps to (EINVAL: 2, EBUSY: 75,
+ * else 1) after printing the message, with API field names translated to
+ * the CLI's options. */
+int cli_ef_error(const cli *c, ef_store *st, int rc);
+/* Open the store for a command (honours --now through the clock). */
+int cli_open(const cli *c, unsigned flags, ef_store **st);
+
+/* ---- output.c ---- */
+/* The JSON of one entry (camelCase, like the original worker). New ref. */
+json_t *out_entry(const ef_entry *e);
+/* Print @j to stdout on one line and release it. EXIT_OK or EXIT_FAIL. */
+int out_print(json_t *j);
+/* A progress line or bar on stderr (a bar when stderr is a terminal). */
+void out_progress(uint64_t done, uint64_t total, void *ctx);
+void out_progress_end(void);
+/* Tell stderr whom we wait for (an ef_wait_fn). */
+void out_waiting(const char *holder, void *ctx);
+
+/* ---- commands.c ---- */
+int cmd_init(cli *c, int argc, char **argv);
+int cmd_finalize(cli *c, int argc, char **argv);
+int cmd_feed(cli *c, int argc, char **argv);
+int cmd_unread(cli *c, int argc, char **argv);
+int cmd_mark_read(cli *c, int argc, char **argv);
+int cmd_stat(cli *c, int argc, char **argv);
+int cmd_seed(cli *c, int argc, char **argv);
+
+#endif

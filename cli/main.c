@@ -1,0 +1,108 @@
+/*
+ * main.c - edgefeed [--db DIR] COMMAND [OPTIONS]: global options and
+ * dispatch.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+extern const char *const cli_usage_lines[];
+
+static const struct {
+	const char *name;
+	int (*fn)(cli *, int, char **);
+	const char *what;
+} commands[] = {
+	{"init", cmd_init, "create the store (if missing) and show its format"},
+	{"finalize", cmd_finalize, "record a finalized reservation (idempotent)"},
+	{"feed", cmd_feed, "print one page of an owner's feed, newest first"},
+	{"unread", cmd_unread, "print an owner's unread count"},
+	{"mark-read", cmd_mark_read, "mark one entry, or all, read"},
+	{"stat", cmd_stat, "count what the store holds"},
+	{"seed", cmd_seed, "make deterministic demo data"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: edgefeed [--db DIR] COMMAND [OPTIONS]\n"
+		"\n"
+		"Keeps each owner's recent-receives feed in an LMDB store,\n"
+		"one record per entry, written idempotently.\n"
+		"\n"
+		"Options:\n"
+		"  --db DIR     the store directory (default: $EDGEFEED_DB, else\n"
+		"               ./edgefeed.db)\n"
+		"  --help       show this help; COMMAND --help shows one command\n"
+		"  --version    show the version\n"
+		"\n"
+		"Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].what);
+	fprintf(f, "\nUsage of each command:\n");
+	for (size_t i = 0; cli_usage_lines[i]; i++)
+		fprintf(f, "  edgefeed %s\n", cli_usage_lines[i]);
+	fprintf(f,
+		"\n"
+		"Times (MS|ISO) are epoch milliseconds or ISO-8601, e.g.\n"
+		"2026-05-06T02:58:52.123Z. Results are JSON on stdout; messages\n"
+		"and progress go to stderr.\n"
+		"\n"
+		"Exit codes: 0 success (a duplicate finalize too), 1 failure,\n"
+		"2 bad usage or bad input, 4 check found an inconsistency,\n"
+		"75 maintenance lock busy with --no-wait.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"db", required_argument, 0, 'd'},
+		{"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},
+		{0, 0, 0, 0}};
+	cli c = {0};
+	int o;
+
+	c.db = getenv("EDGEFEED_DB");
+	if (!c.db || !*c.db)
+		c.db = "./edgefeed.db";
+	opterr = 0;
+	/* '+': stop at the command; its options are its own */
+	while ((o = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+		switch (o) {
+		case 'd':
+			c.db = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("edgefeed %s\n", ef_version());
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "edgefeed: option '%s' is unknown or "
+				"needs a value (see edgefeed --help)\n",
+				argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!*c.db) {
+		fprintf(stderr, "edgefeed: --db: empty path\n");
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0) {
+			c.cmd = commands[i].name;
+			return commands[i].fn(&c, argc - optind, argv + optind);
+		}
+	}
+	fprintf(stderr, "edgefeed: '%s' is not a command (see edgefeed "
+		"--help)\n", argv[optind]);
+	return EXIT_USAGE;
+}

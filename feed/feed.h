@@ -1,0 +1,109 @@
+/*
+ * feed.h - feed semantics shared by the files of feed/ (and by migrate/):
+ * the store handle, record encoding, finalize steps and the read rules.
+ * Speaks only store/store.h; no LMDB type appears here.
+ */
+#ifndef EF_FEED_FEED_H
+#define EF_FEED_FEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgefeed.h"
+#include "store/keys.h"
+#include "store/store.h"
+
+/* A positive status of a write function: nothing to write, report EF_OK
+ * (store_write aborts on any non-EF_OK return, so no empty commit syncs). */
+#define FEED_NOCHANGE 100
+
+struct ef_store {
+	store_env *env;     /* the LMDB environment */
+	char *dir;          /* store directory, owned */
+	uint64_t err_id;    /* error slot of this handle */
+	ef_config cfg;      /* defaults resolved */
+	int open_lock_fd;   /* shared open.lock, held while open */
+};
+
+/* Current time of the store's clock, ms since the epoch. */
+int64_t feed_now(const ef_store *st);
+
+/* Read rules, in one place (DESIGN.md "Feed read", "IP retention"). */
+int feed_is_stale(const ef_store *st, int64_t created_ms, int64_t now);
+int feed_ip_visible(const ef_store *st, int64_t created_ms, int64_t now);
+
+/* ---- entry record (record.c) ---- */
+
+#define REC_VERSION 1
+#define REC_IP_NONE 0 /* ip kinds */
+#define REC_IP_V4 4
+#define REC_IP_V6 6
+
+/* A decoded record; pointers are views into the encoded bytes. */
+typedef struct rec_entry {
+	int64_t created_ms;
+	const char *rid;       /* raw reservation id (not escaped) */
+	size_t rid_len;
+	uint8_t ip_kind;       /* REC_IP_* */
+	const uint8_t *ip;     /* 4 or 16 bytes, per ip_kind */
+	int has_payload;
+	const char *payload;   /* JSON object text, byte-for-byte as given */
+	size_t payload_len;
+} rec_entry;
+
+/* Encode into a new buffer (*out, *len; free()). EF_ENOMEM or EF_OK. */
+int rec_encode(const rec_entry *e, uint8_t **out, size_t *len);
+/* Decode; EF_ECORRUPT if malformed, EF_EVERSION for an unknown version. */
+int rec_decode(const void *buf, size_t len, rec_entry *out);
+
+/* ---- IPs and payloads (ip.c, payload.c) ---- */
+
+/* Parse IPv4/IPv6 text into 4 or 16 bytes; sets *kind. EF_EINVAL. */
+int ip_parse(uint64_t err_id, const char *field, const char *text,
+	     uint8_t bin[16], uint8_t *kind);
+/* Canonical text of a binary IP into @buf (>= 46 bytes). */
+void ip_format(uint8_t kind, const uint8_t *bin, char *buf, size_t cap);
+
+/* A JSON object of at most EF_PAYLOAD_MAX bytes? EF_OK or EF_EINVAL. */
+int payload_check(uint64_t err_id, const char *field, const char *json,
+		  size_t len);
+
+/* ---- finalize (finalize.c) ---- */
+
+/* A validated finalization, ready to apply inside a write transaction. */
+typedef struct fin_item {
+	key_part owner;             /* escaped canonical owner */
+	key_part rid;               /* escaped reservation id */
+	char sort[KEY_SORT_LEN + 1];/* createdSort */
+	int64_t created_ms;
+	uint8_t *rec;               /* encoded record, owned */
+	size_t rec_len;
+} fin_item;
+
+/* Validate and encode @r (nothing is written). EF_EINVAL names the field. */
+int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it);
+void fin_item_free(fin_item *it);
+
+/* Apply one prepared finalization in @txn: EF_OK, EF_EXISTS (nothing
+ * written), or an error (the transaction must abort). Enforces the owner's
+ * cap and staleness. May run again if the transaction is re-run. */
+int fin_apply(store_txn *txn, ef_store *st, const fin_item *it, int64_t now);
+
+/* Delete over-cap and stale entries of @owner (with their index keys and
+ * markers), at most a bounded number per call. *deleted may be NULL. */
+int feed_trim(store_txn *txn, ef_store *st, const key_part *owner,
+	      int64_t now, uint64_t *deleted);
+
+/* Delete one entry given its entry key, with its index key and marker. */
+int feed_delete_entry(store_txn *txn, const void *ekey, size_t eklen);
+
+/* ---- reading (page.c) ---- */
+
+/* Fill @e (owned strings) from entry key @k and record @v, applying the IP
+ * retention rule at @now and looking up its unread marker. */
+int feed_entry_fill(store_txn *txn, ef_store *st, const store_val *k,
+		    const store_val *v, int64_t now, ef_entry *e);
+/* Free the strings of @e (not @e itself). */
+void feed_entry_clear(ef_entry *e);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * finalize.c - ef_finalize: one write transaction writes the entry, its
+ * uniqueness index and its unread marker, or nothing; then trims the owner's
+ * feed to its cap and staleness in the same transaction.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "feed/feed.h"
+#include "store/error.h"
+
+/* At most this many entries are deleted by one trim: the rest stay hidden by
+ * the read rules until the next write or sweep deletes them. */
+#define TRIM_MAX 32
+
+int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it)
+{
+	const uint64_t id = st->err_id;
+	rec_entry e = {0};
+	uint8_t ip[16];
+	int rc;
+
+	memset(it, 0, sizeof(*it));
+	if (!r)
+		return ef__err(id, EF_EINVAL, "receive: NULL");
+	rc = key_owner(id, "owner", r->owner, &it->owner);
+	if (rc == EF_OK)
+		rc = key_reservation(id, "reservation_id", r->reservation_id,
+				     &it->rid);
+	if (rc != EF_OK)
+		return rc;
+	it->created_ms = r->created_ms ? r->created_ms : now;
+	if (key_created_sort(it->created_ms, it->sort) != EF_OK)
+		return ef__err(id, EF_EINVAL,
+			       "created_ms: %lld is outside [0, %lld]",
+			       (long long)it->created_ms,
+			       (long long)EF_CREATED_MAX);
+	if (r->ip) {
+		rc = ip_parse(id, "ip", r->ip, ip, &e.ip_kind);
+		if (rc != EF_OK)
+			return rc;
+		e.ip = ip;
+	}
+	if (r->payload_json) {
+		e.has_payload = 1;
+		e.payload = r->payload_json;
+		e.payload_len = strlen(r->payload_json);
+		rc = payload_check(id, "payload_json", e.payload,
+				   e.payload_len);
+		if (rc != EF_OK)
+			return rc;
+	}
+	e.created_ms = it->created_ms;
+	e.rid = r->reservation_id;
+	e.rid_len = strlen(r->reservation_id);
+	rc = rec_encode(&e, &it->rec, &it->rec_len);
+	if (rc != EF_OK)
+		return ef__err(id, rc, "cannot encode the entry: %s",
+			       ef_strerror(rc));
+	return EF_OK;
+}
+
+void fin_item_free(fin_item *it)
+{
+	if (it) {
+		free(it->rec);
+		it->rec = NULL;
+	}
+}
+
+int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now)
+{
+	key_buf k;
+	int rc;
+
+	key_index(&k, &it->owner, &it->rid);
+	rc = store_get(t, k.s, k.len, NULL);
+	if (rc == EF_OK)
+		return EF_EXISTS; /* first write wins */
+	if (rc != EF_ENOTFOUND)
+		return rc;
+	/* the lookup above gives the friendly answer; NOOVERWRITE is the
+	 * backstop that makes the store itself refuse a second index */
+	rc = store_put(t, k.s, k.len, it->sort, KEY_SORT_LEN,
+		       STORE_NOOVERWRITE);
+	if (rc != EF_OK)
+		return rc;
+	key_entry(&k, &it->owner, it->sort, &it->rid);
+	rc = store_put(t, k.s, k.len, it->rec, it->rec_len, STORE_NOOVERWRITE);
+	if (rc == EF_EXISTS)
+		return ef__err(st->err_id, EF_ECORRUPT,
+			       "entry key exists without its index: %s", k.s);
+	if (rc != EF_OK)
+		return rc;
+	key_unread(&k, &it->owner, &it->rid);
+	rc = store_put(t, k.s, k.len, it->sort, KEY_SORT_LEN, 0);
+	if (rc != EF_OK)
+		return rc;
+	return feed_trim(t, st, &it->owner, now, NULL);
+}
+
+int feed_delete_entry(store_txn *t, const void *ekey, size_t eklen)
+{
+	key_view owner, sort, rid;
+	key_buf k;
+	int rc;
+
+	if (key_split_entry(ekey, eklen, &owner, &sort, &rid) != EF_OK)
+		return EF_ECORRUPT;
+	rc = store_del(t, ekey, eklen);
+	if (rc != EF_OK && rc != EF_ENOTFOUND)
+		return rc;
+	/* index and marker keys share the escaped owner and rid */
+	k.len = (size_t)snprintf(k.s, sizeof(k.s), "%s%.*s:%.*s", KEY_P_INDEX,
+				 (int)owner.len, owner.p, (int)rid.len, rid.p);
+	rc = store_del(t, k.s, k.len);
+	if (rc != EF_OK && rc != EF_ENOTFOUND)
+		return rc;
+	k.len = (size_t)snprintf(k.s, sizeof(k.s), "%s%.*s:%.*s", KEY_P_UNREAD,
+				 (int)owner.len, owner.p, (int)rid.len, rid.p);
+	rc = store_del(t, k.s, k.len);
+	return rc == EF_ENOTFOUND ? EF_OK : rc;
+}
+
+int feed_trim(store_txn *t, ef_store *st, const key_part *owner, int64_t now,
+	      uint64_t *deleted)
+{
+	key_buf prefix, victims[TRIM_MAX];
+	store_cur *c;
+	store_val k;
+	size_t nv = 0;
+	uint64_t rank = 0;
+	int64_t created;
+	int rc;
+
+	if (deleted)
+		*deleted = 0;
+	key_entry_prefix(&prefix, owner);
+	rc = store_cur_open(t, &c);
+	if (rc != EF_OK)
+		return rc;
+	/* newest first: rank counts entries ahead; once one is stale, all the
+	 * rest are older and stale too */
+	for (rc = store_cur_seek(c, prefix.s, prefix.len, &k, NULL);
+	     rc == EF_OK && nv < TRIM_MAX &&
+	     store_has_prefix(&k, prefix.s, prefix.len);
+	     rc = store_cur_next(c, &k, NULL), rank++) {
+		if (k.len < prefix.len + KEY_SORT_LEN ||
+		    key_created_from_sort((const char *)k.data + prefix.len,
+					  KEY_SORT_LEN, &created) != EF_OK)
+			continue; /* not ours to judge: check reports it */
+		if (rank < st->cfg.feed_cap && !feed_is_stale(st, created, now))
+			continue;
+		memcpy(victims[nv].s, k.data, k.len);
+		victims[nv++].len = k.len;
+	}
+	store_cur_close(c);
+	if (rc != EF_OK && rc != EF_ENOTFOUND)
+		return rc;
+	for (size_t i = 0; i < nv; i++) {
+		rc = feed_delete_entry(t, victims[i].s, victims[i].len);
+		if (rc != EF_OK)
+			return rc;
+	}
+	if (deleted)
+		*deleted = nv;
+	return EF_OK;
+}
+
+struct fin_ctx {
+	ef_store *st;
+	fin_item it;
+	int64_t now;
+};
+
+static int fin_txn(store_txn *t, void *p)
+{
+	struct fin_ctx *c = p;
+	return fin_apply(t, c->st, &c->it, c->now);
+}
+
+int ef_finalize(ef_store *st, const ef_receive *r)
+{
+	struct fin_ctx c;
+	int rc;
+
+	if (!st)
+		return EF_EINVAL;
+	c.st = st;
+	c.now = feed_now(st);
+	rc = fin_prepare(st, r, c.now, &c.it);
+	if (rc == EF_OK)
+		rc = store_write(st->env, fin_txn, &c);
+	fin_item_free(&c.it);
+	if (rc == EF_OK || rc == EF_EXISTS)
+		ef__err_clear(st->err_id);
+	return rc;
+}

@@ -1,0 +1,199 @@
+/*
+ * maint.c - the maintenance lock, reset and stat.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "feed/feed.h"
+#include "store/error.h"
+#include "store/lock.h"
+
+#define RESET_BATCH 1000 /* keys deleted per write transaction */
+
+struct ef_maint {
+	int fd; /* the flock'd maint.lock */
+};
+
+int ef_maint_lock(ef_store *st, const char *what, unsigned flags,
+		  ef_wait_fn on_wait, void *ctx, ef_maint **out)
+{
+	ef_maint *lk;
+	int rc;
+
+	if (!out)
+		return EF_EINVAL;
+	*out = NULL;
+	if (!st)
+		return EF_EINVAL;
+	lk = malloc(sizeof(*lk));
+	if (!lk)
+		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
+	rc = lock_maint(st->dir, what, flags, on_wait, ctx, st->err_id, &lk->fd);
+	if (rc != EF_OK) {
+		free(lk);
+		return rc;
+	}
+	*out = lk;
+	return EF_OK;
+}
+
+void ef_maint_unlock(ef_maint *lk)
+{
+	if (!lk)
+		return;
+	lock_release(lk->fd, 1);
+	free(lk);
+}
+
+static const char *const feed_prefixes[] = {KEY_P_ENTRY, KEY_P_INDEX,
+					    KEY_P_UNREAD, KEY_P_LEGACY};
+
+typedef struct reset_ctx {
+	uint64_t deleted; /* in this batch */
+} reset_ctx;
+
+static int reset_txn(store_txn *t, void *p)
+{
+	reset_ctx *c = p;
+	key_buf batch[64];
+	store_cur *cur;
+	store_val k;
+	size_t n;
+	int rc;
+
+	c->deleted = 0;
+	for (size_t i = 0; i < sizeof(feed_prefixes) / sizeof(*feed_prefixes);
+	     i++) {
+		const char *pf = feed_prefixes[i];
+		size_t plen = strlen(pf);
+
+		do {
+			n = 0;
+			rc = store_cur_open(t, &cur);
+			if (rc != EF_OK)
+				return rc;
+			for (rc = store_cur_seek(cur, pf, plen, &k, NULL);
+			     rc == EF_OK && n < 64 &&
+			     store_has_prefix(&k, pf, plen);
+			     rc = store_cur_next(cur, &k, NULL)) {
+				memcpy(batch[n].s, k.data, k.len);
+				batch[n++].len = k.len;
+			}
+			store_cur_close(cur);
+			if (rc != EF_OK && rc != EF_ENOTFOUND)
+				return rc;
+			for (size_t j = 0; j < n; j++) {
+				rc = store_del(t, batch[j].s, batch[j].len);
+				if (rc != EF_OK)
+					return rc;
+			}
+			c->deleted += n;
+		} while (n == 64 && c->deleted < RESET_BATCH);
+		if (c->deleted >= RESET_BATCH)
+			break;
+	}
+	return c->deleted ? EF_OK : FEED_NOCHANGE;
+}
+
+int ef_reset(ef_store *st, ef_reset_stats *stats)
+{
+	reset_ctx c;
+	ef_reset_stats s = {0};
+	int rc;
+
+	if (!st)
+		return EF_EINVAL;
+	for (;;) {
+		rc = store_write(st->env, reset_txn, &c);
+		if (rc != EF_OK)
+			break;
+		s.keys_deleted += c.deleted;
+		s.batches++;
+	}
+	if (rc == FEED_NOCHANGE)
+		rc = EF_OK;
+	if (stats)
+		*stats = s;
+	return rc;
+}
+
+typedef struct stat_ctx {
+	ef_stat_info *out;
+	const char *last_owner; /* view, valid in the read snapshot */
+	size_t last_owner_len;
+} stat_ctx;
+
+static int stat_txn(store_txn *t, void *p)
+{
+	stat_ctx *c = p;
+	ef_stat_info *o = c->out;
+	store_cur *cur;
+	store_val k, v;
+	key_buf mk;
+	int rc;
+
+	o->entries = o->index_keys = o->unread_markers = 0;
+	o->legacy_arrays = o->owners = o->other_keys = 0;
+	c->last_owner = NULL;
+	c->last_owner_len = 0;
+	key_meta(&mk, "format");
+	if (store_get(t, mk.s, mk.len, &v) == EF_OK && v.len < 10) {
+		char buf[12];
+		memcpy(buf, v.data, v.len);
+		buf[v.len] = '\0';
+		o->format_version = (uint32_t)strtoul(buf, NULL, 10);
+	}
+	rc = store_cur_open(t, &cur);
+	if (rc != EF_OK)
+		return rc;
+	for (rc = store_cur_seek(cur, "", 0, &k, &v); rc == EF_OK;
+	     rc = store_cur_next(cur, &k, &v)) {
+		key_view ow, so, rid;
+
+		if (store_has_prefix(&k, KEY_P_ENTRY, strlen(KEY_P_ENTRY))) {
+			o->entries++;
+			if (key_split_entry(k.data, k.len, &ow, &so, &rid) ==
+				    EF_OK &&
+			    (ow.len != c->last_owner_len ||
+			     memcmp(ow.p, c->last_owner, ow.len) != 0)) {
+				o->owners++;
+				c->last_owner = ow.p;
+				c->last_owner_len = ow.len;
+			}
+		} else if (store_has_prefix(&k, KEY_P_INDEX,
+					    strlen(KEY_P_INDEX))) {
+			o->index_keys++;
+		} else if (store_has_prefix(&k, KEY_P_UNREAD,
+					    strlen(KEY_P_UNREAD))) {
+			o->unread_markers++;
+		} else if (store_has_prefix(&k, KEY_P_LEGACY,
+					    strlen(KEY_P_LEGACY))) {
+			o->legacy_arrays++;
+		} else {
+			o->other_keys++;
+		}
+	}
+	return rc == EF_ENOTFOUND ? EF_OK : rc;
+}
+
+int ef_stat(ef_store *st, ef_stat_info *out)
+{
+	stat_ctx c = {0};
+	store_info si;
+	int rc;
+
+	if (!st || !out)
+		return EF_EINVAL;
+	memset(out, 0, sizeof(*out));
+	c.out = out;
+	rc = store_read(st->env, stat_txn, &c);
+	if (rc != EF_OK)
+		return rc;
+	store_info_get(st->env, &si);
+	out->map_size = si.map_size;
+	out->map_used = si.map_used;
+	out->page_size = si.page_size;
+	out->max_readers = si.max_readers;
+	out->readers_used = si.readers_used;
+	return EF_OK;
+}

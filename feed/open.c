@@ -1,0 +1,200 @@
+/*
+ * open.c - ef_open / ef_close, the store's format version, its clock and the
+ * read rules that every path shares.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "feed/feed.h"
+#include "store/error.h"
+#include "store/lock.h"
+
+#define FORMAT_VERSION 1
+#define MAX_READERS 4096 /* many worker threads, each may read at once */
+
+int64_t feed_now(const ef_store *st)
+{
+	struct timespec ts;
+
+	if (st->cfg.clock_ms)
+		return st->cfg.clock_ms(st->cfg.clock_ctx);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int feed_is_stale(const ef_store *st, int64_t created_ms, int64_t now)
+{
+	return now - created_ms > st->cfg.feed_ttl_ms;
+}
+
+int feed_ip_visible(const ef_store *st, int64_t created_ms, int64_t now)
+{
+	return now - created_ms < st->cfg.ip_retention_ms;
+}
+
+const char *ef_errmsg(const ef_store *st)
+{
+	return ef__err_get(st ? st->err_id : EF__ERR_NOSTORE);
+}
+
+static int config_resolve(const ef_config *in, ef_config *out)
+{
+	const uint64_t id = EF__ERR_NOSTORE;
+
+	memset(out, 0, sizeof(*out));
+	if (in)
+		*out = *in;
+	if (out->feed_ttl_ms < 0)
+		return ef__err(id, EF_EINVAL, "feed_ttl_ms: negative");
+	if (out->ip_retention_ms < 0)
+		return ef__err(id, EF_EINVAL, "ip_retention_ms: negative");
+	if (out->flags & ~(EF_NOSYNC | EF_RDONLY))
+		return ef__err(id, EF_EINVAL, "flags: unknown bits 0x%x",
+			       out->flags & ~(EF_NOSYNC | EF_RDONLY));
+	if (!out->map_size)
+		out->map_size = EF_DEFAULT_MAP_SIZE;
+	if (!out->feed_cap)
+		out->feed_cap = EF_DEFAULT_FEED_CAP;
+	if (!out->feed_ttl_ms)
+		out->feed_ttl_ms = EF_DEFAULT_FEED_TTL_MS;
+	if (!out->ip_retention_ms)
+		out->ip_retention_ms = EF_DEFAULT_IP_RETENTION_MS;
+	return EF_OK;
+}
+
+/* The directory exists (created unless read-only) and is a directory. */
+static int dir_ready(const char *dir, int rdonly)
+{
+	const uint64_t id = EF__ERR_NOSTORE;
+	struct stat sb;
+
+	if (!dir || !*dir)
+		return ef__err(id, EF_EINVAL, "store directory: empty path");
+	if (stat(dir, &sb) < 0) {
+		if (errno != ENOENT)
+			return ef__err(id, EF_EIO, "cannot open store '%s': %s",
+				       dir, strerror(errno));
+		if (rdonly)
+			return ef__err(id, EF_ENOTFOUND,
+				       "cannot open store '%s': it does not "
+				       "exist", dir);
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return ef__err(id, errno == ENOSPC ? EF_EFULL : EF_EIO,
+				       "cannot create store '%s': %s", dir,
+				       strerror(errno));
+		return EF_OK;
+	}
+	if (!S_ISDIR(sb.st_mode))
+		return ef__err(id, EF_EINVAL,
+			       "cannot open store '%s': not a directory", dir);
+	if (!rdonly && access(dir, W_OK | X_OK) < 0)
+		return ef__err(id, EF_EIO,
+			       "cannot open store '%s': permission denied", dir);
+	return EF_OK;
+}
+
+static int format_txn(store_txn *t, void *ctx)
+{
+	ef_store *st = ctx;
+	key_buf k;
+	store_val v;
+	char buf[16];
+	long ver;
+	int rc;
+
+	key_meta(&k, "format");
+	rc = store_get(t, k.s, k.len, &v);
+	if (rc == EF_ENOTFOUND) {
+		if (st->cfg.flags & EF_RDONLY)
+			return FEED_NOCHANGE; /* an empty store, never written */
+		snprintf(buf, sizeof(buf), "%d", FORMAT_VERSION);
+		return store_put(t, k.s, k.len, buf, strlen(buf), 0);
+	}
+	if (rc != EF_OK)
+		return rc;
+	if (v.len == 0 || v.len >= sizeof(buf))
+		goto bad;
+	memcpy(buf, v.data, v.len);
+	buf[v.len] = '\0';
+	ver = strtol(buf, NULL, 10);
+	if (ver <= 0)
+		goto bad;
+	if (ver > FORMAT_VERSION)
+		return ef__err(st->err_id, EF_EVERSION,
+			       "store '%s' has format %ld; this library reads "
+			       "format %d and older", st->dir, ver,
+			       FORMAT_VERSION);
+	return FEED_NOCHANGE;
+bad:
+	return ef__err(st->err_id, EF_ECORRUPT,
+		       "store '%s': meta:format is not a version number",
+		       st->dir);
+}
+
+int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
+{
+	ef_store *st;
+	store_opts so;
+	int rc, rdonly;
+
+	if (!out)
+		return ef__err(EF__ERR_NOSTORE, EF_EINVAL, "out: NULL");
+	*out = NULL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
+	st->open_lock_fd = -1;
+	st->err_id = ef__err_new_id();
+	rc = config_resolve(cfg, &st->cfg);
+	rdonly = (st->cfg.flags & EF_RDONLY) != 0;
+	if (rc == EF_OK)
+		rc = dir_ready(dir, rdonly);
+	if (rc != EF_OK)
+		goto fail;
+	st->dir = strdup(dir);
+	if (!st->dir) {
+		rc = ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = lock_open_shared(dir, rdonly, EF__ERR_NOSTORE, &st->open_lock_fd);
+	if (rc != EF_OK)
+		goto fail;
+	so.map_size = st->cfg.map_size;
+	so.nosync = (st->cfg.flags & EF_NOSYNC) != 0;
+	so.rdonly = rdonly;
+	so.max_readers = MAX_READERS;
+	rc = store_open(&st->env, dir, &so, st->err_id);
+	if (rc != EF_OK)
+		goto fail_detail;
+	rc = rdonly ? store_read(st->env, format_txn, st)
+		    : store_write(st->env, format_txn, st);
+	if (rc == FEED_NOCHANGE)
+		rc = EF_OK;
+	if (rc != EF_OK)
+		goto fail_detail;
+	*out = st;
+	return EF_OK;
+fail_detail:
+	/* the detail went to the store's slot; a failed open reports in the
+	 * no-store slot, which is what ef_errmsg(NULL) reads */
+	ef__err(EF__ERR_NOSTORE, rc, "%s", ef__err_get(st->err_id));
+fail:
+	ef_close(st);
+	return rc;
+}
+
+void ef_close(ef_store *st)
+{
+	if (!st)
+		return;
+	store_close(st->env);
+	lock_release(st->open_lock_fd, 0);
+	free(st->dir);
+	free(st);
+}

@@ -1,0 +1,242 @@
+/*
+ * page.c - ef_feed_page: newest-first pages with an opaque, stable cursor.
+ *
+ * The cursor names the position of the last entry returned (its createdSort
+ * and escaped reservation id), so the next page starts strictly after it in
+ * key order. Keys never move, so entries finalized between pages can neither
+ * repeat an entry nor hide an older one.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "feed/feed.h"
+#include "store/error.h"
+
+#define CURSOR_VERSION '1'
+
+typedef struct page_ctx {
+	ef_store *st;
+	key_part owner;
+	int has_cursor;
+	key_buf after;   /* entry key of the cursor position */
+	size_t limit;
+	int64_t now;
+	ef_page *out;
+} page_ctx;
+
+static int cursor_encode(const store_val *k, size_t plen, char **out)
+{
+	/* the key past the owner prefix: "<sort>:<rid>" */
+	const unsigned char *pos = (const unsigned char *)k->data + plen;
+	size_t n = k->len - plen;
+	unsigned char raw[KEY_MAX + 1];
+	size_t cap = sodium_base64_ENCODED_LEN(
+		n + 1, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+
+	raw[0] = CURSOR_VERSION;
+	memcpy(raw + 1, pos, n);
+	*out = malloc(cap);
+	if (!*out)
+		return EF_ENOMEM;
+	sodium_bin2base64(*out, cap, raw, n + 1,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return EF_OK;
+}
+
+static int cursor_decode(page_ctx *c, const char *cursor)
+{
+	unsigned char raw[KEY_MAX + 1];
+	size_t n;
+	key_buf k;
+	key_view o, s, r;
+
+	if (sodium_base642bin(raw, sizeof(raw), cursor, strlen(cursor), NULL,
+			      &n, NULL,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    n < 2 || raw[0] != CURSOR_VERSION)
+		goto bad;
+	key_entry_prefix(&k, &c->owner);
+	if (k.len + n - 1 > KEY_MAX)
+		goto bad;
+	memcpy(k.s + k.len, raw + 1, n - 1);
+	k.len += n - 1;
+	k.s[k.len] = '\0';
+	/* it must be a well-formed entry key of this owner */
+	if (key_split_entry(k.s, k.len, &o, &s, &r) != EF_OK)
+		goto bad;
+	c->after = k;
+	c->has_cursor = 1;
+	return EF_OK;
+bad:
+	return ef__err(c->st->err_id, EF_EINVAL,
+		       "cursor: not a cursor of this feed (pass the "
+		       "nextCursor of an earlier page)");
+}
+
+static char *dupn(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+void feed_entry_clear(ef_entry *e)
+{
+	free(e->reservation_id);
+	free(e->ip);
+	free(e->payload_json);
+}
+
+void ef_page_free(ef_page *page)
+{
+	if (!page)
+		return;
+	for (size_t i = 0; i < page->count; i++)
+		feed_entry_clear(&page->entries[i]);
+	free(page->entries);
+	free(page->next_cursor);
+	memset(page, 0, sizeof(*page));
+}
+
+int feed_entry_fill(store_txn *t, ef_store *st, const store_val *k,
+		    const store_val *v, int64_t now, ef_entry *e)
+{
+	rec_entry r;
+	key_view ow, so, rid;
+	key_buf uk;
+	char ipbuf[64];
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	rc = rec_decode(v->data, v->len, &r);
+	if (rc != EF_OK || key_split_entry(k->data, k->len, &ow, &so, &rid))
+		return ef__err(st->err_id, rc == EF_EVERSION ? rc : EF_ECORRUPT,
+			       "record '%.*s': cannot decode", (int)k->len,
+			       (const char *)k->data);
+	e->created_ms = r.created_ms;
+	e->reservation_id = dupn(r.rid, r.rid_len);
+	if (r.has_payload)
+		e->payload_json = dupn(r.payload, r.payload_len);
+	if (r.ip_kind != REC_IP_NONE &&
+	    feed_ip_visible(st, r.created_ms, now)) {
+		ip_format(r.ip_kind, r.ip, ipbuf, sizeof(ipbuf));
+		e->ip = strdup(ipbuf);
+	}
+	if (!e->reservation_id || (r.has_payload && !e->payload_json) ||
+	    (r.ip_kind && feed_ip_visible(st, r.created_ms, now) &&
+	     !e->ip)) {
+		feed_entry_clear(e);
+		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
+	}
+	uk.len = (size_t)snprintf(uk.s, sizeof(uk.s), "%s%.*s:%.*s",
+				  KEY_P_UNREAD, (int)ow.len, ow.p,
+				  (int)rid.len, rid.p);
+	rc = store_get(t, uk.s, uk.len, NULL);
+	if (rc != EF_OK && rc != EF_ENOTFOUND) {
+		feed_entry_clear(e);
+		return rc;
+	}
+	e->unread = rc == EF_OK;
+	return EF_OK;
+}
+
+/* Is the entry at key @k returnable at @rank? */
+static int returnable(page_ctx *c, const store_val *k, size_t plen,
+		      uint64_t rank)
+{
+	int64_t created;
+
+	if (rank >= c->st->cfg.feed_cap || k->len < plen + KEY_SORT_LEN ||
+	    key_created_from_sort((const char *)k->data + plen, KEY_SORT_LEN,
+				  &created) != EF_OK)
+		return 0;
+	return !feed_is_stale(c->st, created, c->now);
+}
+
+static int page_txn(store_txn *t, void *p)
+{
+	page_ctx *c = p;
+	ef_page *out = c->out;
+	key_buf prefix;
+	store_cur *cur;
+	store_val k, v, last = {0};
+	uint64_t rank = 0;
+	int rc;
+
+	ef_page_free(out); /* a re-run starts clean */
+	out->entries = calloc(c->limit, sizeof(*out->entries));
+	if (!out->entries)
+		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+	key_entry_prefix(&prefix, &c->owner);
+	rc = store_cur_open(t, &cur);
+	if (rc != EF_OK)
+		return rc;
+	rc = store_cur_seek(cur, prefix.s, prefix.len, &k, &v);
+	/* the cap counts every entry ahead of the cursor, so walk to it */
+	while (c->has_cursor && rc == EF_OK &&
+	       store_has_prefix(&k, prefix.s, prefix.len) &&
+	       store_keycmp(&k, c->after.s, c->after.len) <= 0) {
+		rank++;
+		rc = store_cur_next(cur, &k, &v);
+	}
+	while (rc == EF_OK && store_has_prefix(&k, prefix.s, prefix.len) &&
+	       returnable(c, &k, prefix.len, rank)) {
+		if (out->count == c->limit) {
+			/* another returnable entry follows: hand a cursor
+			 * (a read snapshot keeps @last's bytes valid) */
+			rc = cursor_encode(&last, prefix.len,
+					   &out->next_cursor);
+			if (rc != EF_OK)
+				rc = ef__err(c->st->err_id, rc, "out of memory");
+			break;
+		}
+		rc = feed_entry_fill(t, c->st, &k, &v, c->now,
+				     &out->entries[out->count]);
+		if (rc != EF_OK)
+			break;
+		out->count++;
+		last = k;
+		rank++;
+		rc = store_cur_next(cur, &k, &v);
+	}
+	if (rc == EF_ENOTFOUND)
+		rc = EF_OK;
+	if (rc != EF_OK)
+		ef_page_free(out);
+	return rc;
+}
+
+int ef_feed_page(ef_store *st, const char *owner, const char *cursor,
+		 size_t limit, ef_page *out)
+{
+	page_ctx c;
+	int rc;
+
+	if (!st || !out)
+		return EF_EINVAL;
+	memset(out, 0, sizeof(*out));
+	memset(&c, 0, sizeof(c));
+	c.st = st;
+	c.out = out;
+	c.limit = limit ? limit : EF_PAGE_LIMIT_DEFAULT;
+	if (c.limit > EF_PAGE_LIMIT_MAX)
+		return ef__err(st->err_id, EF_EINVAL,
+			       "limit: %zu is outside 1..%u", limit,
+			       EF_PAGE_LIMIT_MAX);
+	rc = key_owner(st->err_id, "owner", owner, &c.owner);
+	if (rc == EF_OK && cursor && *cursor)
+		rc = cursor_decode(&c, cursor);
+	if (rc != EF_OK)
+		return rc;
+	c.now = feed_now(st);
+	rc = store_read(st->env, page_txn, &c);
+	if (rc != EF_OK)
+		ef_page_free(out);
+	else
+		ef__err_clear(st->err_id);
+	return rc;
+}

@@ -1,0 +1,33 @@
+/*
+ * payload.c - the caller's payload: a JSON object, at most 16 KiB, kept
+ * byte-for-byte. jansson validates it (including its UTF-8).
+ */
+#include <jansson.h>
+
+#include "feed/feed.h"
+#include "store/error.h"
+
+int payload_check(uint64_t err_id, const char *field, const char *json,
+		  size_t len)
+{
+	json_error_t jerr;
+	json_t *v;
+	int ok;
+
+	if (len > EF_PAYLOAD_MAX)
+		return ef__err(err_id, EF_EINVAL,
+			       "%s: %zu bytes, more than the limit of %u",
+			       field, len, EF_PAYLOAD_MAX);
+	v = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+		       &jerr);
+	if (!v)
+		return ef__err(err_id, EF_EINVAL,
+			       "%s: invalid JSON at line %d column %d: %s",
+			       field, jerr.line, jerr.column, jerr.text);
+	ok = json_is_object(v);
+	json_decref(v);
+	if (!ok)
+		return ef__err(err_id, EF_EINVAL,
+			       "%s: must be a JSON object", field);
+	return EF_OK;
+}

@@ -1,0 +1,371 @@
+/*
+ * edgefeed.h - the one public header of libedgefeed.
+ *
+ * edgefeed keeps each owner's recent-receives feed in an LMDB store, one
+ * record per entry, written idempotently, so that many worker processes
+ * finalizing uploads at once never lose or duplicate an entry.
+ *
+ * Conventions, for every function below:
+ *  - Fallible functions return int: EF_OK (0), a named non-error status
+ *    (EF_EXISTS), or a negative EF_E* code. ef_errmsg() then tells what
+ *    exactly was wrong, for the calling thread.
+ *  - Strings are NUL-terminated UTF-8. Inputs are borrowed for the duration
+ *    of the call only.
+ *  - Results are either owned by the caller (freed by the named ef_*_free,
+ *    which all accept NULL) or borrowed (the comment says how long they live).
+ *  - Threads: one ef_store may be used by any number of threads at once.
+ *  - fork(): never use an ef_store in a child created after ef_open(); the
+ *    child opens its own (ef_open again) and may leave the inherited handle
+ *    alone (do not ef_close it in the child).
+ */
+#ifndef EDGEFEED_H
+#define EDGEFEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(EF_BUILDING_LIBRARY) && defined(__GNUC__)
+#define EF_EXPORT __attribute__((visibility("default")))
+#else
+#define EF_EXPORT
+#endif
+
+#define EF_VERSION_STRING "0.1.0"
+
+/*
+ * The error table: one X-macro list makes the enum, ef_strerror() and
+ * ef_err_name(), so they can never drift apart.
+ *   X(name, value, text)
+ */
+#define EF_ERRNO_MAP(X)                                                        \
+	X(OK, 0, "success")                                                    \
+	X(EXISTS, 1, "already exists")                                         \
+	X(EINVAL, -1, "invalid argument")                                      \
+	X(ENOTFOUND, -2, "not found")                                          \
+	X(EBUSY, -3, "resource busy")                                          \
+	X(ECORRUPT, -4, "store is corrupt")                                    \
+	X(ENOMEM, -5, "out of memory")                                         \
+	X(EIO, -6, "input/output error")                                       \
+	X(EFULL, -7, "no space left (disk or map full)")                       \
+	X(EVERSION, -8, "store format is newer than this library")
+
+typedef enum ef_errno {
+#define EF__ENUM(name, value, text) EF_##name = (value),
+	EF_ERRNO_MAP(EF__ENUM)
+#undef EF__ENUM
+} ef_errno;
+
+/* Flags for ef_config.flags. */
+#define EF_NOSYNC 0x1u /* do not fsync on commit: fast, not durable on power loss */
+#define EF_RDONLY 0x2u /* open read-only: every write returns EF_EINVAL */
+
+/* Limits of the contract (DESIGN.md). */
+#define EF_PAYLOAD_MAX 16384u     /* bytes of payload JSON */
+#define EF_OWNER_KEY_MAX 320u     /* bytes of the escaped owner */
+#define EF_RESERVATION_KEY_MAX 160u /* bytes of the escaped reservation id */
+#define EF_CREATED_MAX 9999999999999LL /* largest created_ms */
+#define EF_PAGE_LIMIT_MAX 1000u
+#define EF_PAGE_LIMIT_DEFAULT 50u
+
+/* Defaults of ef_config (a field left 0 takes its default). */
+#define EF_DEFAULT_MAP_SIZE ((size_t)4 << 20)
+#define EF_DEFAULT_FEED_CAP 100u
+#define EF_DEFAULT_FEED_TTL_MS (90LL * 24 * 3600 * 1000)
+#define EF_DEFAULT_IP_RETENTION_MS (30LL * 24 * 3600 * 1000)
+
+/* Size of a buffer that holds any ef_time_format() result, with its NUL. */
+#define EF_TIME_BUFSZ 32u
+
+/** An opaque store handle; see ef_open(). */
+typedef struct ef_store ef_store;
+
+/**
+ * A clock: returns the current time in milliseconds since the Unix epoch.
+ * Called from any thread that uses the store; it must be thread-safe.
+ */
+typedef int64_t (*ef_clock_fn)(void *ctx);
+
+/**
+ * Store configuration. Zero-initialize it ({0}) and set what you need; every
+ * field left 0 (or NULL) takes its default.
+ */
+typedef struct ef_config {
+	size_t map_size;          /* initial LMDB map size; it grows by itself */
+	uint32_t feed_cap;        /* newest entries kept per owner (default 100) */
+	int64_t feed_ttl_ms;      /* entries older than this are stale (90 days) */
+	int64_t ip_retention_ms;  /* IPs are returned only this long (30 days) */
+	unsigned flags;           /* EF_NOSYNC, EF_RDONLY */
+	ef_clock_fn clock_ms;     /* injectable clock; NULL: the system clock */
+	void *clock_ctx;          /* passed to clock_ms */
+} ef_config;
+
+/** One finalized reservation, as given to ef_finalize(). */
+typedef struct ef_receive {
+	const char *owner;          /* required; canonicalized (trim, lowercase) */
+	const char *reservation_id; /* required; taken as given (case-sensitive) */
+	int64_t created_ms;         /* 0: now (the store's clock) */
+	const char *ip;             /* IPv4 or IPv6 text, or NULL */
+	const char *payload_json;   /* a JSON object of at most 16 KiB, or NULL */
+} ef_receive;
+
+/** One feed entry in an ef_page. All strings are owned by the page. */
+typedef struct ef_entry {
+	char *reservation_id; /* as finalized */
+	int64_t created_ms;   /* milliseconds since the Unix epoch */
+	char *ip;             /* canonical text; NULL if absent or past retention */
+	char *payload_json;   /* byte-for-byte as given; NULL if none was given */
+	int unread;           /* 1 if the owner has not marked it read */
+} ef_entry;
+
+/** A page of an owner's feed, newest first. Free with ef_page_free(). */
+typedef struct ef_page {
+	ef_entry *entries;  /* count entries */
+	size_t count;
+	char *next_cursor;  /* pass to ef_feed_page for the next page; NULL at the end */
+} ef_page;
+
+/* ---- opening and closing ---------------------------------------------- */
+
+/**
+ * Open (creating it if missing) the store in directory @dir.
+ *
+ * @param out  receives the handle; on failure it is set to NULL and nothing
+ *             needs freeing.
+ * @param dir  store directory; created (mode 0700) if it does not exist.
+ * @param cfg  configuration, or NULL for every default. Copied.
+ * @return EF_OK; EF_EINVAL (@dir is not a directory, or a bad cfg field);
+ *         EF_EIO (cannot create or open: permission, I/O); EF_EVERSION (a store
+ *         written by a newer format); EF_ECORRUPT; EF_ENOMEM. For the detail of
+ *         a failed open, call ef_errmsg(NULL) on the same thread.
+ *
+ * Holds a shared lock on the store for as long as it is open (so that
+ * compaction never runs under a live handle) and clears the reader slots of
+ * dead processes. Thread-safe; the handle may be shared by threads.
+ */
+EF_EXPORT int ef_open(ef_store **out, const char *dir, const ef_config *cfg);
+
+/** Close a store. Accepts NULL. No other thread may be using it. */
+EF_EXPORT void ef_close(ef_store *st);
+
+/* ---- writing ------------------------------------------------------------ */
+
+/**
+ * Record that reservation @r->reservation_id finalized for @r->owner, in one
+ * atomic write transaction together with its uniqueness index and unread
+ * marker, then enforce the owner's cap and staleness in the same transaction.
+ *
+ * @return EF_OK (written); EF_EXISTS (the reservation is already in the
+ *         owner's feed: nothing changed, first write wins); EF_EINVAL (bad
+ *         input: nothing written, ef_errmsg names the field); EF_EFULL (disk
+ *         full); EF_EIO; EF_ENOMEM.
+ * Thread-safe. Durable when it returns unless the store has EF_NOSYNC.
+ */
+EF_EXPORT int ef_finalize(ef_store *st, const ef_receive *r);
+
+/* ---- reading ------------------------------------------------------------ */
+
+/**
+ * Read one page of @owner's feed, newest first.
+ *
+ * @param cursor  NULL for the first page, else a next_cursor of an earlier page.
+ * @param limit   1..1000; 0 means the default (50).
+ * @param out     receives the page (owned by the caller: ef_page_free()).
+ *                On failure it is left empty and needs no freeing.
+ * @return EF_OK (possibly with 0 entries); EF_EINVAL (bad owner, limit or
+ *         cursor); EF_ENOMEM; EF_ECORRUPT; EF_EIO.
+ *
+ * Paging is stable: entries finalized between pages never make a client see
+ * an entry twice or skip an older one. Stale and over-cap entries are never
+ * returned. An entry's ip is NULL once it is past ip_retention.
+ */
+EF_EXPORT int ef_feed_page(ef_store *st, const char *owner, const char *cursor,
+			   size_t limit, ef_page *out);
+
+/** Free a page's contents (not the ef_page itself). Accepts NULL. */
+EF_EXPORT void ef_page_free(ef_page *page);
+
+/**
+ * Look up one entry of @owner's feed by reservation id (an indexed read).
+ * @param out  receives a new entry, owned by the caller: ef_entry_free().
+ * @return EF_OK; EF_ENOTFOUND (no such entry, or it is stale); EF_EINVAL.
+ * The read rules of ef_feed_page apply to its ip.
+ */
+EF_EXPORT int ef_get_entry(ef_store *st, const char *owner,
+			   const char *reservation_id, ef_entry **out);
+
+/** Free an entry from ef_get_entry(). Accepts NULL. */
+EF_EXPORT void ef_entry_free(ef_entry *e);
+
+/**
+ * The canonical spelling of an owner (trimmed, ASCII lowercased), the one
+ * identity every path uses, into @buf of @cap bytes.
+ * @return EF_OK; EF_EINVAL (not a valid owner, or @cap too small).
+ */
+EF_EXPORT int ef_canonical_owner(const char *owner, char *buf, size_t cap);
+
+/**
+ * Number of unread entries that a full read of @owner's feed would return.
+ * @return EF_OK; EF_EINVAL; EF_EIO; EF_ECORRUPT.
+ */
+EF_EXPORT int ef_unread_count(ef_store *st, const char *owner, uint64_t *out);
+
+/**
+ * Mark one entry read. Idempotent.
+ * @return EF_OK (read now, whether or not it was unread before);
+ *         EF_ENOTFOUND (the owner has no such reservation); EF_EINVAL.
+ */
+EF_EXPORT int ef_mark_read(ef_store *st, const char *owner,
+			   const char *reservation_id);
+
+/**
+ * Mark every entry of @owner read. Idempotent.
+ * @return EF_OK; EF_EINVAL; EF_EIO.
+ */
+EF_EXPORT int ef_mark_all_read(ef_store *st, const char *owner);
+
+/* ---- maintenance -------------------------------------------------------- */
+
+/* Flags for ef_maint_lock(). */
+#define EF_LOCK_NOWAIT 0x1u /* return EF_EBUSY at once instead of waiting */
+
+/**
+ * Called once, before blocking, when another process holds the maintenance
+ * lock. @holder describes it ("pid 1234 (edgefeed seed --reset)"); borrowed
+ * for the call only.
+ */
+typedef void (*ef_wait_fn)(const char *holder, void *ctx);
+
+/** A held maintenance lock; see ef_maint_lock(). */
+typedef struct ef_maint ef_maint;
+
+/**
+ * Take the store's maintenance lock, which serializes long operations (seed,
+ * migrate, sweep, compact) across processes. It is held by the process and
+ * released by ef_maint_unlock(), or by the kernel if the process dies.
+ *
+ * @param what    a short description of the holder's job, shown to waiters.
+ * @param on_wait called before waiting (may be NULL).
+ * @param out     receives the held lock; NULL on failure.
+ * @return EF_OK; EF_EBUSY (held elsewhere and EF_LOCK_NOWAIT); EF_EIO.
+ */
+EF_EXPORT int ef_maint_lock(ef_store *st, const char *what, unsigned flags,
+			    ef_wait_fn on_wait, void *ctx, ef_maint **out);
+
+/** Release a maintenance lock. Accepts NULL. */
+EF_EXPORT void ef_maint_unlock(ef_maint *lk);
+
+/** Result of ef_reset(). */
+typedef struct ef_reset_stats {
+	uint64_t keys_deleted; /* feed keys removed (entries, indexes, markers, legacy) */
+	uint64_t batches;      /* write transactions used */
+} ef_reset_stats;
+
+/**
+ * Remove every feed record (entries, index keys, unread markers and legacy
+ * arrays) in batches of short write transactions. The caller should hold the
+ * maintenance lock. @stats may be NULL.
+ * @return EF_OK; EF_EIO; EF_EFULL.
+ */
+EF_EXPORT int ef_reset(ef_store *st, ef_reset_stats *stats);
+
+/**
+ * Progress of a long operation: @done of @total units. Called from the
+ * operation's thread; keep it quick.
+ */
+typedef void (*ef_progress_fn)(uint64_t done, uint64_t total, void *ctx);
+
+/** Options of ef_seed(). Zero-initialize, then set. */
+typedef struct ef_seed_opts {
+	uint32_t owners;       /* owners user0000@example.com ... (>= 1) */
+	uint32_t receives;     /* receives per owner (>= 1) */
+	int reset;             /* first remove every feed record (ef_reset) */
+	uint64_t rng_seed;     /* same seed and now_ms: same data */
+	int64_t now_ms;        /* times are over the 60 days before it; 0: now */
+	unsigned lock_flags;   /* EF_LOCK_NOWAIT */
+	ef_wait_fn on_wait;    /* see ef_maint_lock() */
+	void *wait_ctx;
+	ef_progress_fn progress; /* may be NULL */
+	void *progress_ctx;
+} ef_seed_opts;
+
+/** Result of ef_seed(). */
+typedef struct ef_seed_stats {
+	uint64_t created;       /* finalizations that returned EF_OK */
+	uint64_t duplicates;    /* that returned EF_EXISTS */
+	uint64_t reset_deleted; /* keys removed by the reset */
+	uint32_t owners;
+} ef_seed_stats;
+
+/**
+ * Make deterministic, realistic demo data through the finalize path:
+ * owners "user0042@example.com", reservation ids derived from the seed,
+ * documentation-range IPs (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
+ * 2001:db8::/32), times over the 60 days before now_ms, and a payload with
+ * fileName, size, senderEmail and linkId. Holds the maintenance lock for its
+ * whole run; finalizations are written in batches of short transactions.
+ * @return EF_OK; EF_EINVAL (owners or receives 0); EF_EBUSY (lock held and
+ *         EF_LOCK_NOWAIT); a store error.
+ */
+EF_EXPORT int ef_seed(ef_store *st, const ef_seed_opts *opts,
+		      ef_seed_stats *stats);
+
+/** Store statistics; see ef_stat(). */
+typedef struct ef_stat_info {
+	uint64_t entries;        /* recentReceive: records */
+	uint64_t index_keys;     /* receiveIndex: keys */
+	uint64_t unread_markers; /* unread: keys */
+	uint64_t legacy_arrays;  /* recentReceives: keys */
+	uint64_t owners;         /* distinct owners with entries */
+	uint64_t other_keys;     /* meta: and anything else */
+	uint64_t map_size;       /* current map size, bytes */
+	uint64_t map_used;       /* bytes of the map in use (last page) */
+	uint64_t page_size;
+	uint32_t format_version;
+	uint32_t max_readers;
+	uint32_t readers_used;
+} ef_stat_info;
+
+/** Count what the store holds, under one read transaction. */
+EF_EXPORT int ef_stat(ef_store *st, ef_stat_info *out);
+
+/* ---- errors and helpers ------------------------------------------------- */
+
+/** Text of an error code; never NULL ("unknown error" for unknown codes). */
+EF_EXPORT const char *ef_strerror(int rc);
+
+/** Name of an error code ("EF_EINVAL"); never NULL. */
+EF_EXPORT const char *ef_err_name(int rc);
+
+/**
+ * Detail of the calling thread's last error on @st (e.g. "owner: invalid
+ * UTF-8 at byte 5"), or of its last failed ef_open() when @st is NULL.
+ * Borrowed: valid until the thread's next call on the store. Never NULL ("").
+ */
+EF_EXPORT const char *ef_errmsg(const ef_store *st);
+
+/**
+ * Parse a time: epoch milliseconds ("1700000000000") or ISO-8601
+ * ("2026-05-06T02:58:52.123Z", "2026-05-06T04:58:52+02:00", fraction
+ * optional). @return EF_OK, or EF_EINVAL if it is neither or out of range
+ * [0, EF_CREATED_MAX].
+ */
+EF_EXPORT int ef_time_parse(const char *text, int64_t *out_ms);
+
+/**
+ * Format @ms as ISO-8601 UTC with milliseconds ("2026-05-06T02:58:52.123Z")
+ * into @buf of EF_TIME_BUFSZ bytes. @return EF_OK or EF_EINVAL (out of range).
+ */
+EF_EXPORT int ef_time_format(int64_t ms, char buf[EF_TIME_BUFSZ]);
+
+/** The library's version, e.g. "0.1.0". */
+EF_EXPORT const char *ef_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEFEED_H */

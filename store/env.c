@@ -1,0 +1,525 @@
+/*
+ * env.c - the LMDB environment behind store.h: transactions that retry on a
+ * full or resized map, reader-slot hygiene, and the LMDB error mapping.
+ */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
+#include "store/store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/error.h"
+
+#define CURS_MAX 4             /* cursors open at once in one transaction */
+#define GROW_STEP_MAX ((size_t)1 << 30) /* grow by doubling up to 1 GiB steps */
+#define RETRY_MAX 64           /* bound on re-runs of one transaction */
+#define READER_CHECK_NS 1000000000LL /* clear dead readers at most once a second */
+
+struct store_cur {
+	MDB_cursor *c;   /* NULL when the slot is free */
+	store_txn *t;    /* owning transaction */
+};
+
+struct store_txn {
+	store_env *env;
+	MDB_txn *txn;
+	int map_full;       /* a write hit MDB_MAP_FULL: grow and re-run */
+	int failed;         /* an LMDB error: the transaction must abort */
+	int fail_code;      /* EF_E* of that error */
+	size_t map_seen;    /* map size when the transaction began */
+	store_cur curs[CURS_MAX];
+};
+
+struct store_env {
+	MDB_env *env;
+	MDB_dbi dbi;
+	/* Every transaction of this process holds it shared; resizing the map
+	 * holds it exclusively, as mdb_env_set_mapsize() requires that the
+	 * process has no transaction open. Writer-preferring, so that a resize
+	 * is not starved by a stream of readers. */
+	pthread_rwlock_t resize;
+	uint64_t err_id;
+	int rdonly;
+	uint64_t grows;              /* map grown or adopted (atomic) */
+	int64_t last_reader_check;   /* monotonic ns (atomic) */
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Map an LMDB or errno code to EF_E*, recording what failed. */
+static int lmdb_err(store_env *env, const char *what, int rc)
+{
+	int code;
+
+	switch (rc) {
+	case MDB_MAP_FULL:
+		code = EF_EFULL;
+		break;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_BAD_TXN:
+		code = EF_ECORRUPT;
+		break;
+	case MDB_VERSION_MISMATCH:
+		code = EF_EVERSION;
+		break;
+	case MDB_READERS_FULL:
+	case MDB_TXN_FULL:
+		code = EF_EBUSY;
+		break;
+	case MDB_PANIC:
+		code = EF_EIO;
+		break;
+	default:
+		code = rc > 0 ? ef__errno_code(rc) : EF_EIO;
+		break;
+	}
+	return ef__err(env->err_id, code, "lmdb: %s: %s%s", what,
+		       mdb_strerror(rc),
+		       rc == MDB_PANIC ? " (the store must be reopened)" : "");
+}
+
+uint64_t store_err_id(const store_env *env)
+{
+	return env->err_id;
+}
+
+uint64_t store_map_grows(const store_env *env)
+{
+	return __atomic_load_n(&env->grows, __ATOMIC_RELAXED);
+}
+
+static void reader_check(store_env *env, int force)
+{
+	int64_t now = mono_ns();
+	int64_t last = __atomic_load_n(&env->last_reader_check, __ATOMIC_RELAXED);
+	int dead = 0;
+
+	if (!force && now - last < READER_CHECK_NS)
+		return;
+	if (!__atomic_compare_exchange_n(&env->last_reader_check, &last, now, 0,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED) &&
+	    !force)
+		return;
+	mdb_reader_check(env->env, &dead);
+}
+
+int store_open(store_env **out, const char *dir, const store_opts *o,
+	       uint64_t err_id)
+{
+	store_env *env;
+	pthread_rwlockattr_t attr;
+	unsigned flags = MDB_NOTLS;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	*out = NULL;
+	env = calloc(1, sizeof(*env));
+	if (!env)
+		return ef__err(err_id, EF_ENOMEM, "out of memory");
+	env->err_id = err_id;
+	env->rdonly = o->rdonly;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(
+		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	rc = pthread_rwlock_init(&env->resize, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (rc) {
+		free(env);
+		return ef__err(err_id, EF_ENOMEM, "cannot create a lock");
+	}
+	if (o->nosync)
+		flags |= MDB_NOSYNC;
+	if (o->rdonly)
+		flags |= MDB_RDONLY;
+	rc = mdb_env_create(&env->env);
+	if (rc) {
+		rc = lmdb_err(env, "mdb_env_create", rc);
+		goto fail;
+	}
+	mdb_env_set_mapsize(env->env, o->map_size);
+	mdb_env_set_maxreaders(env->env, o->max_readers);
+	rc = mdb_env_open(env->env, dir, flags, 0600);
+	if (rc) {
+		if (rc == EACCES || rc == EPERM)
+			rc = ef__err(err_id, EF_EIO,
+				     "cannot open store '%s': permission denied",
+				     dir);
+		else if (rc == ENOENT)
+			rc = ef__err(err_id, EF_ENOTFOUND,
+				     "cannot open store '%s': no store there",
+				     dir);
+		else if (rc == MDB_INVALID)
+			rc = ef__err(err_id, EF_ECORRUPT,
+				     "cannot open store '%s': data.mdb is not an "
+				     "LMDB file", dir);
+		else
+			rc = lmdb_err(env, "mdb_env_open", rc);
+		goto fail;
+	}
+	reader_check(env, 1);
+	rc = mdb_txn_begin(env->env, NULL, o->rdonly ? MDB_RDONLY : 0, &txn);
+	if (rc == EF_OK)
+		rc = mdb_dbi_open(txn, NULL, 0, &env->dbi);
+	if (rc == EF_OK)
+		rc = mdb_txn_commit(txn);
+	else if (txn)
+		mdb_txn_abort(txn);
+	if (rc) {
+		rc = lmdb_err(env, "open main database", rc);
+		goto fail;
+	}
+	*out = env;
+	return EF_OK;
+fail:
+	store_close(env);
+	return rc;
+}
+
+void store_close(store_env *env)
+{
+	if (!env)
+		return;
+	if (env->env)
+		mdb_env_close(env->env);
+	pthread_rwlock_destroy(&env->resize);
+	free(env);
+}
+
+/* Grow the map, unless another thread already did since @seen was read. */
+static int map_grow(store_env *env, size_t seen)
+{
+	MDB_envinfo info;
+	size_t next;
+	int rc = EF_OK;
+
+	pthread_rwlock_wrlock(&env->resize);
+	mdb_env_info(env->env, &info);
+	if (info.me_mapsize <= seen) {
+		next = seen < GROW_STEP_MAX ? seen * 2 : seen + GROW_STEP_MAX;
+		if (next < seen)  /* catch size_t overflow */
+			rc = EF_EFULL;
+		else
+			rc = mdb_env_set_mapsize(env->env, next);
+		if (rc)
+			rc = ef__err(env->err_id, EF_EFULL,
+				     "lmdb: cannot grow the map to %zu bytes: %s",
+				     next, rc > 0 ? mdb_strerror(rc) : "too large");
+		else
+			__atomic_fetch_add(&env->grows, 1, __ATOMIC_RELAXED);
+	}
+	pthread_rwlock_unlock(&env->resize);
+	return rc;
+}
+
+/* Another process grew the map: adopt its size (MDB_MAP_RESIZED). */
+static int map_adopt(store_env *env)
+{
+	int rc;
+
+	pthread_rwlock_wrlock(&env->resize);
+	rc = mdb_env_set_mapsize(env->env, 0);
+	pthread_rwlock_unlock(&env->resize);
+	if (rc)
+		return lmdb_err(env, "adopt the grown map", rc);
+	__atomic_fetch_add(&env->grows, 1, __ATOMIC_RELAXED);
+	return EF_OK;
+}
+
+/* Begin a transaction under the shared resize lock. On EF_OK the lock is
+ * held; otherwise it is not, and *retry says whether to try again. */
+static int txn_begin(store_env *env, int write, store_txn *t, int *retry)
+{
+	MDB_envinfo info;
+	int rc;
+
+	*retry = 0;
+	memset(t, 0, sizeof(*t));
+	t->env = env;
+	pthread_rwlock_rdlock(&env->resize);
+	mdb_env_info(env->env, &info);
+	t->map_seen = info.me_mapsize;
+	rc = mdb_txn_begin(env->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+	if (rc == MDB_SUCCESS)
+		return EF_OK;
+	pthread_rwlock_unlock(&env->resize);
+	if (rc == MDB_MAP_RESIZED) {
+		rc = map_adopt(env);
+		*retry = rc == EF_OK;
+		return rc;
+	}
+	if (rc == MDB_READERS_FULL) {
+		/* dead processes may hold slots: clear them and try again */
+		reader_check(env, 1);
+		*retry = 1;
+	}
+	return lmdb_err(env, write ? "begin write" : "begin read", rc);
+}
+
+static void txn_close_cursors(store_txn *t)
+{
+	for (int i = 0; i < CURS_MAX; i++) {
+		if (t->curs[i].c) {
+			mdb_cursor_close(t->curs[i].c);
+			t->curs[i].c = NULL;
+		}
+	}
+}
+
+static void txn_abort(store_txn *t)
+{
+	txn_close_cursors(t);
+	mdb_txn_abort(t->txn);
+	pthread_rwlock_unlock(&t->env->resize);
+}
+
+int store_read(store_env *env, store_txn_fn fn, void *ctx)
+{
+	store_txn t;
+	int rc, retry;
+
+	for (int attempt = 0; attempt < RETRY_MAX; attempt++) {
+		rc = txn_begin(env, 0, &t, &retry);
+		if (rc != EF_OK) {
+			if (retry)
+				continue;
+			return rc;
+		}
+		rc = fn(&t, ctx);
+		txn_abort(&t);
+		return t.failed ? t.fail_code : rc;
+	}
+	return rc;
+}
+
+int store_write(store_env *env, store_txn_fn fn, void *ctx)
+{
+	store_txn t;
+	int rc, retry;
+
+	if (env->rdonly)
+		return ef__err(env->err_id, EF_EINVAL,
+			       "the store is open read-only");
+	for (int attempt = 0; attempt < RETRY_MAX; attempt++) {
+		rc = txn_begin(env, 1, &t, &retry);
+		if (rc != EF_OK) {
+			if (retry)
+				continue;
+			return rc;
+		}
+		rc = fn(&t, ctx);
+		if (t.map_full) {
+			txn_abort(&t);
+			rc = map_grow(env, t.map_seen);
+			if (rc != EF_OK)
+				return rc;
+			continue;
+		}
+		if (t.failed || rc != EF_OK) {
+			txn_abort(&t);
+			return t.failed ? t.fail_code : rc;
+		}
+		txn_close_cursors(&t);
+		rc = mdb_txn_commit(t.txn);
+		pthread_rwlock_unlock(&env->resize);
+		if (rc == MDB_MAP_FULL) {
+			rc = map_grow(env, t.map_seen);
+			if (rc != EF_OK)
+				return rc;
+			continue;
+		}
+		if (rc)
+			return lmdb_err(env, "commit", rc);
+		reader_check(env, 0);
+		return EF_OK;
+	}
+	return ef__err(env->err_id, EF_EBUSY,
+		       "lmdb: gave up after %d attempts to write", RETRY_MAX);
+}
+
+/* Record an LMDB error inside a transaction: MAP_FULL asks for a re-run,
+ * anything else fails the transaction. */
+static int txn_fail(store_txn *t, const char *what, int rc)
+{
+	if (rc == MDB_MAP_FULL) {
+		t->map_full = 1;
+		t->failed = 1;
+		t->fail_code = EF_EFULL;
+		return EF_EFULL;
+	}
+	t->failed = 1;
+	t->fail_code = lmdb_err(t->env, what, rc);
+	return t->fail_code;
+}
+
+static MDB_val mv(const void *p, size_t n)
+{
+	MDB_val v = {n, (void *)p};
+	return v;
+}
+
+static void sv(store_val *out, const MDB_val *v)
+{
+	if (out) {
+		out->data = v->mv_data;
+		out->len = v->mv_size;
+	}
+}
+
+int store_get(store_txn *t, const void *key, size_t klen, store_val *val)
+{
+	MDB_val k = mv(key, klen), v;
+	int rc;
+
+	if (t->failed)
+		return t->fail_code;
+	rc = mdb_get(t->txn, t->env->dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return EF_ENOTFOUND;
+	if (rc)
+		return txn_fail(t, "get", rc);
+	sv(val, &v);
+	return EF_OK;
+}
+
+int store_put(store_txn *t, const void *key, size_t klen, const void *val,
+	      size_t vlen, unsigned flags)
+{
+	MDB_val k = mv(key, klen), v = mv(val, vlen);
+	int rc;
+
+	if (t->failed)
+		return t->fail_code;
+	rc = mdb_put(t->txn, t->env->dbi, &k, &v,
+		     (flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
+	if (rc == MDB_KEYEXIST)
+		return EF_EXISTS;
+	if (rc)
+		return txn_fail(t, "put", rc);
+	return EF_OK;
+}
+
+int store_del(store_txn *t, const void *key, size_t klen)
+{
+	MDB_val k = mv(key, klen);
+	int rc;
+
+	if (t->failed)
+		return t->fail_code;
+	rc = mdb_del(t->txn, t->env->dbi, &k, NULL);
+	if (rc == MDB_NOTFOUND)
+		return EF_ENOTFOUND;
+	if (rc)
+		return txn_fail(t, "del", rc);
+	return EF_OK;
+}
+
+int store_cur_open(store_txn *t, store_cur **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (t->failed)
+		return t->fail_code;
+	for (int i = 0; i < CURS_MAX; i++) {
+		if (t->curs[i].c)
+			continue;
+		rc = mdb_cursor_open(t->txn, t->env->dbi, &t->curs[i].c);
+		if (rc) {
+			t->curs[i].c = NULL;
+			return txn_fail(t, "cursor open", rc);
+		}
+		t->curs[i].t = t;
+		*out = &t->curs[i];
+		return EF_OK;
+	}
+	return ef__err(t->env->err_id, EF_ENOMEM, "too many cursors");
+}
+
+void store_cur_close(store_cur *c)
+{
+	if (c && c->c) {
+		mdb_cursor_close(c->c);
+		c->c = NULL;
+	}
+}
+
+static int cur_get(store_cur *c, MDB_val *k, MDB_val *v, MDB_cursor_op op,
+		   store_val *ko, store_val *vo)
+{
+	int rc;
+
+	if (c->t->failed)
+		return c->t->fail_code;
+	rc = mdb_cursor_get(c->c, k, v, op);
+	if (rc == MDB_NOTFOUND)
+		return EF_ENOTFOUND;
+	if (rc)
+		return txn_fail(c->t, "cursor get", rc);
+	sv(ko, k);
+	sv(vo, v);
+	return EF_OK;
+}
+
+int store_cur_seek(store_cur *c, const void *key, size_t klen, store_val *k,
+		   store_val *v)
+{
+	MDB_val mk = mv(key, klen), mvv;
+	/* LMDB refuses an empty key: the first key of all is what is meant */
+	return cur_get(c, &mk, &mvv, klen ? MDB_SET_RANGE : MDB_FIRST, k, v);
+}
+
+int store_cur_next(store_cur *c, store_val *k, store_val *v)
+{
+	MDB_val mk, mvv;
+	return cur_get(c, &mk, &mvv, MDB_NEXT, k, v);
+}
+
+int store_cur_prev(store_cur *c, store_val *k, store_val *v)
+{
+	MDB_val mk, mvv;
+	return cur_get(c, &mk, &mvv, MDB_PREV, k, v);
+}
+
+int store_cur_last(store_cur *c, store_val *k, store_val *v)
+{
+	MDB_val mk, mvv;
+	return cur_get(c, &mk, &mvv, MDB_LAST, k, v);
+}
+
+int store_keycmp(const store_val *a, const void *b, size_t blen)
+{
+	size_t n = a->len < blen ? a->len : blen;
+	int r = memcmp(a->data, b, n);
+	return r ? r : (a->len > blen) - (a->len < blen);
+}
+
+int store_has_prefix(const store_val *k, const char *prefix, size_t plen)
+{
+	return k->len >= plen && memcmp(k->data, prefix, plen) == 0;
+}
+
+int store_info_get(store_env *env, store_info *out)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+
+	mdb_env_info(env->env, &info);
+	mdb_env_stat(env->env, &st);
+	out->map_size = info.me_mapsize;
+	out->map_used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	out->page_size = st.ms_psize;
+	out->max_readers = info.me_maxreaders;
+	out->readers_used = info.me_numreaders;
+	return EF_OK;
+}

@@ -1,0 +1,104 @@
+/*
+ * keys.h - the key codec of DESIGN.md "Key schema". Every path (finalize,
+ * read, migration, import, CLI) derives keys through these functions and no
+ * other, so one identity always has one key.
+ *
+ *   recentReceive:<owner>:<createdSort>:<reservationId>  entry record
+ *   receiveIndex:<owner>:<reservationId>                 uniqueness index
+ *   unread:<owner>:<reservationId>                       unread marker
+ *   recentReceives:<owner>                               legacy JSON array
+ *   meta:<name>                                          store metadata
+ *
+ * <owner> and <reservationId> appear escaped: ':', '%' and ' ' as %XX
+ * (upper-case hex), so a key splits unambiguously and no owner's prefix
+ * reaches into another owner's range.
+ */
+#ifndef EF_STORE_KEYS_H
+#define EF_STORE_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgefeed.h"
+
+#define KEY_MAX 511u
+#define KEY_SORT_LEN 13u
+
+#define KEY_P_ENTRY "recentReceive:"
+#define KEY_P_INDEX "receiveIndex:"
+#define KEY_P_UNREAD "unread:"
+#define KEY_P_LEGACY "recentReceives:"
+#define KEY_P_META "meta:"
+
+/* An escaped key component (owner or reservation id). */
+typedef struct key_part {
+	char s[EF_OWNER_KEY_MAX + 1]; /* escaped bytes, NUL-terminated */
+	size_t len;                   /* bytes in s */
+} key_part;
+
+/* A whole key. */
+typedef struct key_buf {
+	char s[KEY_MAX + 1]; /* NUL-terminated for printing; keys hold no NUL */
+	size_t len;
+} key_buf;
+
+/*
+ * Canonicalize an owner: trim ASCII white space, lowercase ASCII letters,
+ * require valid UTF-8, at least one byte, no control characters; then escape.
+ * EF_EINVAL with the detail in error slot @err_id, naming @field.
+ */
+int key_owner(uint64_t err_id, const char *field, const char *text,
+	      key_part *out);
+
+/* Validate and escape a reservation id (taken as given, case-sensitive). */
+int key_reservation(uint64_t err_id, const char *field, const char *text,
+		    key_part *out);
+
+/* The same validation for a byte string that is not NUL-terminated. */
+int key_owner_n(uint64_t err_id, const char *field, const char *text,
+		size_t len, key_part *out);
+int key_reservation_n(uint64_t err_id, const char *field, const char *text,
+		      size_t len, key_part *out);
+
+/* 13 ASCII digits of 9999999999999 - created_ms; created_ms must be in
+ * [0, EF_CREATED_MAX]. @out has room for 14 bytes (NUL). */
+int key_created_sort(int64_t created_ms, char out[KEY_SORT_LEN + 1]);
+/* The inverse; EF_EINVAL unless 13 digits. */
+int key_created_from_sort(const char *sort, size_t len, int64_t *created_ms);
+
+void key_entry(key_buf *k, const key_part *owner, const char *sort,
+	       const key_part *rid);
+void key_entry_prefix(key_buf *k, const key_part *owner);
+void key_index(key_buf *k, const key_part *owner, const key_part *rid);
+void key_unread(key_buf *k, const key_part *owner, const key_part *rid);
+void key_unread_prefix(key_buf *k, const key_part *owner);
+void key_legacy(key_buf *k, const key_part *owner);
+void key_meta(key_buf *k, const char *name);
+
+/*
+ * Split an entry key. Views point into @key. EF_EINVAL unless the key has the
+ * exact form with a 13-digit sort and well-formed escapes.
+ */
+typedef struct key_view {
+	const char *p;
+	size_t len;
+} key_view;
+int key_split_entry(const void *key, size_t klen, key_view *owner,
+		    key_view *sort, key_view *rid);
+/* Split index/unread keys: "<prefix><owner>:<rid>". */
+int key_split_pair(const void *key, size_t klen, const char *prefix,
+		   key_view *owner, key_view *rid);
+
+/* Is @v a well-formed escaped component (only %XX escapes of ':' '%' ' ',
+ * no raw ':' '%' ' ' or control bytes, valid UTF-8 after unescaping)? */
+int key_view_valid(key_view v);
+
+/* Unescape @v into @out (capacity @cap, NUL-terminated). Returns length or
+ * -1 if it does not fit or is malformed. */
+long key_unescape(key_view v, char *out, size_t cap);
+
+/* Is [s, s+len) valid UTF-8? Returns 1, or 0 with the offset of the first
+ * bad byte in *bad_at. */
+int utf8_valid(const unsigned char *s, size_t len, size_t *bad_at);
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * lock.c - flock-based locks in the store directory.
+ */
+#define _GNU_SOURCE
+#include "store/lock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "store/error.h"
+
+static int lock_file(const char *dir, const char *name, int rdonly,
+		     uint64_t err_id, int *fd)
+{
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+
+	*fd = -1;
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return ef__err(err_id, EF_EINVAL, "store path too long: '%s'",
+			       dir);
+	*fd = open(path, (rdonly ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
+		   0600);
+	if (*fd < 0 && rdonly && errno == ENOENT)
+		*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return ef__err(err_id, ef__errno_code(errno) == EF_ENOTFOUND
+					       ? EF_EIO
+					       : ef__errno_code(errno),
+			       "cannot open lock file '%s': %s", path,
+			       strerror(errno));
+	return EF_OK;
+}
+
+static int flock_retry(int fd, int op)
+{
+	int rc;
+
+	do
+		rc = flock(fd, op);
+	while (rc < 0 && errno == EINTR);
+	return rc;
+}
+
+int lock_open_shared(const char *dir, int rdonly, uint64_t err_id, int *fd)
+{
+	int rc = lock_file(dir, LOCK_OPEN_FILE, rdonly, err_id, fd);
+
+	if (rc != EF_OK)
+		return rc;
+	if (flock_retry(*fd, LOCK_SH) < 0) {
+		rc = ef__err(err_id, EF_EIO, "cannot lock '%s/%s': %s", dir,
+			     LOCK_OPEN_FILE, strerror(errno));
+		close(*fd);
+		*fd = -1;
+	}
+	return rc;
+}
+
+int lock_open_exclusive(int fd, uint64_t err_id)
+{
+	if (flock_retry(fd, LOCK_EX | LOCK_NB) == 0)
+		return EF_OK;
+	if (errno == EWOULDBLOCK)
+		return ef__err(err_id, EF_EBUSY,
+			       "the store is open in another process or handle");
+	return ef__err(err_id, EF_EIO, "cannot lock the store: %s",
+		       strerror(errno));
+}
+
+/* Describe the current holder from its note, for a waiter. */
+static void holder_note(int fd, char *buf, size_t cap)
+{
+	ssize_t n = pread(fd, buf, cap - 1, 0);
+
+	if (n <= 0) {
+		snprintf(buf, cap, "another process");
+		return;
+	}
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+int lock_maint(const char *dir, const char *what, unsigned flags,
+	       ef_wait_fn on_wait, void *ctx, uint64_t err_id, int *fd)
+{
+	char note[256];
+	int rc = lock_file(dir, LOCK_MAINT_FILE, 0, err_id, fd);
+	int n;
+
+	if (rc != EF_OK)
+		return rc;
+	if (flock_retry(*fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK) {
+			rc = ef__err(err_id, EF_EIO, "cannot lock '%s/%s': %s",
+				     dir, LOCK_MAINT_FILE, strerror(errno));
+			goto fail;
+		}
+		holder_note(*fd, note, sizeof(note));
+		if (flags & EF_LOCK_NOWAIT) {
+			rc = ef__err(err_id, EF_EBUSY,
+				     "the maintenance lock is held by %s", note);
+			goto fail;
+		}
+		if (on_wait)
+			on_wait(note, ctx);
+		if (flock_retry(*fd, LOCK_EX) < 0) {
+			rc = ef__err(err_id, EF_EIO, "cannot lock '%s/%s': %s",
+				     dir, LOCK_MAINT_FILE, strerror(errno));
+			goto fail;
+		}
+	}
+	n = snprintf(note, sizeof(note), "pid %ld (%s)\n", (long)getpid(),
+		     what ? what : "maintenance");
+	if (n > 0 && ftruncate(*fd, 0) == 0)
+		(void)!pwrite(*fd, note, strlen(note), 0);
+	return EF_OK;
+fail:
+	close(*fd);
+	*fd = -1;
+	return rc;
+}
+
+void lock_release(int fd, int clear_note)
+{
+	if (fd < 0)
+		return;
+	if (clear_note)
+		(void)!ftruncate(fd, 0);
+	close(fd); /* closing the only descriptor releases the flock */
+}

@@ -1,0 +1,107 @@
+/*
+ * store.h - the small ordered key-value transaction interface that feed/
+ * speaks. It hides every LMDB type: another ordered KV engine could stand
+ * behind it.
+ *
+ * Transactions are run through store_read() / store_write(), which take a
+ * function and run it inside a transaction. store_write() may run the
+ * function more than once (after growing a full map, or adopting a map that
+ * another process grew), so the function must derive everything it writes
+ * from its inputs and reset its outputs on entry.
+ */
+#ifndef EF_STORE_STORE_H
+#define EF_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgefeed.h"
+
+typedef struct store_env store_env;
+typedef struct store_txn store_txn;
+typedef struct store_cur store_cur;
+
+/* A borrowed byte string. From store_get/cursor: valid until the transaction
+ * ends or the next write in it. */
+typedef struct store_val {
+	const void *data;
+	size_t len;
+} store_val;
+
+typedef struct store_opts {
+	size_t map_size;  /* initial map size */
+	int nosync;       /* MDB_NOSYNC */
+	int rdonly;       /* MDB_RDONLY */
+	unsigned max_readers;
+} store_opts;
+
+/* Open the environment in @dir (which must exist). Errors carry detail in the
+ * error slot of @err_id. */
+int store_open(store_env **out, const char *dir, const store_opts *o,
+	       uint64_t err_id);
+void store_close(store_env *env);
+
+/* The error slot id (see store/error.h) that this env reports into. */
+uint64_t store_err_id(const store_env *env);
+
+typedef int (*store_txn_fn)(store_txn *txn, void *ctx);
+
+/*
+ * Run @fn in a read-only transaction (a consistent snapshot).
+ * Returns what @fn returned, or a store error.
+ */
+int store_read(store_env *env, store_txn_fn fn, void *ctx);
+
+/*
+ * Run @fn in a write transaction. If @fn returns EF_OK the transaction is
+ * committed (and synced unless nosync); if it returns anything else it is
+ * aborted and that code is returned (so a status such as EF_EXISTS must mean
+ * "nothing to write"). MDB_MAP_FULL anywhere grows the map and re-runs @fn.
+ */
+int store_write(store_env *env, store_txn_fn fn, void *ctx);
+
+/* Inside a transaction. Keys are byte strings of 1..511 bytes. */
+int store_get(store_txn *txn, const void *key, size_t klen, store_val *val);
+/* EF_OK or EF_ENOTFOUND */
+
+#define STORE_NOOVERWRITE 0x1u
+int store_put(store_txn *txn, const void *key, size_t klen, const void *val,
+	      size_t vlen, unsigned flags);
+/* EF_OK, or EF_EXISTS with STORE_NOOVERWRITE when the key exists */
+
+int store_del(store_txn *txn, const void *key, size_t klen);
+/* EF_OK or EF_ENOTFOUND */
+
+/* Cursors: closed automatically when the transaction ends, or by
+ * store_cur_close(). Positioning calls return EF_OK with the current key and
+ * value, or EF_ENOTFOUND when there is no such record. */
+int store_cur_open(store_txn *txn, store_cur **out);
+void store_cur_close(store_cur *c);
+/* first key >= @key */
+int store_cur_seek(store_cur *c, const void *key, size_t klen, store_val *k,
+		   store_val *v);
+int store_cur_next(store_cur *c, store_val *k, store_val *v);
+int store_cur_prev(store_cur *c, store_val *k, store_val *v);
+int store_cur_last(store_cur *c, store_val *k, store_val *v);
+
+/* Compare @a with the key [b, b+blen) in the store's order (memcmp, then
+ * length). */
+int store_keycmp(const store_val *a, const void *b, size_t blen);
+
+/* Convenience: does @k start with @prefix? */
+int store_has_prefix(const store_val *k, const char *prefix, size_t plen);
+
+/* Environment facts for ef_stat. */
+typedef struct store_info {
+	uint64_t map_size;
+	uint64_t map_used;
+	uint64_t page_size;
+	uint32_t max_readers;
+	uint32_t readers_used;
+} store_info;
+int store_info_get(store_env *env, store_info *out);
+
+/* Test hooks: how many times the map grew or was adopted in this process. */
+uint64_t store_map_grows(const store_env *env);
+
+#endif

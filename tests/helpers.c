@@ -1,0 +1,204 @@
+/*
+ * helpers.c - see helpers.h.
+ */
+#define _GNU_SOURCE
+#include "tests/helpers.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "feed/feed.h"
+
+char *th_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *path;
+
+	if (!base || !*base)
+		base = "/tmp";
+	assert_true(asprintf(&path, "%s/edgefeed-test-XXXXXX", base) > 0);
+	assert_non_null(mkdtemp(path));
+	return path;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag,
+		  struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(p);
+}
+
+void th_cleanup(char *dir)
+{
+	if (!dir)
+		return;
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+int64_t th_clock(void *ctx)
+{
+	return *(int64_t *)ctx;
+}
+
+ef_store *th_open(const char *dir, const ef_config *cfg)
+{
+	ef_store *st = NULL;
+	int rc = ef_open(&st, dir, cfg);
+
+	if (rc != EF_OK)
+		fail_msg("ef_open(%s): %s: %s", dir, ef_strerror(rc),
+			 ef_errmsg(NULL));
+	return st;
+}
+
+struct dump_ctx {
+	char *buf;
+	size_t len, cap;
+	const char *prefix;
+	size_t count;
+};
+
+static void dump_cat(struct dump_ctx *d, const char *s, size_t n)
+{
+	if (d->len + n + 1 > d->cap) {
+		d->cap = (d->len + n + 1) * 2;
+		d->buf = realloc(d->buf, d->cap);
+		assert_non_null(d->buf);
+	}
+	memcpy(d->buf + d->len, s, n);
+	d->len += n;
+	d->buf[d->len] = '\0';
+}
+
+static int dump_txn(store_txn *t, void *p)
+{
+	struct dump_ctx *d = p;
+	static const char hex[] = "0123456789abcdef";
+	store_cur *c;
+	store_val k, v;
+	int rc;
+
+	d->len = 0;
+	d->count = 0;
+	dump_cat(d, "", 0);
+	assert_int_equal(store_cur_open(t, &c), EF_OK);
+	for (rc = store_cur_seek(c, "", 0, &k, &v); rc == EF_OK;
+	     rc = store_cur_next(c, &k, &v)) {
+		if (d->prefix) {
+			if (store_has_prefix(&k, d->prefix, strlen(d->prefix)))
+				d->count++;
+			continue;
+		}
+		dump_cat(d, k.data, k.len);
+		dump_cat(d, "\t", 1);
+		for (size_t i = 0; i < v.len; i++) {
+			unsigned char b = ((const unsigned char *)v.data)[i];
+			dump_cat(d, &hex[b >> 4], 1);
+			dump_cat(d, &hex[b & 15], 1);
+		}
+		dump_cat(d, "\n", 1);
+	}
+	return rc == EF_ENOTFOUND ? EF_OK : rc;
+}
+
+char *th_dump(ef_store *st)
+{
+	struct dump_ctx d = {0};
+
+	assert_int_equal(store_read(st->env, dump_txn, &d), EF_OK);
+	return d.buf;
+}
+
+size_t th_count_prefix(ef_store *st, const char *prefix)
+{
+	struct dump_ctx d = {0};
+
+	d.prefix = prefix;
+	assert_int_equal(store_read(st->env, dump_txn, &d), EF_OK);
+	free(d.buf);
+	return d.count;
+}
+
+struct put_ctx {
+	const char *key;
+	const void *val;
+	size_t vlen;
+};
+
+static int put_txn(store_txn *t, void *p)
+{
+	struct put_ctx *c = p;
+	return store_put(t, c->key, strlen(c->key), c->val, c->vlen, 0);
+}
+
+void th_put_raw(ef_store *st, const char *key, const void *val, size_t vlen)
+{
+	struct put_ctx c = {key, val, vlen};
+	assert_int_equal(store_write(st->env, put_txn, &c), EF_OK);
+}
+
+const char *th_program(const char *var)
+{
+	const char *p = getenv(var);
+
+	if (!p || !*p)
+		fail_msg("environment variable %s is not set (run the tests "
+			 "with meson test)", var);
+	return p;
+}
+
+static char *slurp(int fd)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	assert_non_null(buf);
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (cap - len < 2) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+int th_run(char *const argv[], char **out, char **err)
+{
+	char opath[] = "/tmp/edgefeed-out-XXXXXX";
+	char epath[] = "/tmp/edgefeed-err-XXXXXX";
+	int ofd = mkstemp(opath), efd = mkstemp(epath), status;
+	pid_t pid;
+
+	assert_true(ofd >= 0 && efd >= 0);
+	unlink(opath);
+	unlink(epath);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	lseek(ofd, 0, SEEK_SET);
+	lseek(efd, 0, SEEK_SET);
+	if (out)
+		*out = slurp(ofd);
+	if (err)
+		*err = slurp(efd);
+	close(ofd);
+	close(efd);
+	return WIFEXITED(status) ? WEXITSTATUS(status)
+				 : 128 + WTERMSIG(status);
+}

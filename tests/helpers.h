@@ -1,0 +1,46 @@
+/*
+ * helpers.h - shared helpers of the cmocka tests: fresh stores in mkdtemp
+ * directories, an injectable clock, and a byte-exact dump of a store.
+ */
+#ifndef EF_TESTS_HELPERS_H
+#define EF_TESTS_HELPERS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "edgefeed.h"
+
+/* A new empty directory under $TMPDIR (or /tmp); malloc'd path. */
+char *th_tmpdir(void);
+
+/* Remove a directory tree (best effort) and free @dir. */
+void th_cleanup(char *dir);
+
+/* A test clock: ef_config.clock_ms = th_clock, clock_ctx = &an int64_t. */
+int64_t th_clock(void *ctx);
+
+/* Open a store, asserting success; @cfg may be NULL. */
+ef_store *th_open(const char *dir, const ef_config *cfg);
+
+/* Every key and value of the store, in key order, one "key\tHEXVALUE\n" a
+ * record; malloc'd. Two equal dumps mean byte-for-byte equal contents. */
+char *th_dump(ef_store *st);
+
+/* Number of keys that start with @prefix. */
+size_t th_count_prefix(ef_store *st, const char *prefix);
+
+/* Write a raw key (bypassing the feed layer), asserting success. */
+void th_put_raw(ef_store *st, const char *key, const void *val, size_t vlen);
+
+/* Path of a built program, from the environment variable @var (set by
+ * meson), asserting it is set. */
+const char *th_program(const char *var);
+
+/* Run @argv (argv[0] a path), capture stdout and stderr into malloc'd
+ * strings (either out-param may be NULL), return the exit code (or 128+sig). */
+int th_run(char *const argv[], char **out, char **err);
+
+#endif
