@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run every test.
+# Usage: scripts/test.sh [--sanitize]   (ASan + UBSan build in build-asan)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+dir=$(scripts/build.sh "$@")
+mult=1
+if [ "${1:-}" = "--sanitize" ]; then
+  mult=3
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fi
+meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult" --num-processes 2

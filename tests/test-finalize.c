@@ -1,0 +1,347 @@
+/*
+ * test-finalize.c - ef_finalize: idempotent, all-or-nothing, validated,
+ * trimming cap and staleness in the same transaction.
+ */
+#include "tests/helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "feed/feed.h"
+
+#define DAY (24LL * 3600 * 1000)
+#define T0 1790000000000LL /* 2026-09-21 */
+
+typedef struct fx {
+	char *dir;
+	ef_store *st;
+	int64_t now;
+} fx;
+
+static int setup_cap(void **state, uint32_t cap)
+{
+	fx *f = calloc(1, sizeof(*f));
+	ef_config cfg = {0};
+
+	f->dir = th_tmpdir();
+	f->now = T0;
+	cfg.feed_cap = cap;
+	cfg.clock_ms = th_clock;
+	cfg.clock_ctx = &f->now;
+	cfg.flags = EF_NOSYNC;
+	f->st = th_open(f->dir, &cfg);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_cap(state, 0);
+}
+
+static int setup_cap5(void **state)
+{
+	return setup_cap(state, 5);
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	ef_close(f->st);
+	th_cleanup(f->dir);
+	free(f);
+	return 0;
+}
+
+static int fin(fx *f, const char *owner, const char *rid, int64_t created,
+	       const char *ip, const char *payload)
+{
+	ef_receive r = {owner, rid, created, ip, payload};
+	return ef_finalize(f->st, &r);
+}
+
+static void test_finalize_writes_entry_index_and_marker(void **state)
+{
+	fx *f = *state;
+	ef_entry *e = NULL;
+
+	assert_int_equal(fin(f, "alice@example.com", "r1", T0 - 1000,
+			     "203.0.113.9", "{\"fileName\":\"a.pdf\"}"),
+			 EF_OK);
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:"), 1);
+	assert_int_equal(th_count_prefix(f->st, "receiveIndex:"), 1);
+	assert_int_equal(th_count_prefix(f->st, "unread:"), 1);
+	assert_int_equal(ef_get_entry(f->st, "alice@example.com", "r1", &e),
+			 EF_OK);
+	assert_string_equal(e->reservation_id, "r1");
+	assert_true(e->created_ms == T0 - 1000);
+	assert_string_equal(e->ip, "203.0.113.9");
+	assert_string_equal(e->payload_json, "{\"fileName\":\"a.pdf\"}");
+	assert_int_equal(e->unread, 1);
+	ef_entry_free(e);
+}
+
+static void test_finalize_key_layout_matches_design(void **state)
+{
+	fx *f = *state;
+	char *dump;
+
+	assert_int_equal(fin(f, " Bob Smith@X.org ", "id:1%", T0, NULL, NULL),
+			 EF_OK);
+	dump = th_dump(f->st);
+	/* createdSort of T0 is 9999999999999 - T0; ':' '%' ' ' escaped */
+	assert_non_null(strstr(dump, "recentReceive:bob%20smith@x.org:"
+				     "8209999999999:id%3A1%25\t"));
+	assert_non_null(strstr(dump, "receiveIndex:bob%20smith@x.org:"
+				     "id%3A1%25\t"));
+	assert_non_null(strstr(dump, "unread:bob%20smith@x.org:id%3A1%25\t"));
+	free(dump);
+}
+
+static void test_finalize_duplicate_returns_exists_and_changes_nothing(
+	void **state)
+{
+	fx *f = *state;
+	char *before, *after;
+
+	assert_int_equal(fin(f, "alice@example.com", "r1", T0 - 5, "192.0.2.1",
+			     "{\"a\":1}"),
+			 EF_OK);
+	assert_int_equal(ef_mark_read(f->st, "alice@example.com", "r1"), EF_OK);
+	before = th_dump(f->st);
+	/* other fields, other spelling of the owner: still the same entry */
+	assert_int_equal(fin(f, "alice@example.com", "r1", T0 - 5, "192.0.2.1",
+			     "{\"a\":1}"),
+			 EF_EXISTS);
+	assert_int_equal(fin(f, "  ALICE@Example.com\t", "r1", T0 - 99999,
+			     "2001:db8::1", "{\"b\":2}"),
+			 EF_EXISTS);
+	assert_int_equal(fin(f, "alice@example.com", "r1", 0, NULL, NULL),
+			 EF_EXISTS);
+	after = th_dump(f->st);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	/* reservation ids are case-sensitive: R1 is another reservation */
+	assert_int_equal(fin(f, "alice@example.com", "R1", T0, NULL, NULL),
+			 EF_OK);
+}
+
+static void test_finalize_bad_input_returns_einval_and_writes_nothing(
+	void **state)
+{
+	fx *f = *state;
+	char big_owner[400], big_rid[200], *big_payload;
+	char *before, *after;
+	struct {
+		const char *owner, *rid;
+		int64_t created;
+		const char *ip, *payload, *field;
+	} cases[] = {
+		{NULL, "r", 0, NULL, NULL, "owner"},
+		{"", "r", 0, NULL, NULL, "owner"},
+		{" \t ", "r", 0, NULL, NULL, "owner"},
+		{"a\x01" "b", "r", 0, NULL, NULL, "owner"},
+		{"a\x7f", "r", 0, NULL, NULL, "owner"},
+		{"ab\xc3(", "r", 0, NULL, NULL, "owner"},
+		{big_owner, "r", 0, NULL, NULL, "owner"},
+		{"a@x", NULL, 0, NULL, NULL, "reservation_id"},
+		{"a@x", "", 0, NULL, NULL, "reservation_id"},
+		{"a@x", "r\n1", 0, NULL, NULL, "reservation_id"},
+		{"a@x", "\xed\xa0\x80", 0, NULL, NULL, "reservation_id"},
+		{"a@x", big_rid, 0, NULL, NULL, "reservation_id"},
+		{"a@x", "r", -1, NULL, NULL, "created_ms"},
+		{"a@x", "r", EF_CREATED_MAX + 1, NULL, NULL, "created_ms"},
+		{"a@x", "r", 0, "256.1.1.1", NULL, "ip"},
+		{"a@x", "r", 0, "example.com", NULL, "ip"},
+		{"a@x", "r", 0, "", NULL, "ip"},
+		{"a@x", "r", 0, NULL, "[1,2]", "payload_json"},
+		{"a@x", "r", 0, NULL, "\"text\"", "payload_json"},
+		{"a@x", "r", 0, NULL, "{", "payload_json"},
+		{"a@x", "r", 0, NULL, "{\"a\":1,\"a\":2}", "payload_json"},
+		{"a@x", "r", 0, NULL, "{\"a\":\"\xff\"}", "payload_json"},
+		{"a@x", "r", 0, NULL, NULL /* big */, "payload_json"},
+	};
+	size_t n = sizeof(cases) / sizeof(*cases);
+
+	memset(big_owner, 'o', 321);
+	big_owner[321] = '\0';
+	memset(big_rid, 'r', 161);
+	big_rid[161] = '\0';
+	big_payload = malloc(EF_PAYLOAD_MAX + 16);
+	strcpy(big_payload, "{\"x\":\"");
+	memset(big_payload + 6, 'y', EF_PAYLOAD_MAX);
+	strcpy(big_payload + 6 + EF_PAYLOAD_MAX, "\"}");
+	cases[n - 1].payload = big_payload;
+
+	assert_int_equal(fin(f, "seed@x", "s", T0, NULL, NULL), EF_OK);
+	before = th_dump(f->st);
+	for (size_t i = 0; i < n; i++) {
+		int rc = fin(f, cases[i].owner, cases[i].rid, cases[i].created,
+			     cases[i].ip, cases[i].payload);
+		if (rc != EF_EINVAL)
+			fail_msg("case %zu: got %s", i, ef_err_name(rc));
+		if (strncmp(ef_errmsg(f->st), cases[i].field,
+			    strlen(cases[i].field)) != 0)
+			fail_msg("case %zu: message '%s' does not name '%s'", i,
+				 ef_errmsg(f->st), cases[i].field);
+	}
+	assert_int_equal(ef_finalize(f->st, NULL), EF_EINVAL);
+	after = th_dump(f->st);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	free(big_payload);
+}
+
+static void test_finalize_accepts_inputs_at_the_limits(void **state)
+{
+	fx *f = *state;
+	char owner[400], rid[200], *payload;
+
+	memset(owner, 'o', 320);
+	owner[320] = '\0';
+	memset(rid, 'r', 160);
+	rid[160] = '\0';
+	payload = malloc(EF_PAYLOAD_MAX + 1);
+	strcpy(payload, "{\"x\":\"");
+	memset(payload + 6, 'y', EF_PAYLOAD_MAX - 8);
+	strcpy(payload + EF_PAYLOAD_MAX - 2, "\"}");
+	assert_int_equal(strlen(payload), EF_PAYLOAD_MAX);
+	assert_int_equal(fin(f, owner, rid, EF_CREATED_MAX, NULL, payload),
+			 EF_OK);
+	assert_int_equal(fin(f, "a@x", "r", 1, NULL, NULL), EF_OK);
+	free(payload);
+}
+
+static void test_finalize_created_zero_means_store_clock(void **state)
+{
+	fx *f = *state;
+	ef_entry *e;
+
+	assert_int_equal(fin(f, "a@x", "r", 0, NULL, NULL), EF_OK);
+	assert_int_equal(ef_get_entry(f->st, "a@x", "r", &e), EF_OK);
+	assert_true(e->created_ms == T0);
+	ef_entry_free(e);
+}
+
+static void test_finalize_keeps_payload_bytes_and_canonical_ip(void **state)
+{
+	fx *f = *state;
+	const char *payload = "{ \"size\" : 1.50e3 ,\"n\":\"\\u00e9\" , "
+			      "\"deep\":{\"x\":[]} }";
+	ef_entry *e;
+
+	assert_int_equal(fin(f, "a@x", "r", T0, "2001:DB8:0:0:0:0:0:1",
+			     payload),
+			 EF_OK);
+	assert_int_equal(ef_get_entry(f->st, "a@x", "r", &e), EF_OK);
+	assert_string_equal(e->payload_json, payload);
+	assert_string_equal(e->ip, "2001:db8::1");
+	ef_entry_free(e);
+	assert_int_equal(fin(f, "a@x", "r2", T0, NULL, NULL), EF_OK);
+	assert_int_equal(ef_get_entry(f->st, "a@x", "r2", &e), EF_OK);
+	assert_null(e->payload_json);
+	assert_null(e->ip);
+	ef_entry_free(e);
+}
+
+static void test_finalize_enforces_cap_in_the_same_transaction(void **state)
+{
+	fx *f = *state; /* cap 5 */
+	char rid[16];
+	ef_page p;
+
+	for (int i = 0; i < 8; i++) {
+		snprintf(rid, sizeof(rid), "r%d", i);
+		assert_int_equal(fin(f, "a@x", rid, T0 - 1000 + i, NULL, NULL),
+				 EF_OK);
+		/* after every commit the store itself holds at most the cap */
+		assert_true(th_count_prefix(f->st, "recentReceive:a@x:") <= 5);
+	}
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:"), 5);
+	assert_int_equal(th_count_prefix(f->st, "receiveIndex:"), 5);
+	assert_int_equal(th_count_prefix(f->st, "unread:"), 5);
+	assert_int_equal(ef_feed_page(f->st, "a@x", NULL, 10, &p), EF_OK);
+	assert_int_equal(p.count, 5);
+	assert_string_equal(p.entries[0].reservation_id, "r7");
+	assert_string_equal(p.entries[4].reservation_id, "r3");
+	ef_page_free(&p);
+	/* an older entry than the cap keeps is not kept; its index went too,
+	 * so the store stays consistent */
+	assert_int_equal(fin(f, "a@x", "old", T0 - 5000, NULL, NULL), EF_OK);
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:"), 5);
+	assert_int_equal(th_count_prefix(f->st, "receiveIndex:"), 5);
+	/* other owners are not touched */
+	assert_int_equal(fin(f, "b@x", "r0", T0 - 9000, NULL, NULL), EF_OK);
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:b@x:"), 1);
+}
+
+static void test_finalize_deletes_stale_entries_of_that_owner(void **state)
+{
+	fx *f = *state;
+
+	assert_int_equal(fin(f, "a@x", "old1", T0 - 10 * DAY, NULL, NULL), EF_OK);
+	assert_int_equal(fin(f, "a@x", "old2", T0 - 9 * DAY, NULL, NULL), EF_OK);
+	assert_int_equal(fin(f, "b@x", "old", T0 - 10 * DAY, NULL, NULL), EF_OK);
+	f->now = T0 + EF_DEFAULT_FEED_TTL_MS - 9 * DAY + 1; /* both a@x stale */
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:a@x:"), 2);
+	assert_int_equal(fin(f, "a@x", "new", 0, NULL, NULL), EF_OK);
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:a@x:"), 1);
+	assert_int_equal(th_count_prefix(f->st, "receiveIndex:a@x:"), 1);
+	assert_int_equal(th_count_prefix(f->st, "unread:a@x:"), 1);
+	/* b@x is stale too but nobody wrote to it: left for sweep */
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:b@x:"), 1);
+}
+
+static void test_finalize_on_read_only_store_is_refused(void **state)
+{
+	fx *f = *state;
+	ef_config cfg = {0};
+	ef_store *ro;
+	ef_receive r = {"a@x", "r", 0, NULL, NULL};
+
+	assert_int_equal(fin(f, "a@x", "q", T0, NULL, NULL), EF_OK);
+	cfg.flags = EF_RDONLY;
+	ro = th_open(f->dir, &cfg);
+	assert_int_equal(ef_finalize(ro, &r), EF_EINVAL);
+	assert_non_null(strstr(ef_errmsg(ro), "read-only"));
+	ef_close(ro);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_finalize_writes_entry_index_and_marker, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_key_layout_matches_design, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_duplicate_returns_exists_and_changes_nothing,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_bad_input_returns_einval_and_writes_nothing,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_accepts_inputs_at_the_limits, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_created_zero_means_store_clock, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_keeps_payload_bytes_and_canonical_ip,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_enforces_cap_in_the_same_transaction,
+			setup_cap5, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_deletes_stale_entries_of_that_owner, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_on_read_only_store_is_refused, setup,
+			teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
