@@ -137,6 +137,10 @@ int cmd_finalize(cli *c, int argc, char **argv)
 		return rc;
 	}
 	ef_close(st);
+	if (!e)
+		fprintf(stderr, "edgefeed: finalize: warning: the entry is older "
+			"than the feed's time to live or beyond the owner's "
+			"cap, so it was not kept\n");
 	rc = out_print(json_pack("{s:s, s:o}", "status",
 				 frc == EF_OK ? "created" : "duplicate",
 				 "entry", e ? out_entry(e) : json_null()));
