@@ -64,10 +64,13 @@ static int parse_zone(const char *s, long *off)
 	s++;
 	if (digits(&s, 2, &hh))
 		return -1;
-	if (*s == ':')
-		s++;
-	if (*s && digits(&s, 2, &mm))
+	if (*s == ':') {
+		s++; /* "+02:" must go on with minutes */
+		if (digits(&s, 2, &mm))
+			return -1;
+	} else if (*s && digits(&s, 2, &mm)) {
 		return -1;
+	}
 	if (*s || hh > 23 || mm > 59)
 		return -1;
 	*off = sign * (hh * 3600L + mm * 60L);
