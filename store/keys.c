@@ -61,9 +61,11 @@ static int needs_escape(unsigned char c)
 	return c == ':' || c == '%' || c == ' ';
 }
 
-/* Validate [s, s+len) as a key component and escape it into @out. */
+/* Validate [s, s+len) as a key component and escape it into @out. @skip
+ * bytes were trimmed before @s: messages give offsets in the caller's text. */
 static int part_make(uint64_t id, const char *field, const unsigned char *s,
-		     size_t len, size_t max, int lower, key_part *out)
+		     size_t len, size_t skip, size_t max, int lower,
+		     key_part *out)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t bad, o = 0;
@@ -74,14 +76,14 @@ static int part_make(uint64_t id, const char *field, const unsigned char *s,
 		return ef__err(id, EF_EINVAL, "%s: empty", field);
 	if (!utf8_valid(s, len, &bad))
 		return ef__err(id, EF_EINVAL, "%s: invalid UTF-8 at byte %zu",
-			       field, bad);
+			       field, skip + bad);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = s[i];
 
 		if (c < 0x20 || c == 0x7F)
 			return ef__err(id, EF_EINVAL,
 				       "%s: control character 0x%02X at byte %zu",
-				       field, c, i);
+				       field, c, skip + i);
 		if (lower && c >= 'A' && c <= 'Z')
 			c = (unsigned char)(c - 'A' + 'a');
 		if (o + (needs_escape(c) ? 3 : 1) > max)
@@ -106,6 +108,7 @@ int key_owner_n(uint64_t id, const char *field, const char *text, size_t len,
 		key_part *out)
 {
 	const unsigned char *s = (const unsigned char *)text;
+	size_t skip = 0;
 
 	if (!text) {
 		out->len = 0;
@@ -113,10 +116,10 @@ int key_owner_n(uint64_t id, const char *field, const char *text, size_t len,
 		return ef__err(id, EF_EINVAL, "%s: missing", field);
 	}
 	while (len > 0 && is_space(s[0]))
-		s++, len--;
+		s++, len--, skip++;
 	while (len > 0 && is_space(s[len - 1]))
 		len--;
-	return part_make(id, field, s, len, EF_OWNER_KEY_MAX, 1, out);
+	return part_make(id, field, s, len, skip, EF_OWNER_KEY_MAX, 1, out);
 }
 
 int key_owner(uint64_t id, const char *field, const char *text, key_part *out)
@@ -132,7 +135,7 @@ int key_reservation_n(uint64_t id, const char *field, const char *text,
 		out->s[0] = '\0';
 		return ef__err(id, EF_EINVAL, "%s: missing", field);
 	}
-	return part_make(id, field, (const unsigned char *)text, len,
+	return part_make(id, field, (const unsigned char *)text, len, 0,
 			 EF_RESERVATION_KEY_MAX, 0, out);
 }
 
