@@ -12,4 +12,12 @@ if [ "${1:-}" = "--sanitize" ]; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
-meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult" --num-processes 2
+rc=0
+meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult" --num-processes 2 || rc=$?
+log="$dir/meson-logs/testlog.json"
+if [ -f "$log" ]; then
+  total=$(grep -c '"result"' "$log" || true)
+  passed=$(grep -c '"result": "OK"' "$log" || true)
+  echo "tests: $passed passed, $((total - passed)) failed"
+fi
+exit "$rc"

@@ -254,9 +254,10 @@ static int txn_begin(store_env *env, int write, store_txn *t, int *retry)
 		return EF_OK;
 	pthread_rwlock_unlock(&env->resize);
 	if (rc == MDB_MAP_RESIZED) {
+		/* no transaction began: adopt the new size, then retry */
 		rc = map_adopt(env);
 		*retry = rc == EF_OK;
-		return rc;
+		return rc == EF_OK ? EF_EBUSY : rc;
 	}
 	if (rc == MDB_READERS_FULL) {
 		/* dead processes may hold slots: clear them and try again */
