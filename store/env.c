@@ -114,13 +114,41 @@ static void reader_check(store_env *env, int force)
 	mdb_reader_check(env->env, &dead);
 }
 
+/* Open the main database. Another process may grow the map between
+ * mdb_env_open and here: adopt its size and try again (no other thread can
+ * hold a transaction on an environment that is not returned yet). */
+static int open_main_dbi(store_env *env, int rdonly)
+{
+	MDB_txn *txn;
+	int rc;
+
+	for (int attempt = 0; attempt < RETRY_MAX; attempt++) {
+		txn = NULL;
+		rc = mdb_txn_begin(env->env, NULL, rdonly ? MDB_RDONLY : 0, &txn);
+		if (rc == MDB_MAP_RESIZED) {
+			rc = mdb_env_set_mapsize(env->env, 0);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (rc)
+			return rc;
+		rc = mdb_dbi_open(txn, NULL, 0, &env->dbi);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+		return mdb_txn_commit(txn);
+	}
+	return MDB_MAP_RESIZED;
+}
+
 int store_open(store_env **out, const char *dir, const store_opts *o,
 	       uint64_t err_id)
 {
 	store_env *env;
 	pthread_rwlockattr_t attr;
 	unsigned flags = MDB_NOTLS;
-	MDB_txn *txn = NULL;
 	int rc;
 
 	*out = NULL;
@@ -168,13 +196,7 @@ int store_open(store_env **out, const char *dir, const store_opts *o,
 		goto fail;
 	}
 	reader_check(env, 1);
-	rc = mdb_txn_begin(env->env, NULL, o->rdonly ? MDB_RDONLY : 0, &txn);
-	if (rc == EF_OK)
-		rc = mdb_dbi_open(txn, NULL, 0, &env->dbi);
-	if (rc == EF_OK)
-		rc = mdb_txn_commit(txn);
-	else if (txn)
-		mdb_txn_abort(txn);
+	rc = open_main_dbi(env, o->rdonly);
 	if (rc) {
 		rc = lmdb_err(env, "open main database", rc);
 		goto fail;
