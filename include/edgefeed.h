@@ -138,6 +138,7 @@ typedef struct ef_page {
  * @param dir  store directory; created (mode 0700) if it does not exist.
  * @param cfg  configuration, or NULL for every default. Copied.
  * @return EF_OK; EF_EINVAL (@dir is not a directory, or a bad cfg field);
+ *         EF_ENOTFOUND (EF_RDONLY and there is no store at @dir);
  *         EF_EIO (cannot create or open: permission, I/O); EF_EVERSION (a store
  *         written by a newer format); EF_ECORRUPT; EF_ENOMEM. For the detail of
  *         a failed open, call ef_errmsg(NULL) on the same thread.
