@@ -55,42 +55,19 @@ typedef struct reset_ctx {
 static int reset_txn(store_txn *t, void *p)
 {
 	reset_ctx *c = p;
-	key_buf batch[64];
-	store_cur *cur;
-	store_val k;
-	size_t n;
+	uint64_t n;
 	int rc;
 
 	c->deleted = 0;
-	for (size_t i = 0; i < sizeof(feed_prefixes) / sizeof(*feed_prefixes);
+	for (size_t i = 0; i < sizeof(feed_prefixes) / sizeof(*feed_prefixes) &&
+			   c->deleted < RESET_BATCH;
 	     i++) {
-		const char *pf = feed_prefixes[i];
-		size_t plen = strlen(pf);
-
-		do {
-			n = 0;
-			rc = store_cur_open(t, &cur);
-			if (rc != EF_OK)
-				return rc;
-			for (rc = store_cur_seek(cur, pf, plen, &k, NULL);
-			     rc == EF_OK && n < 64 &&
-			     store_has_prefix(&k, pf, plen);
-			     rc = store_cur_next(cur, &k, NULL)) {
-				memcpy(batch[n].s, k.data, k.len);
-				batch[n++].len = k.len;
-			}
-			store_cur_close(cur);
-			if (rc != EF_OK && rc != EF_ENOTFOUND)
-				return rc;
-			for (size_t j = 0; j < n; j++) {
-				rc = store_del(t, batch[j].s, batch[j].len);
-				if (rc != EF_OK)
-					return rc;
-			}
-			c->deleted += n;
-		} while (n == 64 && c->deleted < RESET_BATCH);
-		if (c->deleted >= RESET_BATCH)
-			break;
+		rc = store_del_prefix(t, feed_prefixes[i],
+				      strlen(feed_prefixes[i]),
+				      RESET_BATCH - c->deleted, &n);
+		if (rc != EF_OK)
+			return rc;
+		c->deleted += n;
 	}
 	return c->deleted ? EF_OK : FEED_NOCHANGE;
 }

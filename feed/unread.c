@@ -168,38 +168,13 @@ int ef_mark_read(ef_store *st, const char *owner, const char *reservation_id)
 static int mark_all_txn(store_txn *t, void *p)
 {
 	unread_ctx *c = p;
-	key_buf prefix, batch[64];
-	store_cur *cur;
-	store_val k;
-	size_t n = 0;
+	key_buf prefix;
 	int rc;
 
-	c->count = 0;
 	key_unread_prefix(&prefix, &c->owner);
-	while (c->count < MARK_BATCH) {
-		rc = store_cur_open(t, &cur);
-		if (rc != EF_OK)
-			return rc;
-		n = 0;
-		for (rc = store_cur_seek(cur, prefix.s, prefix.len, &k, NULL);
-		     rc == EF_OK && n < 64 &&
-		     store_has_prefix(&k, prefix.s, prefix.len);
-		     rc = store_cur_next(cur, &k, NULL)) {
-			memcpy(batch[n].s, k.data, k.len);
-			batch[n++].len = k.len;
-		}
-		store_cur_close(cur);
-		if (rc != EF_OK && rc != EF_ENOTFOUND)
-			return rc;
-		for (size_t i = 0; i < n; i++) {
-			rc = store_del(t, batch[i].s, batch[i].len);
-			if (rc != EF_OK)
-				return rc;
-		}
-		c->count += n;
-		if (n < 64)
-			break;
-	}
+	rc = store_del_prefix(t, prefix.s, prefix.len, MARK_BATCH, &c->count);
+	if (rc != EF_OK)
+		return rc;
 	return c->count ? EF_OK : FEED_NOCHANGE;
 }
 

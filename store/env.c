@@ -520,6 +520,46 @@ int store_cur_last(store_cur *c, store_val *k, store_val *v)
 	return cur_get(c, &mk, &mvv, MDB_LAST, k, v);
 }
 
+int store_del_prefix(store_txn *t, const void *prefix, size_t plen,
+		     uint64_t max, uint64_t *deleted)
+{
+	enum { BATCH = 64 };
+	struct {
+		char s[511]; /* LMDB's largest key */
+		size_t len;
+	} batch[BATCH];
+	store_cur *c;
+	store_val k;
+	size_t n;
+	int rc;
+
+	*deleted = 0;
+	do {
+		/* collect, then delete: a cursor does not survive the deletes */
+		rc = store_cur_open(t, &c);
+		if (rc != EF_OK)
+			return rc;
+		n = 0;
+		for (rc = store_cur_seek(c, prefix, plen, &k, NULL);
+		     rc == EF_OK && n < BATCH && *deleted + n < max &&
+		     store_has_prefix(&k, prefix, plen);
+		     rc = store_cur_next(c, &k, NULL)) {
+			memcpy(batch[n].s, k.data, k.len);
+			batch[n++].len = k.len;
+		}
+		store_cur_close(c);
+		if (rc != EF_OK && rc != EF_ENOTFOUND)
+			return rc;
+		for (size_t i = 0; i < n; i++) {
+			rc = store_del(t, batch[i].s, batch[i].len);
+			if (rc != EF_OK)
+				return rc;
+		}
+		*deleted += n;
+	} while (n == BATCH && *deleted < max);
+	return EF_OK;
+}
+
 int store_keycmp(const store_val *a, const void *b, size_t blen)
 {
 	size_t n = a->len < blen ? a->len : blen;
@@ -527,7 +567,7 @@ int store_keycmp(const store_val *a, const void *b, size_t blen)
 	return r ? r : (a->len > blen) - (a->len < blen);
 }
 
-int store_has_prefix(const store_val *k, const char *prefix, size_t plen)
+int store_has_prefix(const store_val *k, const void *prefix, size_t plen)
 {
 	return k->len >= plen && memcmp(k->data, prefix, plen) == 0;
 }

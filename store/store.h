@@ -84,12 +84,17 @@ int store_cur_next(store_cur *c, store_val *k, store_val *v);
 int store_cur_prev(store_cur *c, store_val *k, store_val *v);
 int store_cur_last(store_cur *c, store_val *k, store_val *v);
 
+/* Delete up to @max keys that start with @prefix (plen >= 1); *deleted
+ * gets how many (fewer than @max means none is left). */
+int store_del_prefix(store_txn *txn, const void *prefix, size_t plen,
+		     uint64_t max, uint64_t *deleted);
+
 /* Compare @a with the key [b, b+blen) in the store's order (memcmp, then
  * length). */
 int store_keycmp(const store_val *a, const void *b, size_t blen);
 
 /* Convenience: does @k start with @prefix? */
-int store_has_prefix(const store_val *k, const char *prefix, size_t plen);
+int store_has_prefix(const store_val *k, const void *prefix, size_t plen);
 
 /* Environment facts for ef_stat. */
 typedef struct store_info {

@@ -135,6 +135,25 @@ static void test_unread_mark_all_read(void **state)
 	assert_int_equal(th_count_prefix(f->st, "unread:"), 1);
 }
 
+static void test_unread_mark_all_read_spans_many_batches(void **state)
+{
+	fx *f = *state;
+	ef_store *big = open_cap(f, 5000);
+	char rid[16];
+
+	/* more markers than one write transaction removes */
+	for (int i = 0; i < 2500; i++) {
+		snprintf(rid, sizeof(rid), "r%04d", i);
+		fin(big, "a@x", rid, T0 - i);
+	}
+	assert_int_equal(unread(big, "a@x"), 2500);
+	assert_int_equal(ef_mark_all_read(big, "a@x"), EF_OK);
+	assert_int_equal(unread(big, "a@x"), 0);
+	assert_int_equal(th_count_prefix(big, "unread:"), 0);
+	assert_int_equal(th_count_prefix(big, "recentReceive:"), 2500);
+	ef_close(big);
+}
+
 static void test_unread_markers_leave_with_their_entries(void **state)
 {
 	fx *f = *state; /* cap 10 */
@@ -225,6 +244,9 @@ int main(void)
 			test_unread_mark_read_is_idempotent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unread_mark_all_read,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_unread_mark_all_read_spans_many_batches, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_unread_markers_leave_with_their_entries, setup,
 			teardown),
