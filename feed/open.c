@@ -96,6 +96,15 @@ static int dir_ready(const char *dir, int rdonly)
 	if (!rdonly && access(dir, W_OK | X_OK) < 0)
 		return ef__err(id, EF_EIO,
 			       "cannot open store '%s': permission denied", dir);
+	if (rdonly) {
+		/* read-only opens create nothing, not even a lock file */
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/data.mdb", dir);
+		if (access(path, F_OK) < 0)
+			return ef__err(id, EF_ENOTFOUND,
+				       "cannot open store '%s': no store there",
+				       dir);
+	}
 	return EF_OK;
 }
 

@@ -396,8 +396,13 @@ static void test_open_rdonly_missing_dir_is_enotfound(void **state)
 	/* read-only never creates the directory */
 	assert_int_equal(stat(dir.s, &sb), -1);
 	assert_int_equal(errno, ENOENT);
-	/* an existing directory without a store is not found either */
+	/* an existing directory without a store is not found either, and
+	 * the read-only open leaves nothing behind in it */
 	expect_open_fails(tmp, &ro, EF_ENOTFOUND, NULL);
+	{
+		path_buf lock = path_in(tmp, "open.lock");
+		assert_int_equal(stat(lock.s, &sb), -1);
+	}
 	tmp_done();
 }
 
