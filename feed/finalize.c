@@ -112,13 +112,11 @@ int feed_delete_entry(store_txn *t, const void *ekey, size_t eklen)
 	if (rc != EF_OK && rc != EF_ENOTFOUND)
 		return rc;
 	/* index and marker keys share the escaped owner and rid */
-	k.len = (size_t)snprintf(k.s, sizeof(k.s), "%s%.*s:%.*s", KEY_P_INDEX,
-				 (int)owner.len, owner.p, (int)rid.len, rid.p);
+	key_pair_views(&k, KEY_P_INDEX, owner, rid);
 	rc = store_del(t, k.s, k.len);
 	if (rc != EF_OK && rc != EF_ENOTFOUND)
 		return rc;
-	k.len = (size_t)snprintf(k.s, sizeof(k.s), "%s%.*s:%.*s", KEY_P_UNREAD,
-				 (int)owner.len, owner.p, (int)rid.len, rid.p);
+	key_pair_views(&k, KEY_P_UNREAD, owner, rid);
 	rc = store_del(t, k.s, k.len);
 	return rc == EF_ENOTFOUND ? EF_OK : rc;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "feed/feed.h"
+#include "feed/iter.h"
 #include "store/error.h"
 
 #define CURSOR_VERSION '1'
@@ -132,9 +133,7 @@ int feed_entry_fill(store_txn *t, ef_store *st, const store_val *k,
 		feed_entry_clear(e);
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	}
-	uk.len = (size_t)snprintf(uk.s, sizeof(uk.s), "%s%.*s:%.*s",
-				  KEY_P_UNREAD, (int)ow.len, ow.p,
-				  (int)rid.len, rid.p);
+	key_pair_views(&uk, KEY_P_UNREAD, ow, rid);
 	rc = store_get(t, uk.s, uk.len, NULL);
 	if (rc != EF_OK && rc != EF_ENOTFOUND) {
 		feed_entry_clear(e);
@@ -144,26 +143,12 @@ int feed_entry_fill(store_txn *t, ef_store *st, const store_val *k,
 	return EF_OK;
 }
 
-/* Is the entry at key @k returnable at @rank? */
-static int returnable(page_ctx *c, const store_val *k, size_t plen,
-		      uint64_t rank)
-{
-	int64_t created;
-
-	if (rank >= c->st->cfg.feed_cap || k->len < plen + KEY_SORT_LEN ||
-	    key_created_from_sort((const char *)k->data + plen, KEY_SORT_LEN,
-				  &created) != EF_OK)
-		return 0;
-	return !feed_is_stale(c->st, created, c->now);
-}
-
 static int page_txn(store_txn *t, void *p)
 {
 	page_ctx *c = p;
 	ef_page *out = c->out;
-	key_buf prefix;
-	store_cur *cur;
-	store_val k, v, last = {0};
+	feed_iter it;
+	store_val last = {0};
 	uint64_t rank = 0;
 	int rc;
 
@@ -171,40 +156,35 @@ static int page_txn(store_txn *t, void *p)
 	out->entries = calloc(c->limit, sizeof(*out->entries));
 	if (!out->entries)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
-	key_entry_prefix(&prefix, &c->owner);
-	rc = store_cur_open(t, &cur);
+	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now);
 	if (rc != EF_OK)
 		return rc;
-	rc = store_cur_seek(cur, prefix.s, prefix.len, &k, &v);
 	/* the cap counts every entry ahead of the cursor, so walk to it */
-	while (c->has_cursor && rc == EF_OK &&
-	       store_has_prefix(&k, prefix.s, prefix.len) &&
-	       store_keycmp(&k, c->after.s, c->after.len) <= 0) {
+	while (c->has_cursor && rc == EF_OK && it.valid &&
+	       store_keycmp(&it.k, c->after.s, c->after.len) <= 0) {
 		rank++;
-		rc = store_cur_next(cur, &k, &v);
+		rc = feed_iter_next(&it);
 	}
-	while (rc == EF_OK && store_has_prefix(&k, prefix.s, prefix.len) &&
-	       returnable(c, &k, prefix.len, rank)) {
+	while (rc == EF_OK && feed_iter_returnable(&it, c->st, rank, c->now)) {
 		if (out->count == c->limit) {
 			/* another returnable entry follows: hand a cursor
-			 * (a read snapshot keeps @last's bytes valid) */
-			rc = cursor_encode(&last, prefix.len,
+			 * (the snapshot and the iterator keep @last valid) */
+			rc = cursor_encode(&last, it.prefix.len,
 					   &out->next_cursor);
 			if (rc != EF_OK)
 				rc = ef__err(c->st->err_id, rc, "out of memory");
 			break;
 		}
-		rc = feed_entry_fill(t, c->st, &k, &v, c->now,
+		rc = feed_entry_fill(t, c->st, &it.k, &it.v, c->now,
 				     &out->entries[out->count]);
 		if (rc != EF_OK)
 			break;
 		out->count++;
-		last = k;
+		last = it.k;
 		rank++;
-		rc = store_cur_next(cur, &k, &v);
+		rc = feed_iter_next(&it);
 	}
-	if (rc == EF_ENOTFOUND)
-		rc = EF_OK;
+	feed_iter_close(&it);
 	if (rc != EF_OK)
 		ef_page_free(out);
 	return rc;

@@ -2,10 +2,12 @@
  * unread.c - unread markers: one key per reservation, counted against what a
  * full read of the feed would return.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "feed/feed.h"
+#include "feed/iter.h"
 #include "store/error.h"
 
 #define MARK_BATCH 1000 /* markers removed per write transaction */
@@ -18,85 +20,33 @@ typedef struct unread_ctx {
 	uint64_t count;
 } unread_ctx;
 
-/*
- * The last entry key a full read would return (@has = 0 when none): entries
- * are newest first, so the returnable ones are the first min(cap, fresh).
- */
-static int returnable_end(store_txn *t, unread_ctx *c, key_buf *end, int *has)
-{
-	key_buf prefix;
-	store_cur *cur;
-	store_val k;
-	uint64_t rank = 0;
-	int64_t created;
-	int rc;
-
-	*has = 0;
-	key_entry_prefix(&prefix, &c->owner);
-	rc = store_cur_open(t, &cur);
-	if (rc != EF_OK)
-		return rc;
-	for (rc = store_cur_seek(cur, prefix.s, prefix.len, &k, NULL);
-	     rc == EF_OK && rank < c->st->cfg.feed_cap &&
-	     store_has_prefix(&k, prefix.s, prefix.len);
-	     rc = store_cur_next(cur, &k, NULL), rank++) {
-		if (k.len < prefix.len + KEY_SORT_LEN ||
-		    key_created_from_sort((const char *)k.data + prefix.len,
-					  KEY_SORT_LEN, &created) != EF_OK ||
-		    feed_is_stale(c->st, created, c->now))
-			break;
-		memcpy(end->s, k.data, k.len);
-		end->len = k.len;
-		*has = 1;
-	}
-	store_cur_close(cur);
-	return rc == EF_ENOTFOUND ? EF_OK : rc;
-}
-
+/* Count the markers of the entries a full read returns (records and, while
+ * the owner has one, legacy elements): O(cap) lookups. */
 static int count_txn(store_txn *t, void *p)
 {
 	unread_ctx *c = p;
-	key_buf end, prefix, ek, eprefix;
-	store_cur *cur;
-	store_val k, v;
-	int has, rc;
+	feed_iter it;
+	key_view ow, so, rid;
+	key_buf mk;
+	uint64_t rank = 0;
+	int rc;
 
 	c->count = 0;
-	rc = returnable_end(t, c, &end, &has);
-	if (rc != EF_OK || !has)
-		return rc;
-	key_unread_prefix(&prefix, &c->owner);
-	key_entry_prefix(&eprefix, &c->owner);
-	rc = store_cur_open(t, &cur);
-	if (rc != EF_OK)
-		return rc;
-	/* a marker counts when its entry exists and is at or before @end */
-	for (rc = store_cur_seek(cur, prefix.s, prefix.len, &k, &v);
-	     rc == EF_OK && store_has_prefix(&k, prefix.s, prefix.len);
-	     rc = store_cur_next(cur, &k, &v)) {
-		size_t rlen = k.len - prefix.len;
-		store_val ev;
-
-		if (v.len != KEY_SORT_LEN ||
-		    eprefix.len + KEY_SORT_LEN + 1 + rlen > KEY_MAX)
-			continue; /* malformed: check reports it */
-		ek = eprefix;
-		memcpy(ek.s + ek.len, v.data, KEY_SORT_LEN);
-		ek.s[ek.len + KEY_SORT_LEN] = ':';
-		memcpy(ek.s + ek.len + KEY_SORT_LEN + 1,
-		       (const char *)k.data + prefix.len, rlen);
-		ek.len += KEY_SORT_LEN + 1 + rlen;
-		ev.data = ek.s;
-		ev.len = ek.len;
-		if (store_keycmp(&ev, end.s, end.len) > 0)
-			continue;
-		rc = store_get(t, ek.s, ek.len, NULL);
-		if (rc == EF_OK)
-			c->count++;
-		else if (rc != EF_ENOTFOUND)
-			break;
+	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now);
+	while (rc == EF_OK && feed_iter_returnable(&it, c->st, rank, c->now)) {
+		if (key_split_entry(it.k.data, it.k.len, &ow, &so, &rid) ==
+		    EF_OK) {
+			key_pair_views(&mk, KEY_P_UNREAD, ow, rid);
+			rc = store_get(t, mk.s, mk.len, NULL);
+			if (rc == EF_OK)
+				c->count++;
+			else if (rc != EF_ENOTFOUND)
+				break;
+		}
+		rank++;
+		rc = feed_iter_next(&it);
 	}
-	store_cur_close(cur);
+	feed_iter_close(&it);
 	return rc == EF_ENOTFOUND ? EF_OK : rc;
 }
 

@@ -213,6 +213,15 @@ static void key_pair(key_buf *k, const char *prefix, const key_part *owner,
 		kb_cat(k, rid->s, rid->len);
 }
 
+void key_pair_views(key_buf *k, const char *prefix, key_view owner,
+		    key_view rid)
+{
+	kb_start(k, prefix);
+	kb_cat(k, owner.p, owner.len);
+	kb_cat(k, ":", 1);
+	kb_cat(k, rid.p, rid.len);
+}
+
 void key_index(key_buf *k, const key_part *owner, const key_part *rid)
 {
 	key_pair(k, KEY_P_INDEX, owner, rid);

@@ -89,6 +89,11 @@ int key_split_entry(const void *key, size_t klen, key_view *owner,
 int key_split_pair(const void *key, size_t klen, const char *prefix,
 		   key_view *owner, key_view *rid);
 
+/* "<prefix><owner>:<rid>" from escaped views (index and unread keys of an
+ * entry key split with key_split_entry). */
+void key_pair_views(key_buf *k, const char *prefix, key_view owner,
+		    key_view rid);
+
 /* Is @v a well-formed escaped component (only %XX escapes of ':' '%' ' ',
  * no raw ':' '%' ' ' or control bytes, valid UTF-8 after unescaping)? */
 int key_view_valid(key_view v);

@@ -1,0 +1,59 @@
+/*
+ * legacy.h - the legacy feed format: one capped JSON array per owner under
+ * recentReceives:<owner>, newest first, of objects with reservationId,
+ * createdAt, optional ip and any other fields (the payload).
+ *
+ * One conversion, used by dual-read (page, unread, finalize, get) and by the
+ * migrator, so an element reads the same before and after migration.
+ */
+#ifndef EF_FEED_LEGACY_H
+#define EF_FEED_LEGACY_H
+
+#include "feed/feed.h"
+
+#define LEGACY_MAX_BYTES ((size_t)8 << 20) /* a larger array is quarantined */
+#define LEGACY_MAX_DEPTH 32                /* nesting inside one element */
+#define LEGACY_REASON_MAX 200
+
+/* An element that could not be migrated as it is. */
+typedef struct legacy_issue {
+	long index;                      /* element index; -1: the whole value */
+	int kept;                        /* 1: migrated anyway (e.g. without its ip) */
+	char reason[LEGACY_REASON_MAX];  /* what was wrong */
+} legacy_issue;
+
+/* A converted element, ready for fin_apply. */
+typedef struct legacy_elem {
+	fin_item it;   /* owner, rid, createdSort, encoded record */
+	size_t index;  /* position in the array */
+	key_buf ekey;  /* the entry key it would have */
+} legacy_elem;
+
+typedef struct legacy_array {
+	legacy_elem *elems;   /* migratable elements, first occurrence of each
+			       * reservation, sorted by entry key */
+	size_t n;
+	size_t total;         /* elements in the array (0 if not an array) */
+	size_t duplicates;    /* later occurrences of a reservation, merged */
+	legacy_issue *issues; /* elements quarantined or kept with a loss */
+	size_t nissues;
+	size_t quarantined;   /* issues with kept == 0 (the whole value counts 1) */
+} legacy_array;
+
+/*
+ * Parse and convert the legacy value @json (@len bytes) of @owner. Never
+ * fails on bad data (that becomes issues); returns EF_ENOMEM only.
+ */
+int legacy_parse(ef_store *st, const key_part *owner, const void *json,
+		 size_t len, int64_t now, legacy_array *out);
+void legacy_free(legacy_array *a);
+
+/* Find the element for reservation @rid (escaped); NULL if none. */
+const legacy_elem *legacy_find(const legacy_array *a, const key_part *rid);
+
+/* Read and parse @owner's legacy array in @txn. EF_ENOTFOUND when the owner
+ * has none; *a is then empty (and needs no legacy_free). */
+int legacy_load(store_txn *txn, ef_store *st, const key_part *owner,
+		int64_t now, legacy_array *a);
+
+#endif
