@@ -84,10 +84,16 @@ typedef struct fin_item {
 int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it);
 void fin_item_free(fin_item *it);
 
-/* Apply one prepared finalization in @txn: EF_OK, EF_EXISTS (nothing
+/* fin_apply flags */
+#define FIN_MIGRATING 0x1u /* from the owner's own legacy array: do not look
+			    * in it, and create no unread marker */
+
+/* Apply one prepared finalization in @txn: EF_OK, EF_EXISTS (the
+ * reservation has a record, or is in the owner's legacy array: nothing
  * written), or an error (the transaction must abort). Enforces the owner's
  * cap and staleness. May run again if the transaction is re-run. */
-int fin_apply(store_txn *txn, ef_store *st, const fin_item *it, int64_t now);
+int fin_apply(store_txn *txn, ef_store *st, const fin_item *it, int64_t now,
+	      unsigned flags);
 
 /* Delete over-cap and stale entries of @owner (with their index keys and
  * markers), at most a bounded number per call. *deleted may be NULL. */

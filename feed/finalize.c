@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "feed/feed.h"
+#include "feed/legacy.h"
 #include "store/error.h"
 
 /* At most this many entries are deleted by one trim: the rest stay hidden by
@@ -69,7 +70,8 @@ void fin_item_free(fin_item *it)
 	}
 }
 
-int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now)
+int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now,
+	      unsigned flags)
 {
 	key_buf k;
 	int rc;
@@ -80,6 +82,11 @@ int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now)
 		return EF_EXISTS; /* first write wins */
 	if (rc != EF_ENOTFOUND)
 		return rc;
+	if (!(flags & FIN_MIGRATING)) {
+		rc = legacy_has(t, st, &it->owner, &it->rid, now);
+		if (rc != 0)
+			return rc > 0 ? EF_EXISTS : rc;
+	}
 	/* the lookup above gives the friendly answer; NOOVERWRITE is the
 	 * backstop that makes the store itself refuse a second index */
 	rc = store_put(t, k.s, k.len, it->sort, KEY_SORT_LEN,
@@ -93,10 +100,12 @@ int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now)
 			       "entry key exists without its index: %s", k.s);
 	if (rc != EF_OK)
 		return rc;
-	key_unread(&k, &it->owner, &it->rid);
-	rc = store_put(t, k.s, k.len, it->sort, KEY_SORT_LEN, 0);
-	if (rc != EF_OK)
-		return rc;
+	if (!(flags & FIN_MIGRATING)) {
+		key_unread(&k, &it->owner, &it->rid);
+		rc = store_put(t, k.s, k.len, it->sort, KEY_SORT_LEN, 0);
+		if (rc != EF_OK)
+			return rc;
+	}
 	return feed_trim(t, st, &it->owner, now, NULL);
 }
 
@@ -175,7 +184,7 @@ struct fin_ctx {
 static int fin_txn(store_txn *t, void *p)
 {
 	struct fin_ctx *c = p;
-	return fin_apply(t, c->st, &c->it, c->now);
+	return fin_apply(t, c->st, &c->it, c->now, 0);
 }
 
 int ef_finalize(ef_store *st, const ef_receive *r)

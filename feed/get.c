@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "feed/feed.h"
+#include "feed/legacy.h"
 #include "store/error.h"
 
 typedef struct get_ctx {
@@ -14,9 +15,48 @@ typedef struct get_ctx {
 	ef_entry *out;
 } get_ctx;
 
+/* Fill c->out from entry key @k and record @v, if not stale. */
+static int get_fill(store_txn *t, get_ctx *c, const store_val *k,
+		    const store_val *v)
+{
+	int rc;
+
+	c->out = calloc(1, sizeof(*c->out));
+	if (!c->out)
+		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+	rc = feed_entry_fill(t, c->st, k, v, c->now, c->out);
+	if (rc == EF_OK && feed_is_stale(c->st, c->out->created_ms, c->now))
+		rc = EF_ENOTFOUND;
+	return rc;
+}
+
+/* No record: the owner's legacy array may hold it (dual-read). */
+static int get_legacy(store_txn *t, get_ctx *c)
+{
+	legacy_array a;
+	const legacy_elem *e;
+	store_val k, v;
+	int rc = legacy_load(t, c->st, &c->owner, c->now, &a);
+
+	if (rc != EF_OK)
+		return rc;
+	e = legacy_find(&a, &c->rid);
+	rc = EF_ENOTFOUND;
+	if (e) {
+		k.data = e->ekey.s;
+		k.len = e->ekey.len;
+		v.data = e->it.rec;
+		v.len = e->it.rec_len;
+		rc = get_fill(t, c, &k, &v);
+	}
+	legacy_free(&a);
+	return rc;
+}
+
 static int get_txn(store_txn *t, void *p)
 {
 	get_ctx *c = p;
+	char sort[KEY_SORT_LEN + 1];
 	key_buf k;
 	store_val v, kv;
 	int rc;
@@ -28,34 +68,23 @@ static int get_txn(store_txn *t, void *p)
 	if (rc == EF_OK && v.len != KEY_SORT_LEN)
 		return ef__err(c->st->err_id, EF_ECORRUPT,
 			       "index '%s': value is not a createdSort", k.s);
-	if (rc != EF_OK)
-		goto missing;
-	{
-		char sort[KEY_SORT_LEN + 1];
+	if (rc == EF_OK) {
 		memcpy(sort, v.data, KEY_SORT_LEN);
 		sort[KEY_SORT_LEN] = '\0';
 		key_entry(&k, &c->owner, sort, &c->rid);
+		rc = store_get(t, k.s, k.len, &v);
+		kv.data = k.s;
+		kv.len = k.len;
+		if (rc == EF_OK)
+			rc = get_fill(t, c, &kv, &v);
+	} else if (rc == EF_ENOTFOUND) {
+		rc = get_legacy(t, c);
 	}
-	rc = store_get(t, k.s, k.len, &v);
-	if (rc != EF_OK)
-		goto missing;
-	c->out = calloc(1, sizeof(*c->out));
-	if (!c->out)
-		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
-	kv.data = k.s;
-	kv.len = k.len;
-	rc = feed_entry_fill(t, c->st, &kv, &v, c->now, c->out);
-	if (rc == EF_OK && feed_is_stale(c->st, c->out->created_ms, c->now))
-		rc = EF_ENOTFOUND;
 	if (rc == EF_ENOTFOUND)
-		goto missing;
+		return ef__err(c->st->err_id, EF_ENOTFOUND,
+			       "reservation '%s' is not in the feed of '%s'",
+			       c->rid.s, c->owner.s);
 	return rc;
-missing:
-	if (rc != EF_ENOTFOUND)
-		return rc;
-	return ef__err(c->st->err_id, EF_ENOTFOUND,
-		       "reservation '%s' is not in the feed of '%s'",
-		       c->rid.s, c->owner.s);
 }
 
 int ef_get_entry(ef_store *st, const char *owner, const char *reservation_id,

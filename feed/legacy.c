@@ -323,3 +323,18 @@ int legacy_load(store_txn *t, ef_store *st, const key_part *owner,
 	}
 	return EF_OK;
 }
+
+int legacy_has(store_txn *t, ef_store *st, const key_part *owner,
+	       const key_part *rid, int64_t now)
+{
+	legacy_array a;
+	int rc = legacy_load(t, st, owner, now, &a);
+
+	if (rc == EF_ENOTFOUND)
+		return 0;
+	if (rc != EF_OK)
+		return rc;
+	rc = legacy_find(&a, rid) != NULL;
+	legacy_free(&a);
+	return rc;
+}

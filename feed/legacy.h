@@ -56,4 +56,9 @@ const legacy_elem *legacy_find(const legacy_array *a, const key_part *rid);
 int legacy_load(store_txn *txn, ef_store *st, const key_part *owner,
 		int64_t now, legacy_array *a);
 
+/* Is @rid in @owner's legacy array? 1 or 0, or a negative error. One get
+ * when the owner has none, which is the common case. */
+int legacy_has(store_txn *txn, ef_store *st, const key_part *owner,
+	       const key_part *rid, int64_t now);
+
 #endif

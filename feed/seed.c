@@ -101,7 +101,8 @@ static int seed_txn(store_txn *t, void *p)
 	seed_ctx *c = p;
 
 	for (size_t i = 0; i < c->n; i++) {
-		c->items[i].rc = fin_apply(t, c->st, &c->items[i].it, c->now);
+		c->items[i].rc =
+			fin_apply(t, c->st, &c->items[i].it, c->now, 0);
 		if (c->items[i].rc < 0)
 			return c->items[i].rc;
 	}

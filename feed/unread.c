@@ -84,6 +84,10 @@ static int mark_txn(store_txn *t, void *p)
 	/* no marker: already read, or no such entry */
 	key_index(&k, &c->owner, &c->rid);
 	rc = store_get(t, k.s, k.len, NULL);
+	if (rc == EF_ENOTFOUND)
+		rc = legacy_has(t, c->st, &c->owner, &c->rid, c->now) > 0
+			     ? EF_OK
+			     : EF_ENOTFOUND;
 	if (rc == EF_OK)
 		return FEED_NOCHANGE;
 	if (rc == EF_ENOTFOUND)
@@ -107,6 +111,7 @@ int ef_mark_read(ef_store *st, const char *owner, const char *reservation_id)
 				     reservation_id, &c.rid);
 	if (rc != EF_OK)
 		return rc;
+	c.now = feed_now(st);
 	rc = store_write(st->env, mark_txn, &c);
 	if (rc == FEED_NOCHANGE)
 		rc = EF_OK;
