@@ -19,6 +19,7 @@ const char *const cli_usage_lines[] = {
 	"stat",
 	"seed --owners N --receives M [--reset] [--rng-seed S] [--now MS|ISO] "
 	"[--no-wait]",
+	"migrate [--batch N] [--dry-run] [--no-wait]",
 	NULL,
 };
 

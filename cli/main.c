@@ -8,8 +8,6 @@
 
 #include "cli.h"
 
-extern const char *const cli_usage_lines[];
-
 static const struct {
 	const char *name;
 	int (*fn)(cli *, int, char **);
@@ -22,6 +20,7 @@ static const struct {
 	{"mark-read", cmd_mark_read, "mark one entry, or all, read"},
 	{"stat", cmd_stat, "count what the store holds"},
 	{"seed", cmd_seed, "make deterministic demo data"},
+	{"migrate", cmd_migrate, "convert legacy JSON arrays into entries"},
 };
 
 static void usage(FILE *f)

@@ -15,10 +15,7 @@
 
 #include "store/error.h"
 
-static int issue_add(legacy_array *a, long index, int kept, const char *fmt,
-		     ...) __attribute__((format(printf, 4, 5)));
-
-static int issue_add(legacy_array *a, long index, int kept, const char *fmt,
+int legacy_issue_add(legacy_array *a, long index, int kept, const char *fmt,
 		     ...)
 {
 	legacy_issue *n = realloc(a->issues, (a->nissues + 1) * sizeof(*n));
@@ -147,10 +144,10 @@ static int elem_convert(ef_store *st, const key_part *owner, json_t *el,
 	int rc;
 
 	if (!json_is_object(el))
-		return issue_add(a, (long)i, 0, "element %zu: not a JSON object",
+		return legacy_issue_add(a, (long)i, 0, "element %zu: not a JSON object",
 				 i);
 	if (depth_of(el, LEGACY_MAX_DEPTH + 1) > LEGACY_MAX_DEPTH)
-		return issue_add(a, (long)i, 0,
+		return legacy_issue_add(a, (long)i, 0,
 				 "element %zu: nested deeper than %d levels", i,
 				 LEGACY_MAX_DEPTH);
 	jrid = json_object_get(el, "reservationId");
@@ -161,14 +158,14 @@ static int elem_convert(ef_store *st, const key_part *owner, json_t *el,
 	} else if (json_is_string(jrid)) {
 		r.reservation_id = json_string_value(jrid);
 	} else {
-		return issue_add(a, (long)i, 0,
+		return legacy_issue_add(a, (long)i, 0,
 				 "element %zu: reservationId is not a string", i);
 	}
 	/* 0 would read as "now" in ef_receive; no upload happened in 1970 */
 	if (created_of(json_object_get(el, "createdAt"), &r.created_ms) !=
 		    EF_OK ||
 	    r.created_ms == 0)
-		return issue_add(a, (long)i, 0,
+		return legacy_issue_add(a, (long)i, 0,
 				 "element %zu: createdAt is missing or not an "
 				 "ISO-8601 time or epoch milliseconds", i);
 	jip = json_object_get(el, "ip");
@@ -177,12 +174,12 @@ static int elem_convert(ef_store *st, const key_part *owner, json_t *el,
 		if (ip_parse(st->err_id, "ip", json_string_value(jip), bin,
 			     &kind) == EF_OK)
 			r.ip = json_string_value(jip);
-		else if ((rc = issue_add(a, (long)i, 1,
+		else if ((rc = legacy_issue_add(a, (long)i, 1,
 					 "element %zu: ip is not an IP address "
 					 "(migrated without it)", i)))
 			return rc;
 	} else if (jip && !json_is_null(jip) &&
-		   (rc = issue_add(a, (long)i, 1,
+		   (rc = legacy_issue_add(a, (long)i, 1,
 				   "element %zu: ip is not a string (migrated "
 				   "without it)", i))) {
 		return rc;
@@ -191,7 +188,7 @@ static int elem_convert(ef_store *st, const key_part *owner, json_t *el,
 		return rc;
 	if (key_unescape(ov, owner_raw, sizeof(owner_raw)) < 0) {
 		free(payload);
-		return issue_add(a, (long)i, 0, "owner key is malformed");
+		return legacy_issue_add(a, (long)i, 0, "owner key is malformed");
 	}
 	r.owner = owner_raw;
 	r.payload_json = payload;
@@ -200,7 +197,7 @@ static int elem_convert(ef_store *st, const key_part *owner, json_t *el,
 	if (rc == EF_ENOMEM)
 		return rc;
 	if (rc != EF_OK) {
-		rc = issue_add(a, (long)i, 0, "element %zu: %s", i,
+		rc = legacy_issue_add(a, (long)i, 0, "element %zu: %s", i,
 			       ef__err_get(st->err_id));
 		fin_item_free(&e.it);
 		return rc;
@@ -259,18 +256,18 @@ int legacy_parse(ef_store *st, const key_part *owner, const void *json,
 
 	memset(a, 0, sizeof(*a));
 	if (len > LEGACY_MAX_BYTES)
-		return issue_add(a, -1, 0, "%zu bytes, over the %zu-byte limit",
+		return legacy_issue_add(a, -1, 0, "%zu bytes, over the %zu-byte limit",
 				 len, LEGACY_MAX_BYTES);
 	root = json_loadb(json, len, 0, &jerr);
 	if (!root)
-		return issue_add(a, -1, 0,
+		return legacy_issue_add(a, -1, 0,
 				 "invalid JSON at line %d column %d (byte %d): "
 				 "%s",
 				 jerr.line, jerr.column, jerr.position,
 				 jerr.text);
 	if (!json_is_array(root)) {
 		json_decref(root);
-		return issue_add(a, -1, 0, "not a JSON array");
+		return legacy_issue_add(a, -1, 0, "not a JSON array");
 	}
 	a->total = json_array_size(root);
 	json_array_foreach(root, i, el) {

@@ -48,6 +48,10 @@ int legacy_parse(ef_store *st, const key_part *owner, const void *json,
 		 size_t len, int64_t now, legacy_array *out);
 void legacy_free(legacy_array *a);
 
+/* Record an issue of element @index (-1: the whole value). EF_ENOMEM. */
+int legacy_issue_add(legacy_array *a, long index, int kept, const char *fmt,
+		     ...) __attribute__((format(printf, 4, 5)));
+
 /* Find the element for reservation @rid (escaped); NULL if none. */
 const legacy_elem *legacy_find(const legacy_array *a, const key_part *rid);
 

@@ -110,7 +110,7 @@ static int stat_txn(store_txn *t, void *p)
 	int rc;
 
 	o->entries = o->index_keys = o->unread_markers = 0;
-	o->legacy_arrays = o->owners = o->other_keys = 0;
+	o->legacy_arrays = o->owners = o->other_keys = o->quarantined = 0;
 	c->last_owner = NULL;
 	c->last_owner_len = 0;
 	key_meta(&mk, "format");
@@ -146,6 +146,9 @@ static int stat_txn(store_txn *t, void *p)
 		} else if (store_has_prefix(&k, KEY_P_LEGACY,
 					    strlen(KEY_P_LEGACY))) {
 			o->legacy_arrays++;
+		} else if (store_has_prefix(&k, KEY_P_QUARANTINE,
+					    strlen(KEY_P_QUARANTINE))) {
+			o->quarantined++;
 		} else {
 			o->other_keys++;
 		}

@@ -314,12 +314,51 @@ typedef struct ef_seed_stats {
 EF_EXPORT int ef_seed(ef_store *st, const ef_seed_opts *opts,
 		      ef_seed_stats *stats);
 
+/** Options of ef_migrate(). Zero-initialize, then set. */
+typedef struct ef_migrate_opts {
+	uint32_t batch;          /* legacy owners per write transaction (0: 16) */
+	int dry_run;             /* compute everything, write nothing */
+	unsigned lock_flags;     /* EF_LOCK_NOWAIT */
+	ef_wait_fn on_wait;      /* see ef_maint_lock() */
+	void *wait_ctx;
+	ef_progress_fn progress; /* owners done / total; may be NULL */
+	void *progress_ctx;
+} ef_migrate_opts;
+
+/** What ef_migrate() did (or, with dry_run, would do). */
+typedef struct ef_migrate_stats {
+	uint64_t owners;          /* legacy arrays converted */
+	uint64_t elements;        /* elements in them */
+	uint64_t migrated;        /* entries written */
+	uint64_t duplicates;      /* elements merged: a reservation repeated in
+				   * an array, or already finalized */
+	uint64_t quarantined;     /* elements (or whole values) moved to quarantine */
+	uint64_t kept_without_ip; /* migrated, but their ip was not an address */
+	uint64_t markers_kept;    /* unread markers of migrated entries */
+	uint64_t orphan_markers;  /* markers of these owners without an entry */
+	uint64_t batches;         /* write transactions */
+} ef_migrate_stats;
+
+/**
+ * Convert every legacy array (recentReceives:<owner>) into per-entry records
+ * through the finalize logic: each owner in one write transaction (several
+ * owners per transaction, up to opts->batch), then the legacy key deleted.
+ * What cannot be converted is kept byte-for-byte in a quarantine record
+ * (quarantine:<owner>:<hash>) with the reasons. Existing unread markers are
+ * kept; none are created. Re-running does nothing new. Holds the
+ * maintenance lock. @opts and @stats may be NULL.
+ * @return EF_OK; EF_EBUSY (lock held and EF_LOCK_NOWAIT); a store error.
+ */
+EF_EXPORT int ef_migrate(ef_store *st, const ef_migrate_opts *opts,
+			 ef_migrate_stats *stats);
+
 /** Store statistics; see ef_stat(). */
 typedef struct ef_stat_info {
 	uint64_t entries;        /* recentReceive: records */
 	uint64_t index_keys;     /* receiveIndex: keys */
 	uint64_t unread_markers; /* unread: keys */
 	uint64_t legacy_arrays;  /* recentReceives: keys */
+	uint64_t quarantined;    /* quarantine: records */
 	uint64_t owners;         /* distinct owners with entries */
 	uint64_t other_keys;     /* meta: and anything else */
 	uint64_t map_size;       /* current map size, bytes */

@@ -8,6 +8,8 @@
  *   unread:<owner>:<reservationId>                       unread marker
  *   recentReceives:<owner>                               legacy JSON array
  *   meta:<name>                                          store metadata
+ *   quarantine:<owner>:<hash>                            legacy data that
+ *                                                        could not migrate
  *
  * <owner> and <reservationId> appear escaped: ':', '%' and ' ' as %XX
  * (upper-case hex), so a key splits unambiguously and no owner's prefix
@@ -29,6 +31,7 @@
 #define KEY_P_UNREAD "unread:"
 #define KEY_P_LEGACY "recentReceives:"
 #define KEY_P_META "meta:"
+#define KEY_P_QUARANTINE "quarantine:"
 
 /* An escaped key component (owner or reservation id). */
 typedef struct key_part {

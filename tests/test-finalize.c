@@ -170,6 +170,7 @@ static void test_finalize_bad_input_returns_einval_and_writes_nothing(
 	memset(big_rid, 'r', 161);
 	big_rid[161] = '\0';
 	big_payload = malloc(EF_PAYLOAD_MAX + 16);
+	assert_non_null(big_payload);
 	strcpy(big_payload, "{\"x\":\"");
 	memset(big_payload + 6, 'y', EF_PAYLOAD_MAX);
 	strcpy(big_payload + 6 + EF_PAYLOAD_MAX, "\"}");
@@ -205,6 +206,7 @@ static void test_finalize_accepts_inputs_at_the_limits(void **state)
 	memset(rid, 'r', 160);
 	rid[160] = '\0';
 	payload = malloc(EF_PAYLOAD_MAX + 1);
+	assert_non_null(payload);
 	strcpy(payload, "{\"x\":\"");
 	memset(payload + 6, 'y', EF_PAYLOAD_MAX - 8);
 	strcpy(payload + EF_PAYLOAD_MAX - 2, "\"}");
