@@ -199,14 +199,13 @@ static void test_finalize_bad_input_returns_einval_and_writes_nothing(
 static void test_finalize_accepts_inputs_at_the_limits(void **state)
 {
 	fx *f = *state;
-	char owner[400], rid[200], *payload;
+	static char payload[EF_PAYLOAD_MAX + 1];
+	char owner[400], rid[200];
 
 	memset(owner, 'o', 320);
 	owner[320] = '\0';
 	memset(rid, 'r', 160);
 	rid[160] = '\0';
-	payload = malloc(EF_PAYLOAD_MAX + 1);
-	assert_non_null(payload);
 	strcpy(payload, "{\"x\":\"");
 	memset(payload + 6, 'y', EF_PAYLOAD_MAX - 8);
 	strcpy(payload + EF_PAYLOAD_MAX - 2, "\"}");
@@ -214,7 +213,6 @@ static void test_finalize_accepts_inputs_at_the_limits(void **state)
 	assert_int_equal(fin(f, owner, rid, EF_CREATED_MAX, NULL, payload),
 			 EF_OK);
 	assert_int_equal(fin(f, "a@x", "r", 1, NULL, NULL), EF_OK);
-	free(payload);
 }
 
 static void test_finalize_created_zero_means_store_clock(void **state)
