@@ -64,11 +64,15 @@ int cmd_mark_read(cli *c, int argc, char **argv);
 int cmd_stat(cli *c, int argc, char **argv);
 int cmd_seed(cli *c, int argc, char **argv);
 
+/* ---- cmd_check.c ---- */
+int cmd_check(cli *c, int argc, char **argv);
+
 /* ---- cmd_migrate.c ---- */
 int cmd_migrate(cli *c, int argc, char **argv);
 
 /* Usage lines (commands.c), indexed for the commands in other files. */
 extern const char *const cli_usage_lines[];
 #define CLI_USAGE_MIGRATE 7
+#define CLI_USAGE_CHECK 8
 
 #endif

@@ -20,6 +20,7 @@ const char *const cli_usage_lines[] = {
 	"seed --owners N --receives M [--reset] [--rng-seed S] [--now MS|ISO] "
 	"[--no-wait]",
 	"migrate [--batch N] [--dry-run] [--no-wait]",
+	"check [--strict]",
 	NULL,
 };
 

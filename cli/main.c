@@ -21,6 +21,7 @@ static const struct {
 	{"stat", cmd_stat, "count what the store holds"},
 	{"seed", cmd_seed, "make deterministic demo data"},
 	{"migrate", cmd_migrate, "convert legacy JSON arrays into entries"},
+	{"check", cmd_check, "verify every invariant (exit 4 on a violation)"},
 };
 
 static void usage(FILE *f)

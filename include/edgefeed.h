@@ -352,6 +352,42 @@ typedef struct ef_migrate_stats {
 EF_EXPORT int ef_migrate(ef_store *st, const ef_migrate_opts *opts,
 			 ef_migrate_stats *stats);
 
+/** Called by ef_check() once per violation: @what says which invariant,
+ * @key the key involved (printable; borrowed for the call). */
+typedef void (*ef_violation_fn)(const char *what, const char *key, void *ctx);
+
+/** Options of ef_check(). */
+typedef struct ef_check_opts {
+	int strict;              /* also flag what a sweep would delete: owners
+				  * over their cap, markers of stale entries */
+	ef_violation_fn report;  /* may be NULL */
+	void *report_ctx;
+	ef_progress_fn progress; /* keys done / total; may be NULL */
+	void *progress_ctx;
+} ef_check_opts;
+
+/** What ef_check() looked at and found. */
+typedef struct ef_check_stats {
+	uint64_t keys;        /* every key read */
+	uint64_t entries;
+	uint64_t index_keys;
+	uint64_t markers;
+	uint64_t legacy_arrays;
+	uint64_t quarantined;
+	uint64_t violations;  /* 0: every invariant holds */
+} ef_check_stats;
+
+/**
+ * Verify every invariant of DESIGN.md under one read transaction (a
+ * consistent snapshot, while workers write): keys in canonical form, every
+ * record decodes and agrees with its key, every entry has its index (same
+ * createdSort) and every index its entry, every unread marker an entry, the
+ * format version present. @opts and @stats may be NULL.
+ * @return EF_OK (check the violations count); a store error.
+ */
+EF_EXPORT int ef_check(ef_store *st, const ef_check_opts *opts,
+		       ef_check_stats *stats);
+
 /** Store statistics; see ef_stat(). */
 typedef struct ef_stat_info {
 	uint64_t entries;        /* recentReceive: records */

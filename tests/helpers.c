@@ -125,6 +125,22 @@ size_t th_count_prefix(ef_store *st, const char *prefix)
 	return d.count;
 }
 
+static void print_violation(const char *what, const char *key, void *ctx)
+{
+	(void)ctx;
+	print_error("check: %s: %s\n", what, key ? key : "");
+}
+
+void th_assert_consistent(ef_store *st)
+{
+	ef_check_opts o = {0};
+	ef_check_stats cs;
+
+	o.report = print_violation;
+	assert_int_equal(ef_check(st, &o, &cs), EF_OK);
+	assert_int_equal(cs.violations, 0);
+}
+
 struct put_ctx {
 	const char *key;
 	const void *val;

@@ -32,6 +32,9 @@ char *th_dump(ef_store *st);
 /* Number of keys that start with @prefix. */
 size_t th_count_prefix(ef_store *st, const char *prefix);
 
+/* Assert that ef_check finds no violation (printing any it finds). */
+void th_assert_consistent(ef_store *st);
+
 /* Write a raw key (bypassing the feed layer), asserting success. */
 void th_put_raw(ef_store *st, const char *key, const void *val, size_t vlen);
 

@@ -197,6 +197,7 @@ static void test_migrate_pages_identical_before_and_after(void **state)
 	assert_int_equal(th_count_prefix(f->st, "recentReceive:"), 6);
 	assert_int_equal(th_count_prefix(f->st, "recentReceives:"), 0);
 	assert_int_equal(th_count_prefix(f->st, "quarantine:"), 1);
+	th_assert_consistent(f->st);
 	/* no markers were created for legacy entries: only the old one */
 	assert_int_equal(th_count_prefix(f->st, "unread:"), 1);
 	assert_non_null(strstr(before, "\"r-offset\""));
@@ -274,6 +275,7 @@ static void test_migrate_duplicate_finalize_across_the_boundary(void **state)
 	assert_int_equal(ef_get_entry(f->st, "alice@example.com", "r-later", &e),
 			 EF_OK);
 	ef_entry_free(e);
+	th_assert_consistent(f->st);
 }
 
 static void test_migrate_quarantine_keeps_the_original_bytes(void **state)
@@ -296,6 +298,7 @@ static void test_migrate_quarantine_keeps_the_original_bytes(void **state)
 	migrate(f->st, 0);
 	assert_int_equal(th_count_prefix(f->st, "recentReceives:"), 0);
 	assert_int_equal(th_count_prefix(f->st, "quarantine:"), 5);
+	th_assert_consistent(f->st);
 	for (size_t i = 0; i <= sizeof(bad) / sizeof(*bad); i++) {
 		const char *want = i < 4 ? bad[i] : "\xff\xfe[\x01";
 		size_t wlen = i < 4 ? strlen(bad[i]) : 4, n;

@@ -583,6 +583,7 @@ static void scenario_verify(const scenario *sc)
 	assert_int_equal(ef_stat(st, &si), EF_OK);
 	assert_int_equal(si.entries, items(sc));
 	assert_int_equal(si.owners, sc->owners);
+	th_assert_consistent(st);
 	ef_close(st);
 	free(seen);
 	ledgers_free(&ls);

@@ -1,0 +1,280 @@
+/*
+ * check.c - ef_check: every invariant of DESIGN.md, verified under one read
+ * transaction in one pass over the keys (plus one indexed lookup per entry,
+ * index key and marker).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "feed/feed.h"
+#include "feed/legacy.h"
+#include "store/error.h"
+
+typedef struct check_ctx {
+	ef_store *st;
+	ef_check_opts o;
+	ef_check_stats s;
+	int64_t now;
+	uint64_t total;          /* keys, for progress */
+	int has_format;
+	key_buf owner;           /* entries: the current owner, for the cap */
+	uint64_t rank;
+} check_ctx;
+
+static void violation(check_ctx *c, const char *what, const store_val *k)
+{
+	char buf[4 * KEY_MAX + 1];
+	size_t o = 0;
+
+	c->s.violations++;
+	if (!c->o.report)
+		return;
+	/* keys are shown printable: other bytes as \xNN */
+	for (size_t i = 0; k && i < k->len && o + 5 < sizeof(buf); i++) {
+		unsigned char b = ((const unsigned char *)k->data)[i];
+		if (b >= 0x20 && b < 0x7F && b != '\\')
+			buf[o++] = (char)b;
+		else
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+					      "\\x%02X", b);
+	}
+	buf[o] = '\0';
+	c->o.report(what, buf, c->o.report_ctx);
+}
+
+/* Is the escaped owner view the canonical spelling of itself? */
+static int owner_canonical(check_ctx *c, key_view ow)
+{
+	char raw[EF_OWNER_KEY_MAX + 1];
+	key_part p;
+
+	if (key_unescape(ow, raw, sizeof(raw)) < 0 ||
+	    key_owner(c->st->err_id, "owner", raw, &p) != EF_OK)
+		return 0;
+	return p.len == ow.len && memcmp(p.s, ow.p, ow.len) == 0;
+}
+
+static int check_entry(check_ctx *c, store_txn *t, const store_val *k,
+		       const store_val *v)
+{
+	key_view ow, so, rid;
+	rec_entry r;
+	key_part rp;
+	key_buf ik;
+	store_val iv;
+	int64_t created;
+	int rc;
+
+	c->s.entries++;
+	if (key_split_entry(k->data, k->len, &ow, &so, &rid) != EF_OK) {
+		violation(c, "entry: malformed key", k);
+		return EF_OK;
+	}
+	if (!owner_canonical(c, ow))
+		violation(c, "entry: owner is not in canonical form", k);
+	key_created_from_sort(so.p, so.len, &created);
+	if (rec_decode(v->data, v->len, &r) != EF_OK) {
+		violation(c, "entry: record does not decode", k);
+	} else {
+		if (r.created_ms != created)
+			violation(c, "entry: record's created_ms differs from "
+				     "the key's createdSort", k);
+		if (key_reservation_n(c->st->err_id, "reservation_id", r.rid,
+				      r.rid_len, &rp) != EF_OK ||
+		    rp.len != rid.len || memcmp(rp.s, rid.p, rid.len) != 0)
+			violation(c, "entry: record's reservation id differs "
+				     "from the key", k);
+		if (r.has_payload &&
+		    payload_check(c->st->err_id, "payload", r.payload,
+				  r.payload_len) != EF_OK)
+			violation(c, "entry: payload is not a JSON object", k);
+	}
+	key_pair_views(&ik, KEY_P_INDEX, ow, rid);
+	rc = store_get(t, ik.s, ik.len, &iv);
+	if (rc == EF_ENOTFOUND)
+		violation(c, "entry: no index key", k);
+	else if (rc != EF_OK)
+		return rc;
+	else if (iv.len != KEY_SORT_LEN || memcmp(iv.data, so.p, so.len) != 0)
+		violation(c, "entry: its index key has another createdSort", k);
+	/* entries of one owner are adjacent, newest first */
+	if (ow.len != c->owner.len || memcmp(ow.p, c->owner.s, ow.len) != 0) {
+		memcpy(c->owner.s, ow.p, ow.len);
+		c->owner.len = ow.len;
+		c->rank = 0;
+	}
+	if (c->o.strict && c->rank == c->st->cfg.feed_cap)
+		violation(c, "owner: over its cap (a sweep deletes the rest)", k);
+	if (c->o.strict && feed_is_stale(c->st, created, c->now))
+		violation(c, "entry: stale (a sweep deletes it)", k);
+	c->rank++;
+	return EF_OK;
+}
+
+/* "recentReceive:<owner>:<sort>:<rid>" from views. */
+static int entry_key(key_buf *ek, key_view ow, key_view sort, key_view rid)
+{
+	key_pair_views(ek, KEY_P_ENTRY, ow, sort);
+	if (ek->len + 1 + rid.len > KEY_MAX)
+		return EF_EINVAL;
+	ek->s[ek->len++] = ':';
+	memcpy(ek->s + ek->len, rid.p, rid.len);
+	ek->len += rid.len;
+	return EF_OK;
+}
+
+static int check_index(check_ctx *c, store_txn *t, const store_val *k,
+		       const store_val *v)
+{
+	key_view ow, rid;
+	key_buf ek;
+	int64_t created;
+	int rc;
+
+	c->s.index_keys++;
+	if (key_split_pair(k->data, k->len, KEY_P_INDEX, &ow, &rid) != EF_OK ||
+	    key_created_from_sort(v->data, v->len, &created) != EF_OK) {
+		violation(c, "index: malformed key or value", k);
+		return EF_OK;
+	}
+	if (!owner_canonical(c, ow))
+		violation(c, "index: owner is not in canonical form", k);
+	if (entry_key(&ek, ow, (key_view){v->data, v->len}, rid) != EF_OK) {
+		violation(c, "index: too long", k);
+		return EF_OK;
+	}
+	rc = store_get(t, ek.s, ek.len, NULL);
+	if (rc == EF_ENOTFOUND)
+		violation(c, "index: no entry", k);
+	return rc == EF_ENOTFOUND ? EF_OK : rc;
+}
+
+static int check_marker(check_ctx *c, store_txn *t, const store_val *k,
+			const store_val *v)
+{
+	key_view ow, rid;
+	key_buf ek;
+	key_part op, rp;
+	int64_t created;
+	int rc;
+
+	c->s.markers++;
+	if (key_split_pair(k->data, k->len, KEY_P_UNREAD, &ow, &rid) != EF_OK) {
+		violation(c, "marker: malformed key", k);
+		return EF_OK;
+	}
+	/* the marker's value is its entry's createdSort; markers of the old
+	 * design may hold anything, so then the index tells */
+	if (key_created_from_sort(v->data, v->len, &created) == EF_OK &&
+	    entry_key(&ek, ow, (key_view){v->data, v->len}, rid) == EF_OK) {
+		rc = store_get(t, ek.s, ek.len, NULL);
+		if (rc != EF_ENOTFOUND) {
+			if (rc == EF_OK && c->o.strict &&
+			    feed_is_stale(c->st, created, c->now))
+				violation(c, "marker: of a stale entry (a sweep "
+					     "deletes both)", k);
+			return rc;
+		}
+	} else {
+		key_pair_views(&ek, KEY_P_INDEX, ow, rid);
+		rc = store_get(t, ek.s, ek.len, NULL);
+		if (rc != EF_ENOTFOUND)
+			return rc;
+	}
+	/* no record: a legacy element still in its array counts */
+	memcpy(op.s, ow.p, ow.len);
+	op.s[ow.len] = '\0';
+	op.len = ow.len;
+	memcpy(rp.s, rid.p, rid.len);
+	rp.s[rid.len] = '\0';
+	rp.len = rid.len;
+	rc = legacy_has(t, c->st, &op, &rp, c->now);
+	if (rc == 0)
+		violation(c, "marker: no entry (an orphan; a sweep drops it)", k);
+	return rc < 0 ? rc : EF_OK;
+}
+
+static int check_key(check_ctx *c, store_txn *t, const store_val *k,
+		     const store_val *v)
+{
+	if (store_has_prefix(k, KEY_P_ENTRY, strlen(KEY_P_ENTRY)))
+		return check_entry(c, t, k, v);
+	if (store_has_prefix(k, KEY_P_INDEX, strlen(KEY_P_INDEX)))
+		return check_index(c, t, k, v);
+	if (store_has_prefix(k, KEY_P_UNREAD, strlen(KEY_P_UNREAD)))
+		return check_marker(c, t, k, v);
+	if (store_has_prefix(k, KEY_P_LEGACY, strlen(KEY_P_LEGACY))) {
+		c->s.legacy_arrays++;
+	} else if (store_has_prefix(k, KEY_P_QUARANTINE,
+				    strlen(KEY_P_QUARANTINE))) {
+		json_t *j = json_loadb(v->data, v->len, 0, NULL);
+		c->s.quarantined++;
+		if (!json_is_object(j))
+			violation(c, "quarantine: record is not a JSON object", k);
+		json_decref(j);
+	} else if (store_has_prefix(k, "meta:format", 11) && k->len == 11) {
+		c->has_format = 1;
+	} else if (!store_has_prefix(k, KEY_P_META, strlen(KEY_P_META))) {
+		violation(c, "unknown key family", k);
+	}
+	return EF_OK;
+}
+
+static int check_txn(store_txn *t, void *p)
+{
+	check_ctx *c = p;
+	store_cur *cur;
+	store_val k, v;
+	int rc;
+
+	memset(&c->s, 0, sizeof(c->s));
+	c->has_format = 0;
+	c->owner.len = 0;
+	rc = store_cur_open(t, &cur);
+	if (rc != EF_OK)
+		return rc;
+	for (rc = store_cur_seek(cur, "", 0, &k, &v); rc == EF_OK;
+	     rc = store_cur_next(cur, &k, &v)) {
+		c->s.keys++;
+		rc = check_key(c, t, &k, &v);
+		if (rc != EF_OK)
+			break;
+		if (c->o.progress && c->s.keys % 65536 == 0)
+			c->o.progress(c->s.keys, c->total, c->o.progress_ctx);
+	}
+	store_cur_close(cur);
+	if (rc != EF_OK && rc != EF_ENOTFOUND)
+		return rc;
+	if (!c->has_format)
+		violation(c, "meta:format is missing", NULL);
+	if (c->o.progress)
+		c->o.progress(c->s.keys, c->s.keys, c->o.progress_ctx);
+	return EF_OK;
+}
+
+int ef_check(ef_store *st, const ef_check_opts *opts, ef_check_stats *stats)
+{
+	check_ctx c;
+	ef_stat_info si;
+	int rc;
+
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
+	if (!st)
+		return EF_EINVAL;
+	memset(&c, 0, sizeof(c));
+	c.st = st;
+	if (opts)
+		c.o = *opts;
+	c.now = feed_now(st);
+	if (c.o.progress && ef_stat(st, &si) == EF_OK)
+		c.total = si.entries + si.index_keys + si.unread_markers +
+			  si.legacy_arrays + si.quarantined + si.other_keys;
+	rc = store_read(st->env, check_txn, &c);
+	if (stats)
+		*stats = c.s;
+	if (rc == EF_OK)
+		ef__err_clear(st->err_id);
+	return rc;
+}
