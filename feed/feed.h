@@ -23,6 +23,7 @@ struct ef_store {
 	uint64_t err_id;    /* error slot of this handle */
 	ef_config cfg;      /* defaults resolved */
 	int open_lock_fd;   /* shared open.lock, held while open */
+	struct keyring *keyring; /* IP window keys (store/keyring.h) */
 };
 
 /* Current time of the store's clock, ms since the epoch. */
@@ -111,5 +112,73 @@ int feed_entry_fill(store_txn *txn, ef_store *st, const store_val *k,
 		    const store_val *v, int64_t now, ef_entry *e);
 /* Free the strings of @e (not @e itself). */
 void feed_entry_clear(ef_entry *e);
+
+/* ---- IP retention: sealed personal data (ipseal.c) ----
+ *
+ * Personal data (IPs, or any bytes that contain one, such as a quarantined
+ * legacy element) is never written to LMDB in plaintext: it is sealed with
+ * XChaCha20-Poly1305 under the random key of its time window (one UTC day
+ * of @created_ms), kept in the keyring file outside LMDB. ef_sweep destroys
+ * the key of every window past ip_retention, which scrubs every sealed copy
+ * of that window at once, in live records, in LMDB's freed pages and in
+ * backups of data.mdb alike; no record needs rewriting, and no separate
+ * pass over quarantine records is needed.
+ *
+ * Sealed format (IPSEAL_LEN(mlen) bytes):
+ *   u8  scheme (1: XChaCha20-Poly1305-IETF)
+ *   u32 window number, big-endian (created_ms / 86400000)
+ *   24  nonce (random)
+ *   mlen + 16  ciphertext and tag
+ *
+ * @ad (associated data) binds the sealed bytes to their place, so that they
+ * cannot be moved to another record and still open: entry IPs use their
+ * index key "receiveIndex:<owner>:<reservationId>" (escaped forms); other
+ * users pass the key of the record that holds the sealed bytes (e.g. the
+ * quarantine key). The same @ad must be given to ipseal_open.
+ */
+
+#define IPSEAL_OVERHEAD 45u /* 1 scheme + 4 window + 24 nonce + 16 tag */
+#define IPSEAL_LEN(mlen) ((size_t)(mlen) + IPSEAL_OVERHEAD)
+
+/* A positive status of ipseal_seal: nothing sealed, because @created_ms is
+ * past retention at @now or its window's key was destroyed. Store no IP. */
+#define IPSEAL_EXPIRED 102
+
+/*
+ * Seal @mlen bytes of @msg, created at @created_ms, into @out (room for
+ * IPSEAL_LEN(mlen) bytes); *outlen gets the length. Creates the window's key
+ * in the keyring if it has none yet (synced before returning unless
+ * EF_NOSYNC), so call it outside write transactions where possible (inside
+ * one is allowed: the keyring lock nests inside LMDB's writer lock).
+ * @return EF_OK; IPSEAL_EXPIRED; EF_EINVAL (@created_ms out of range);
+ *         EF_EIO, EF_EFULL (the keyring cannot be written); EF_EVERSION
+ *         (a keyring of a newer format); EF_ENOMEM. Thread-safe.
+ * On a read-only handle, a window without a key gets one in memory only:
+ * what is sealed then opens in this handle only (it cannot be written).
+ */
+int ipseal_seal(ef_store *st, int64_t created_ms, int64_t now, const void *ad,
+		size_t adlen, const void *msg, size_t mlen, uint8_t *out,
+		size_t *outlen);
+
+/*
+ * Open what ipseal_seal made, applying the read rule of retention at @now:
+ * @out (capacity @cap >= slen - IPSEAL_OVERHEAD) gets the bytes.
+ * @return EF_OK; EF_ENOTFOUND (absent: past retention at @now, the key is
+ *         destroyed or missing, the keyring is damaged, or the bytes were
+ *         moved or damaged: a read shows "no IP"); EF_EINVAL (@cap too
+ *         small); EF_ENOMEM. Thread-safe.
+ */
+int ipseal_open(ef_store *st, int64_t created_ms, int64_t now, const void *ad,
+		size_t adlen, const uint8_t *sealed, size_t slen, uint8_t *out,
+		size_t cap, size_t *outlen);
+
+/* The options ef_open gives the store layer (compact reopens with them). */
+void feed_store_opts(const ef_store *st, store_opts *so);
+
+/* The AEAD step of ipseal_open with a given 32-byte key (no keyring, no
+ * retention rule): EF_OK or EF_ENOTFOUND. For tests that try keys. */
+int ipseal_open_key(const uint8_t key[32], const void *ad, size_t adlen,
+		    const uint8_t *sealed, size_t slen, uint8_t *out,
+		    size_t cap, size_t *outlen);
 
 #endif

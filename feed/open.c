@@ -13,6 +13,7 @@
 
 #include "feed/feed.h"
 #include "store/error.h"
+#include "store/keyring.h"
 #include "store/lock.h"
 
 #define FORMAT_VERSION 1
@@ -108,6 +109,14 @@ static int dir_ready(const char *dir, int rdonly)
 	return EF_OK;
 }
 
+void feed_store_opts(const ef_store *st, store_opts *so)
+{
+	so->map_size = st->cfg.map_size;
+	so->nosync = (st->cfg.flags & EF_NOSYNC) != 0;
+	so->rdonly = (st->cfg.flags & EF_RDONLY) != 0;
+	so->max_readers = MAX_READERS;
+}
+
 static int format_txn(store_txn *t, void *ctx)
 {
 	ef_store *st = ctx;
@@ -174,10 +183,7 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 	rc = lock_open_shared(dir, rdonly, EF__ERR_NOSTORE, &st->open_lock_fd);
 	if (rc != EF_OK)
 		goto fail;
-	so.map_size = st->cfg.map_size;
-	so.nosync = (st->cfg.flags & EF_NOSYNC) != 0;
-	so.rdonly = rdonly;
-	so.max_readers = MAX_READERS;
+	feed_store_opts(st, &so);
 	rc = store_open(&st->env, dir, &so, st->err_id);
 	if (rc != EF_OK)
 		goto fail_detail;
@@ -185,6 +191,9 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 		    : store_write(st->env, format_txn, st);
 	if (rc == FEED_NOCHANGE)
 		rc = EF_OK;
+	if (rc == EF_OK)
+		rc = keyring_open(&st->keyring, dir, rdonly, so.nosync,
+				  st->err_id);
 	if (rc != EF_OK)
 		goto fail_detail;
 	*out = st;
@@ -202,6 +211,7 @@ void ef_close(ef_store *st)
 {
 	if (!st)
 		return;
+	keyring_close(st->keyring);
 	store_close(st->env);
 	lock_release(st->open_lock_fd, 0);
 	free(st->dir);

@@ -47,6 +47,11 @@ static int flock_retry(int fd, int op)
 	return rc;
 }
 
+int lock_flock(int fd, int op)
+{
+	return flock_retry(fd, op);
+}
+
 int lock_open_shared(const char *dir, int rdonly, uint64_t err_id, int *fd)
 {
 	int rc = lock_file(dir, LOCK_OPEN_FILE, rdonly, err_id, fd);

@@ -32,6 +32,9 @@ int lock_open_exclusive(int fd, uint64_t err_id);
 int lock_maint(const char *dir, const char *what, unsigned flags,
 	       ef_wait_fn on_wait, void *ctx, uint64_t err_id, int *fd);
 
+/* flock(2) that retries on EINTR; for other files locked the same way. */
+int lock_flock(int fd, int op);
+
 /* Release (and for the maintenance lock, clear the holder note). */
 void lock_release(int fd, int clear_note);
 
