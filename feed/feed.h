@@ -35,24 +35,28 @@ int feed_ip_visible(const ef_store *st, int64_t created_ms, int64_t now);
 
 /* ---- entry record (record.c) ---- */
 
-#define REC_VERSION 1
+#define REC_VERSION 2 /* written; version 1 (plaintext IPs) is still read */
 #define REC_IP_NONE 0 /* ip kinds */
-#define REC_IP_V4 4
-#define REC_IP_V6 6
+#define REC_IP_V4 4   /* version 1 only: 4 plaintext bytes */
+#define REC_IP_V6 6   /* version 1 only: 16 plaintext bytes */
+#define REC_IP_SEALED 'S' /* ipseal_seal bytes (see ip.c) */
 
 /* A decoded record; pointers are views into the encoded bytes. */
 typedef struct rec_entry {
+	uint8_t version;       /* as decoded (rec_encode writes REC_VERSION) */
 	int64_t created_ms;
 	const char *rid;       /* raw reservation id (not escaped) */
 	size_t rid_len;
 	uint8_t ip_kind;       /* REC_IP_* */
-	const uint8_t *ip;     /* 4 or 16 bytes, per ip_kind */
+	const uint8_t *ip;     /* ip_len bytes, per ip_kind */
+	size_t ip_len;
 	int has_payload;
 	const char *payload;   /* JSON object text, byte-for-byte as given */
 	size_t payload_len;
 } rec_entry;
 
-/* Encode into a new buffer (*out, *len; free()). EF_ENOMEM or EF_OK. */
+/* Encode into a new buffer (*out, *len; free()). EF_ENOMEM, EF_OK, or
+ * EF_EINVAL for a plaintext ip kind (IPs are written sealed only). */
 int rec_encode(const rec_entry *e, uint8_t **out, size_t *len);
 /* Decode; EF_ECORRUPT if malformed, EF_EVERSION for an unknown version. */
 int rec_decode(const void *buf, size_t len, rec_entry *out);
@@ -171,6 +175,23 @@ int ipseal_seal(ef_store *st, int64_t created_ms, int64_t now, const void *ad,
 int ipseal_open(ef_store *st, int64_t created_ms, int64_t now, const void *ad,
 		size_t adlen, const uint8_t *sealed, size_t slen, uint8_t *out,
 		size_t cap, size_t *outlen);
+
+/* Entry IPs (ip.c): what is sealed is the kind and 16 address bytes. */
+#define IP_PLAIN_LEN 17u
+#define IP_SEALED_LEN IPSEAL_LEN(IP_PLAIN_LEN)
+
+/* Seal the address @bin of @kind for the entry of escaped @owner and @rid
+ * into @out. EF_OK; IPSEAL_EXPIRED (store no IP); an ipseal_seal error. */
+int ip_seal_entry(ef_store *st, key_view owner, key_view rid,
+		  int64_t created_ms, int64_t now, uint8_t kind,
+		  const uint8_t *bin, uint8_t out[IP_SEALED_LEN], size_t *outlen);
+
+/* The IP of record @r (entry of escaped @owner and @rid) as text into @buf
+ * (>= 46 bytes), by the read rule at @now: EF_OK; EF_ENOTFOUND (absent, past
+ * retention, or its key is gone: the entry shows no IP); EF_ENOMEM. Reads
+ * version 1 (plaintext) records as before. */
+int ip_reveal_entry(ef_store *st, key_view owner, key_view rid,
+		    const rec_entry *r, int64_t now, char *buf, size_t cap);
 
 /* The options ef_open gives the store layer (compact reopens with them). */
 void feed_store_opts(const ef_store *st, store_opts *so);

@@ -3,6 +3,7 @@
  * uniqueness index and its unread marker, or nothing; then trims the owner's
  * feed to its cap and staleness in the same transaction.
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it)
 {
 	const uint64_t id = st->err_id;
 	rec_entry e = {0};
-	uint8_t ip[16];
+	uint8_t ip[16], sealed[IP_SEALED_LEN], kind = REC_IP_NONE;
 	int rc;
 
 	memset(it, 0, sizeof(*it));
@@ -38,10 +39,9 @@ int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it)
 			       (long long)it->created_ms,
 			       (long long)EF_CREATED_MAX);
 	if (r->ip) {
-		rc = ip_parse(id, "ip", r->ip, ip, &e.ip_kind);
+		rc = ip_parse(id, "ip", r->ip, ip, &kind);
 		if (rc != EF_OK)
 			return rc;
-		e.ip = ip;
 	}
 	if (r->payload_json) {
 		e.has_payload = 1;
@@ -51,6 +51,22 @@ int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it)
 				   e.payload_len);
 		if (rc != EF_OK)
 			return rc;
+	}
+	if (kind != REC_IP_NONE) {
+		/* valid input only: sealing may make the window's key. An IP
+		 * already past retention is not kept at all. */
+		key_view ov = {it->owner.s, it->owner.len};
+		key_view rv = {it->rid.s, it->rid.len};
+
+		rc = ip_seal_entry(st, ov, rv, it->created_ms, now, kind, ip,
+				   sealed, &e.ip_len);
+		sodium_memzero(ip, sizeof(ip));
+		if (rc == EF_OK) {
+			e.ip_kind = REC_IP_SEALED;
+			e.ip = sealed;
+		} else if (rc != IPSEAL_EXPIRED) {
+			return rc;
+		}
 	}
 	e.created_ms = it->created_ms;
 	e.rid = r->reservation_id;

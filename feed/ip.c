@@ -1,7 +1,15 @@
 /*
- * ip.c - IP addresses: validated text in, canonical binary stored.
+ * ip.c - IP addresses: validated text in, sealed bytes stored, canonical
+ * text out while within retention.
+ *
+ * What an entry seals (IP_PLAIN_LEN bytes): the kind (REC_IP_V4 or
+ * REC_IP_V6), then 16 address bytes (an IPv4 address in the first 4, the
+ * rest zero), so that sealed IPv4 and IPv6 addresses look alike. The
+ * associated data is the entry's index key "receiveIndex:<owner>:<rid>"
+ * (escaped forms): a sealed IP opens in its own entry only.
  */
 #include <arpa/inet.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,4 +37,49 @@ void ip_format(uint8_t kind, const uint8_t *bin, char *buf, size_t cap)
 	if (!inet_ntop(kind == REC_IP_V4 ? AF_INET : AF_INET6, bin, buf,
 		       (socklen_t)cap))
 		snprintf(buf, cap, "?");
+}
+
+int ip_seal_entry(ef_store *st, key_view owner, key_view rid,
+		  int64_t created_ms, int64_t now, uint8_t kind,
+		  const uint8_t *bin, uint8_t out[IP_SEALED_LEN], size_t *outlen)
+{
+	uint8_t plain[IP_PLAIN_LEN] = {0};
+	key_buf ad;
+	int rc;
+
+	plain[0] = kind;
+	memcpy(plain + 1, bin, kind == REC_IP_V4 ? 4 : 16);
+	key_pair_views(&ad, KEY_P_INDEX, owner, rid);
+	rc = ipseal_seal(st, created_ms, now, ad.s, ad.len, plain,
+			 sizeof(plain), out, outlen);
+	sodium_memzero(plain, sizeof(plain));
+	return rc;
+}
+
+int ip_reveal_entry(ef_store *st, key_view owner, key_view rid,
+		    const rec_entry *r, int64_t now, char *buf, size_t cap)
+{
+	uint8_t plain[IP_PLAIN_LEN + 1];
+	key_buf ad;
+	size_t n;
+	int rc;
+
+	if (r->ip_kind == REC_IP_NONE)
+		return EF_ENOTFOUND;
+	if (r->ip_kind != REC_IP_SEALED) { /* version 1: plaintext */
+		if (!feed_ip_visible(st, r->created_ms, now))
+			return EF_ENOTFOUND;
+		ip_format(r->ip_kind, r->ip, buf, cap);
+		return EF_OK;
+	}
+	key_pair_views(&ad, KEY_P_INDEX, owner, rid);
+	rc = ipseal_open(st, r->created_ms, now, ad.s, ad.len, r->ip,
+			 r->ip_len, plain, sizeof(plain), &n);
+	if (rc == EF_OK && (n != IP_PLAIN_LEN || (plain[0] != REC_IP_V4 &&
+						  plain[0] != REC_IP_V6)))
+		rc = EF_ENOTFOUND; /* sealed by something else: no IP */
+	if (rc == EF_OK)
+		ip_format(plain[0], plain + 1, buf, cap);
+	sodium_memzero(plain, sizeof(plain));
+	return rc == EF_EINVAL ? EF_ENOTFOUND : rc;
 }

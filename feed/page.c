@@ -122,14 +122,11 @@ int feed_entry_fill(store_txn *t, ef_store *st, const store_val *k,
 	e->reservation_id = dupn(r.rid, r.rid_len);
 	if (r.has_payload)
 		e->payload_json = dupn(r.payload, r.payload_len);
-	if (r.ip_kind != REC_IP_NONE &&
-	    feed_ip_visible(st, r.created_ms, now)) {
-		ip_format(r.ip_kind, r.ip, ipbuf, sizeof(ipbuf));
+	rc = ip_reveal_entry(st, ow, rid, &r, now, ipbuf, sizeof(ipbuf));
+	if (rc == EF_OK)
 		e->ip = strdup(ipbuf);
-	}
 	if (!e->reservation_id || (r.has_payload && !e->payload_json) ||
-	    (r.ip_kind && feed_ip_visible(st, r.created_ms, now) &&
-	     !e->ip)) {
+	    rc == EF_ENOMEM || (rc == EF_OK && !e->ip)) {
 		feed_entry_clear(e);
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	}

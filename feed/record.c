@@ -1,13 +1,23 @@
 /*
  * record.c - the versioned entry record.
  *
- * Version 1 layout (all integers big-endian):
- *   u8  version (1)
+ * Version 2, the one written (all integers big-endian):
+ *   u8  version (2)
  *   u8  flags   (bit 0: has payload)
  *   i64 created_ms
- *   u8  ip kind (0 none, 4, 6) then 0, 4 or 16 bytes of address
+ *   u8  ip form: 0 none, or 'S' sealed, then
+ *       u8 length n and n bytes made by ipseal_seal (ip.c says what is
+ *       sealed: the address kind and 16 address bytes, so IPv4 and IPv6
+ *       look alike)
  *   u16 reservation id length, then its bytes (raw, not escaped)
  *   u32 payload length, then its bytes
+ *
+ * Version 1, still read (written before IPs were sealed):
+ *   the same, except the ip form: 0 none, 4 or 6, then 4 or 16 bytes of
+ *   plaintext address. Reads treat it as before (shown while within
+ *   retention); sweep rewrites such records as version 2.
+ *
+ * rec_encode never writes a plaintext address: IPs reach LMDB sealed only.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +25,7 @@
 #include "feed/feed.h"
 
 #define FLAG_PAYLOAD 0x1
+#define HEAD_LEN (1 + 1 + 8 + 1) /* version, flags, created_ms, ip form */
 
 static size_t ip_bytes(uint8_t kind)
 {
@@ -38,16 +49,18 @@ static uint64_t get_be(const uint8_t *p, int n)
 
 int rec_encode(const rec_entry *e, uint8_t **out, size_t *len)
 {
-	size_t ipn = ip_bytes(e->ip_kind);
+	size_t ipn = e->ip_kind == REC_IP_SEALED ? 1 + e->ip_len : 0;
 	size_t n;
 	uint8_t *p;
 
 	*out = NULL;
 	/* the callers bound rid (160 escaped bytes) and payload (16 KiB), so
 	 * neither field overflows its length prefix nor the sum size_t */
-	if (e->rid_len > UINT16_MAX || e->payload_len > UINT32_MAX)
+	if (e->rid_len > UINT16_MAX || e->payload_len > UINT32_MAX ||
+	    (e->ip_kind != REC_IP_NONE && e->ip_kind != REC_IP_SEALED) ||
+	    (e->ip_kind == REC_IP_SEALED && e->ip_len > UINT8_MAX))
 		return EF_EINVAL;
-	n = 2 + 8 + 1 + ipn + 2 + e->rid_len + 4 + e->payload_len;
+	n = HEAD_LEN + ipn + 2 + e->rid_len + 4 + e->payload_len;
 	p = malloc(n);
 	if (!p)
 		return EF_ENOMEM;
@@ -57,9 +70,11 @@ int rec_encode(const rec_entry *e, uint8_t **out, size_t *len)
 	*p++ = e->has_payload ? FLAG_PAYLOAD : 0;
 	p = put_be(p, (uint64_t)e->created_ms, 8);
 	*p++ = e->ip_kind;
-	if (ipn)
-		memcpy(p, e->ip, ipn);
-	p += ipn;
+	if (ipn) {
+		*p++ = (uint8_t)e->ip_len;
+		memcpy(p, e->ip, e->ip_len);
+		p += e->ip_len;
+	}
 	p = put_be(p, e->rid_len, 2);
 	memcpy(p, e->rid, e->rid_len);
 	p += e->rid_len;
@@ -69,30 +84,54 @@ int rec_encode(const rec_entry *e, uint8_t **out, size_t *len)
 	return EF_OK;
 }
 
+/* The ip form at @p (up to @end): sets ip_kind, ip, ip_len; returns the
+ * bytes it takes, or 0 if malformed. */
+static size_t decode_ip(const uint8_t *p, const uint8_t *end, rec_entry *out)
+{
+	const uint8_t *start = p;
+	size_t n;
+
+	out->ip_kind = *p++;
+	if (out->ip_kind == REC_IP_NONE)
+		return 1;
+	if (out->version == 1) {
+		n = ip_bytes(out->ip_kind);
+		if (n == 0 || (size_t)(end - p) < n)
+			return 0;
+	} else {
+		if (out->ip_kind != REC_IP_SEALED || p == end)
+			return 0;
+		n = *p++;
+		if (n == 0 || (size_t)(end - p) < n)
+			return 0;
+	}
+	out->ip = p;
+	out->ip_len = n;
+	return (size_t)(p - start) + n;
+}
+
 int rec_decode(const void *buf, size_t len, rec_entry *out)
 {
 	const uint8_t *p = buf, *end = p + len;
-	size_t ipn, n;
+	size_t n;
 
 	memset(out, 0, sizeof(*out));
 	if (len < 1)
 		return EF_ECORRUPT;
-	if (p[0] != REC_VERSION)
+	if (p[0] != 1 && p[0] != REC_VERSION)
 		return p[0] > REC_VERSION ? EF_EVERSION : EF_ECORRUPT;
-	if (len < 2 + 8 + 1)
+	if (len < HEAD_LEN)
 		return EF_ECORRUPT;
+	out->version = p[0];
 	out->has_payload = (p[1] & FLAG_PAYLOAD) != 0;
 	out->created_ms = (int64_t)get_be(p + 2, 8);
-	out->ip_kind = p[10];
-	if (out->ip_kind != REC_IP_NONE && out->ip_kind != REC_IP_V4 &&
-	    out->ip_kind != REC_IP_V6)
+	p += HEAD_LEN - 1;
+	n = decode_ip(p, end, out);
+	if (n == 0)
 		return EF_ECORRUPT;
-	p += 11;
-	ipn = ip_bytes(out->ip_kind);
-	if ((size_t)(end - p) < ipn + 2)
+	p += n;
+	if ((size_t)(end - p) < 2)
 		return EF_ECORRUPT;
-	out->ip = ipn ? p : NULL;
-	p += ipn;
 	n = (size_t)get_be(p, 2);
 	p += 2;
 	if ((size_t)(end - p) < n + 4 || n == 0)

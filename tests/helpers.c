@@ -4,11 +4,13 @@
 #define _GNU_SOURCE
 #include "tests/helpers.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,6 +60,7 @@ ef_store *th_open(const char *dir, const ef_config *cfg)
 }
 
 struct dump_ctx {
+	ef_store *st;
 	char *buf;
 	size_t len, cap;
 	const char *prefix;
@@ -76,10 +79,46 @@ static void dump_cat(struct dump_ctx *d, const char *s, size_t n)
 	d->buf[d->len] = '\0';
 }
 
+static void dump_hex(struct dump_ctx *d, const void *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char b = ((const unsigned char *)p)[i];
+		dump_cat(d, &hex[b >> 4], 1);
+		dump_cat(d, &hex[b & 15], 1);
+	}
+}
+
+/* A value in hex; in an entry record, the sealed IP (random nonce) shows as
+ * what it opens to at its own time, so equal dumps mean equal contents. */
+static void dump_value(struct dump_ctx *d, const store_val *k,
+		       const store_val *v)
+{
+	key_view ow, so, rid;
+	rec_entry r;
+	char ip[64] = "none";
+	size_t at;
+
+	if (!store_has_prefix(k, KEY_P_ENTRY, strlen(KEY_P_ENTRY)) ||
+	    key_split_entry(k->data, k->len, &ow, &so, &rid) != EF_OK ||
+	    rec_decode(v->data, v->len, &r) != EF_OK ||
+	    r.ip_kind != REC_IP_SEALED) {
+		dump_hex(d, v->data, v->len);
+		return;
+	}
+	ip_reveal_entry(d->st, ow, rid, &r, r.created_ms, ip, sizeof(ip));
+	at = (size_t)(r.ip - (const uint8_t *)v->data);
+	dump_hex(d, v->data, at);
+	dump_cat(d, "[sealed ip ", 11);
+	dump_cat(d, ip, strlen(ip));
+	dump_cat(d, "]", 1);
+	dump_hex(d, r.ip + r.ip_len, v->len - at - r.ip_len);
+}
+
 static int dump_txn(store_txn *t, void *p)
 {
 	struct dump_ctx *d = p;
-	static const char hex[] = "0123456789abcdef";
 	store_cur *c;
 	store_val k, v;
 	int rc;
@@ -97,11 +136,7 @@ static int dump_txn(store_txn *t, void *p)
 		}
 		dump_cat(d, k.data, k.len);
 		dump_cat(d, "\t", 1);
-		for (size_t i = 0; i < v.len; i++) {
-			unsigned char b = ((const unsigned char *)v.data)[i];
-			dump_cat(d, &hex[b >> 4], 1);
-			dump_cat(d, &hex[b & 15], 1);
-		}
+		dump_value(d, &k, &v);
 		dump_cat(d, "\n", 1);
 	}
 	return rc == EF_ENOTFOUND ? EF_OK : rc;
@@ -111,6 +146,7 @@ char *th_dump(ef_store *st)
 {
 	struct dump_ctx d = {0};
 
+	d.st = st;
 	assert_int_equal(store_read(st->env, dump_txn, &d), EF_OK);
 	return d.buf;
 }
@@ -157,6 +193,73 @@ void th_put_raw(ef_store *st, const char *key, const void *val, size_t vlen)
 {
 	struct put_ctx c = {key, val, vlen};
 	assert_int_equal(store_write(st->env, put_txn, &c), EF_OK);
+}
+
+static int del_txn(store_txn *t, void *p)
+{
+	return store_del(t, p, strlen(p));
+}
+
+void th_del_raw(ef_store *st, const char *key)
+{
+	assert_int_equal(store_write(st->env, del_txn, (void *)key), EF_OK);
+}
+
+void th_each_file(const char *dir, th_file_fn fn, void *ctx)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		char *path, *buf;
+		struct stat sb;
+		size_t len;
+		ssize_t n;
+		int fd;
+
+		assert_true(asprintf(&path, "%s/%s", dir, de->d_name) > 0);
+		if (lstat(path, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+			free(path);
+			continue;
+		}
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		buf = malloc((size_t)sb.st_size + 1);
+		assert_non_null(buf);
+		len = 0;
+		while (len < (size_t)sb.st_size &&
+		       (n = read(fd, buf + len, (size_t)sb.st_size - len)) > 0)
+			len += (size_t)n;
+		close(fd);
+		fn(de->d_name, (const unsigned char *)buf, len, ctx);
+		free(buf);
+		free(path);
+	}
+	closedir(d);
+}
+
+struct find_ctx {
+	const void *needle;
+	size_t len;
+	char *found;
+};
+
+static void find_one(const char *name, const unsigned char *buf, size_t len,
+		     void *p)
+{
+	struct find_ctx *c = p;
+
+	if (!c->found && memmem(buf, len, c->needle, c->len))
+		c->found = strdup(name);
+}
+
+char *th_dir_find(const char *dir, const void *needle, size_t len)
+{
+	struct find_ctx c = {needle, len, NULL};
+
+	th_each_file(dir, find_one, &c);
+	return c.found;
 }
 
 const char *th_program(const char *var)

@@ -26,7 +26,8 @@ int64_t th_clock(void *ctx);
 ef_store *th_open(const char *dir, const ef_config *cfg);
 
 /* Every key and value of the store, in key order, one "key\tHEXVALUE\n" a
- * record; malloc'd. Two equal dumps mean byte-for-byte equal contents. */
+ * record; malloc'd. Two equal dumps mean byte-for-byte equal contents,
+ * except that a sealed IP (random nonce) shows as what it opens to. */
 char *th_dump(ef_store *st);
 
 /* Number of keys that start with @prefix. */
@@ -37,6 +38,19 @@ void th_assert_consistent(ef_store *st);
 
 /* Write a raw key (bypassing the feed layer), asserting success. */
 void th_put_raw(ef_store *st, const char *key, const void *val, size_t vlen);
+
+/* Delete a raw key (bypassing the feed layer), asserting it existed. */
+void th_del_raw(ef_store *st, const char *key);
+
+/* Call @fn with the name and whole content of each regular file directly
+ * in @dir (the content is freed after the call). */
+typedef void (*th_file_fn)(const char *name, const unsigned char *buf,
+			   size_t len, void *ctx);
+void th_each_file(const char *dir, th_file_fn fn, void *ctx);
+
+/* The name of a file directly in @dir whose bytes contain @needle (@len
+ * bytes), or NULL; malloc'd. */
+char *th_dir_find(const char *dir, const void *needle, size_t len);
 
 /* Path of a built program, from the environment variable @var (set by
  * meson), asserting it is set. */

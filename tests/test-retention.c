@@ -157,6 +157,361 @@ static void test_keyring_one_key_per_window_and_destroy(void **state)
 	assert_int_equal(h.damaged, 0);
 }
 
+
+static void fin(ef_store *st, const char *rid, int64_t created, const char *ip)
+{
+	ef_receive r = {"a@x", rid, created, ip, "{\"fileName\":\"a.pdf\"}"};
+	int rc = ef_finalize(st, &r);
+
+	if (rc != EF_OK)
+		fail_msg("finalize %s: %s %s", rid, ef_err_name(rc),
+			 ef_errmsg(st));
+}
+
+/* The IP of @rid as the store shows it now (NULL if none); malloc'd. */
+static char *ip_of(ef_store *st, const char *rid)
+{
+	ef_entry *e;
+	char *ip;
+
+	assert_int_equal(ef_get_entry(st, "a@x", rid, &e), EF_OK);
+	ip = e->ip ? strdup(e->ip) : NULL;
+	ef_entry_free(e);
+	return ip;
+}
+
+static void assert_ip(ef_store *st, const char *rid, const char *want)
+{
+	char *ip = ip_of(st, rid);
+
+	if (want)
+		assert_string_equal(ip, want);
+	else if (ip)
+		fail_msg("%s: ip %s, expected none", rid, ip);
+	free(ip);
+}
+
+/* No file of @dir holds the text or binary forms of the test IPs. */
+static void assert_no_plaintext_ips(const char *dir)
+{
+	static const unsigned char v4[4] = {203, 0, 113, 77};
+	static const unsigned char v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
+					     0,    0,    0,    0,    0, 0, 0, 0x77};
+	const struct {
+		const void *p;
+		size_t n;
+	} forms[] = {{"203.0.113.77", 12}, {v4, 4}, {"2001:db8::77", 12},
+		     {v6, 16}};
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(*forms); i++) {
+		char *where = th_dir_find(dir, forms[i].p, forms[i].n);
+		if (where)
+			fail_msg("form %zu of a test IP is in '%s'", i, where);
+	}
+}
+
+static void test_finalize_writes_no_plaintext_ip(void **state)
+{
+	fx *f = *state;
+
+	/* durable writes, and the store closed: everything is on disk */
+	ef_close(f->st);
+	f->st = fx_open(f, 0);
+	fin(f->st, "v4", T0 - 1000, "203.0.113.77");
+	fin(f->st, "v6", T0 - 2000, "2001:db8::77");
+	assert_ip(f->st, "v4", "203.0.113.77");
+	assert_ip(f->st, "v6", "2001:db8::77");
+	ef_close(f->st);
+	f->st = NULL;
+	/* the scan can see a form where there is one */
+	{
+		char *where = th_dir_find(f->dir, "receiveIndex:a@x:v6", 19);
+		assert_string_equal(where, "data.mdb");
+		free(where);
+	}
+	assert_no_plaintext_ips(f->dir);
+	f->st = fx_open(f, EF_NOSYNC);
+	assert_ip(f->st, "v4", "203.0.113.77");
+}
+
+static void test_ip_read_rule_uses_the_readers_clock(void **state)
+{
+	fx *f = *state;
+	const int64_t ret = EF_DEFAULT_IP_RETENTION_MS;
+
+	fin(f->st, "r", T0, "203.0.113.77");
+	assert_ip(f->st, "r", "203.0.113.77");
+	f->now = T0 + ret - 1;
+	assert_ip(f->st, "r", "203.0.113.77");
+	f->now = T0 + ret; /* exactly at retention: gone */
+	assert_ip(f->st, "r", NULL);
+	f->now = T0 + 2 * ret;
+	assert_ip(f->st, "r", NULL);
+	/* a read rule only: until a sweep, an earlier clock sees it again */
+	f->now = T0 + 1;
+	assert_ip(f->st, "r", "203.0.113.77");
+}
+
+static void test_ip_past_retention_when_finalized_is_not_kept(void **state)
+{
+	fx *f = *state;
+	const int64_t old = T0 - EF_DEFAULT_IP_RETENTION_MS - DAY;
+
+	fin(f->st, "old", old, "203.0.113.77");
+	/* neither the IP nor a key for its window was written */
+	assert_int_equal(keyring_count_window(f->st->keyring,
+					      keyring_window(old)),
+			 0);
+	f->now = old + 1;
+	assert_ip(f->st, "old", NULL);
+}
+
+/* A version-1 record, as written before IPs were sealed. */
+static void put_v1(ef_store *st, const char *rid, int64_t created)
+{
+	char key[128], sort[KEY_SORT_LEN + 1];
+	uint8_t rec[64], *p = rec;
+	size_t n = strlen(rid);
+
+	assert_int_equal(key_created_sort(created, sort), EF_OK);
+	*p++ = 1;
+	*p++ = 0;
+	for (int i = 7; i >= 0; i--)
+		*p++ = (uint8_t)((uint64_t)created >> (8 * i));
+	*p++ = REC_IP_V4;
+	memcpy(p, (uint8_t[]){198, 51, 100, 9}, 4);
+	p += 4;
+	*p++ = 0;
+	*p++ = (uint8_t)n;
+	memcpy(p, rid, n);
+	p += n;
+	memset(p, 0, 4);
+	p += 4;
+	snprintf(key, sizeof(key), "recentReceive:a@x:%s:%s", sort, rid);
+	th_put_raw(st, key, rec, (size_t)(p - rec));
+	snprintf(key, sizeof(key), "receiveIndex:a@x:%s", rid);
+	th_put_raw(st, key, sort, KEY_SORT_LEN);
+}
+
+static void test_version1_records_read_as_before(void **state)
+{
+	fx *f = *state;
+
+	put_v1(f->st, "old-format", T0 - DAY);
+	assert_ip(f->st, "old-format", "198.51.100.9");
+	f->now = T0 - DAY + EF_DEFAULT_IP_RETENTION_MS;
+	assert_ip(f->st, "old-format", NULL);
+	th_assert_consistent(f->st);
+}
+
+static void keyring_path(const fx *f, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/%s", f->dir, KEYRING_FILE);
+}
+
+static void write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Two entries in two windows, then the store closed. */
+static void two_windows(fx *f)
+{
+	fin(f->st, "d1", T0 - 2 * DAY, "203.0.113.77");
+	fin(f->st, "d2", T0, "2001:db8::77");
+	ef_close(f->st);
+	f->st = NULL;
+}
+
+/* After damage: entries all there, IPs as @want1/@want2, a new finalize
+ * works and shows its IP, and the store is consistent. */
+static void after_damage(fx *f, const char *want1, const char *want2)
+{
+	ef_page p;
+
+	f->st = fx_open(f, EF_NOSYNC);
+	assert_int_equal(ef_feed_page(f->st, "a@x", NULL, 10, &p), EF_OK);
+	assert_int_equal(p.count, 2);
+	ef_page_free(&p);
+	assert_ip(f->st, "d1", want1);
+	assert_ip(f->st, "d2", want2);
+	fin(f->st, "new", T0 + 1, "192.0.2.1");
+	assert_ip(f->st, "new", "192.0.2.1");
+	assert_int_equal(keyring_count_window(f->st->keyring,
+					      keyring_window(T0)),
+			 1);
+	th_assert_consistent(f->st);
+}
+
+static void test_keyring_missing_costs_ips_not_entries(void **state)
+{
+	fx *f = *state;
+	char path[4096];
+
+	two_windows(f);
+	keyring_path(f, path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	after_damage(f, NULL, NULL);
+}
+
+static void test_keyring_truncated_costs_ips_not_entries(void **state)
+{
+	fx *f = *state;
+	char path[4096];
+	keyring_health h;
+
+	two_windows(f);
+	keyring_path(f, path, sizeof(path));
+	/* the header, the first window's slot, part of the second's */
+	assert_int_equal(truncate(path, 64 + 64 + 20), 0);
+	f->st = fx_open(f, EF_NOSYNC);
+	assert_int_equal(keyring_health_get(f->st->keyring, &h), EF_OK);
+	assert_true(h.present && h.header_ok);
+	assert_int_equal(h.live, 1);
+	assert_int_equal(h.damaged, 1);
+	ef_close(f->st);
+	after_damage(f, "203.0.113.77", NULL);
+}
+
+static void test_keyring_garbage_costs_ips_not_entries(void **state)
+{
+	fx *f = *state;
+	char path[4096];
+	unsigned char junk[1000];
+	keyring_health h;
+
+	two_windows(f);
+	keyring_path(f, path, sizeof(path));
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)(i * 131 + 7);
+	write_file(path, junk, sizeof(junk));
+	f->st = fx_open(f, EF_NOSYNC);
+	assert_int_equal(keyring_health_get(f->st->keyring, &h), EF_OK);
+	assert_true(h.present && !h.header_ok);
+	assert_int_equal(h.live, 0);
+	assert_true(h.damaged > 0);
+	ef_close(f->st);
+	after_damage(f, NULL, NULL);
+}
+
+static void test_keyring_short_or_empty_file(void **state)
+{
+	fx *f = *state;
+	char path[4096];
+
+	two_windows(f);
+	keyring_path(f, path, sizeof(path));
+	write_file(path, "edgefeed", 8);
+	after_damage(f, NULL, NULL);
+	ef_close(f->st);
+	write_file(path, "", 0);
+	f->st = fx_open(f, EF_NOSYNC);
+	assert_ip(f->st, "d1", NULL);
+	assert_ip(f->st, "new", NULL);
+}
+
+/* Read-only handles never write the keyring, yet can seal (e.g. for
+ * dual-read of legacy arrays) with keys kept in memory. */
+static void test_keyring_read_only_handle_writes_nothing(void **state)
+{
+	fx *f = *state;
+	ef_store *ro;
+	uint8_t sealed[IPSEAL_LEN(4)], out[4];
+	size_t n, m;
+	char path[4096];
+	struct stat sb;
+
+	fin(f->st, "r", T0, NULL); /* a store, and no keyring yet */
+	ro = fx_open(f, EF_RDONLY);
+	assert_int_equal(ipseal_seal(ro, T0, T0, AD, strlen(AD), "abcd", 4,
+				     sealed, &n),
+			 EF_OK);
+	assert_int_equal(ipseal_open(ro, T0, T0, AD, strlen(AD), sealed, n, out,
+				     sizeof(out), &m),
+			 EF_OK);
+	assert_memory_equal(out, "abcd", 4);
+	keyring_path(f, path, sizeof(path));
+	assert_int_equal(stat(path, &sb), -1);
+	/* no other handle can open it: the key never left memory */
+	assert_int_equal(ipseal_open(f->st, T0, T0, AD, strlen(AD), sealed, n,
+				     out, sizeof(out), &m),
+			 EF_ENOTFOUND);
+	ef_close(ro);
+}
+
+/* ---- several processes make one window's key at once ---- */
+
+#define RACERS 8
+
+static int racer(const char *dir, int idx, int go_fd)
+{
+	ef_store *st;
+	char rid[16], ip[32], c;
+	ef_receive r = {"a@x", rid, T0 + idx, ip, NULL};
+	int64_t now = T0 + 3600 * 1000;
+	ef_config cfg = {0};
+
+	alarm(60);
+	cfg.clock_ms = th_clock;
+	cfg.clock_ctx = &now;
+	if (ef_open(&st, dir, &cfg) != EF_OK)
+		return 2;
+	snprintf(rid, sizeof(rid), "race%d", idx);
+	snprintf(ip, sizeof(ip), "192.0.2.%d", idx + 1);
+	(void)!read(go_fd, &c, 1); /* returns at EOF: all start together */
+	r.created_ms = T0 + idx;
+	if (ef_finalize(st, &r) != EF_OK) {
+		fprintf(stderr, "racer %d: %s\n", idx, ef_errmsg(st));
+		return 1;
+	}
+	ef_close(st);
+	return 0;
+}
+
+static void test_keyring_processes_agree_on_one_key(void **state)
+{
+	fx *f = *state;
+	pid_t pids[RACERS];
+	int go[2], status;
+	ef_store *st;
+
+	ef_close(f->st); /* no handle across fork() */
+	f->st = NULL;
+	assert_int_equal(pipe(go), 0);
+	for (int i = 0; i < RACERS; i++) {
+		fflush(NULL);
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			signal(SIGABRT, SIG_DFL);
+			close(go[1]);
+			_exit(racer(f->dir, i, go[0]));
+		}
+	}
+	close(go[0]);
+	close(go[1]); /* go */
+	for (int i = 0; i < RACERS; i++) {
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	f->st = st = fx_open(f, EF_NOSYNC);
+	assert_int_equal(keyring_count_window(st->keyring, keyring_window(T0)),
+			 1);
+	/* each sealed under the one key there is: all open */
+	for (int i = 0; i < RACERS; i++) {
+		char rid[16], ip[32];
+
+		snprintf(rid, sizeof(rid), "race%d", i);
+		snprintf(ip, sizeof(ip), "192.0.2.%d", i + 1);
+		assert_ip(st, rid, ip);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -168,6 +523,33 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_keyring_one_key_per_window_and_destroy, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_writes_no_plaintext_ip, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ip_read_rule_uses_the_readers_clock, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ip_past_retention_when_finalized_is_not_kept,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_version1_records_read_as_before, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_keyring_missing_costs_ips_not_entries, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_keyring_truncated_costs_ips_not_entries, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_keyring_garbage_costs_ips_not_entries, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_keyring_short_or_empty_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_keyring_read_only_handle_writes_nothing, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_keyring_processes_agree_on_one_key, setup,
 			teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
