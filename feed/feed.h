@@ -24,6 +24,7 @@ struct ef_store {
 	ef_config cfg;      /* defaults resolved */
 	int open_lock_fd;   /* shared open.lock, held while open */
 	struct keyring *keyring; /* IP window keys (store/keyring.h) */
+	struct fin_group *group; /* group commit queue (EF_GROUP_COMMIT), or NULL */
 };
 
 /* Current time of the store's clock, ms since the epoch. */
@@ -99,6 +100,27 @@ void fin_item_free(fin_item *it);
  * cap and staleness. May run again if the transaction is re-run. */
 int fin_apply(store_txn *txn, ef_store *st, const fin_item *it, int64_t now,
 	      unsigned flags);
+
+/* ---- batches and group commit (group.c) ---- */
+
+/* One finalization of a batch, and its result. */
+typedef struct fin_req {
+	const fin_item *it;
+	int64_t now;   /* the clock of its caller */
+	int rc;        /* EF_OK, EF_EXISTS, or an error */
+} fin_req;
+
+/* Apply @n finalizations in one write transaction (one sync). Each gets its
+ * own result: if the transaction fails, each is retried on its own. */
+void fin_batch(ef_store *st, fin_req *reqs, size_t n);
+
+struct fin_group;
+int fin_group_new(struct fin_group **out);
+void fin_group_free(struct fin_group *g);
+/* Finalize @it through the process's group commit queue: returns once the
+ * transaction that holds it is committed (and synced). Thread-safe. */
+int fin_group_apply(ef_store *st, struct fin_group *g, const fin_item *it,
+		    int64_t now);
 
 /* Delete over-cap and stale entries of @owner (with their index keys and
  * markers), at most a bounded number per call. *deleted may be NULL. */

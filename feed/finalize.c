@@ -213,7 +213,9 @@ int ef_finalize(ef_store *st, const ef_receive *r)
 	c.st = st;
 	c.now = feed_now(st);
 	rc = fin_prepare(st, r, c.now, &c.it);
-	if (rc == EF_OK)
+	if (rc == EF_OK && st->group)
+		rc = fin_group_apply(st, st->group, &c.it, c.now);
+	else if (rc == EF_OK)
 		rc = store_write(st->env, fin_txn, &c);
 	fin_item_free(&c.it);
 	if (rc == EF_OK || rc == EF_EXISTS)

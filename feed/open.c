@@ -55,9 +55,10 @@ static int config_resolve(const ef_config *in, ef_config *out)
 		return ef__err(id, EF_EINVAL, "feed_ttl_ms: negative");
 	if (out->ip_retention_ms < 0)
 		return ef__err(id, EF_EINVAL, "ip_retention_ms: negative");
-	if (out->flags & ~(EF_NOSYNC | EF_RDONLY))
+	if (out->flags & ~(EF_NOSYNC | EF_RDONLY | EF_GROUP_COMMIT))
 		return ef__err(id, EF_EINVAL, "flags: unknown bits 0x%x",
-			       out->flags & ~(EF_NOSYNC | EF_RDONLY));
+			       out->flags &
+				       ~(EF_NOSYNC | EF_RDONLY | EF_GROUP_COMMIT));
 	if (!out->map_size)
 		out->map_size = EF_DEFAULT_MAP_SIZE;
 	if (!out->feed_cap)
@@ -194,6 +195,9 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 	if (rc == EF_OK)
 		rc = keyring_open(&st->keyring, dir, rdonly, so.nosync,
 				  st->err_id);
+	if (rc == EF_OK && (st->cfg.flags & EF_GROUP_COMMIT) &&
+	    fin_group_new(&st->group) != EF_OK)
+		rc = ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	if (rc != EF_OK)
 		goto fail_detail;
 	*out = st;
@@ -211,6 +215,7 @@ void ef_close(ef_store *st)
 {
 	if (!st)
 		return;
+	fin_group_free(st->group);
 	keyring_close(st->keyring);
 	store_close(st->env);
 	lock_release(st->open_lock_fd, 0);

@@ -24,18 +24,6 @@ static const char *const file_names[] = {
 static const char *const file_exts[] = {".pdf", ".zip", ".jpg", ".docx",
 					".mp4", ".csv"};
 
-typedef struct seed_item {
-	fin_item it;
-	int rc;
-} seed_item;
-
-typedef struct seed_ctx {
-	ef_store *st;
-	seed_item *items;
-	size_t n;
-	int64_t now;
-} seed_ctx;
-
 static uint64_t le64(const unsigned char *b)
 {
 	uint64_t v = 0;
@@ -72,7 +60,7 @@ static void seed_fields(uint32_t o, const unsigned char h[32], int64_t now,
 }
 
 static int seed_prepare(ef_store *st, const ef_seed_opts *o, uint64_t seq,
-			int64_t now, seed_item *si)
+			int64_t now, fin_item *it)
 {
 	uint32_t owner = (uint32_t)(seq / o->receives);
 	uint32_t j = (uint32_t)(seq % o->receives);
@@ -93,51 +81,47 @@ static int seed_prepare(ef_store *st, const ef_seed_opts *o, uint64_t seq,
 	r.reservation_id = rid;
 	r.ip = ip;
 	r.payload_json = payload;
-	return fin_prepare(st, &r, now, &si->it);
-}
-
-static int seed_txn(store_txn *t, void *p)
-{
-	seed_ctx *c = p;
-
-	for (size_t i = 0; i < c->n; i++) {
-		c->items[i].rc =
-			fin_apply(t, c->st, &c->items[i].it, c->now, 0);
-		if (c->items[i].rc < 0)
-			return c->items[i].rc;
-	}
-	return EF_OK;
+	return fin_prepare(st, &r, now, it);
 }
 
 static int seed_run(ef_store *st, const ef_seed_opts *o, int64_t now,
 		    ef_seed_stats *s)
 {
 	uint64_t total = (uint64_t)o->owners * o->receives, seq = 0;
-	seed_ctx c = {st, NULL, 0, now};
+	fin_item *items = calloc(SEED_BATCH, sizeof(*items));
+	fin_req *reqs = calloc(SEED_BATCH, sizeof(*reqs));
+	size_t n;
 	int rc = EF_OK;
 
-	c.items = calloc(SEED_BATCH, sizeof(*c.items));
-	if (!c.items)
+	if (!items || !reqs) {
+		free(items);
+		free(reqs);
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
+	}
 	while (rc == EF_OK && seq < total) {
-		for (c.n = 0; c.n < SEED_BATCH && seq < total; c.n++, seq++) {
-			rc = seed_prepare(st, o, seq, now, &c.items[c.n]);
+		for (n = 0; n < SEED_BATCH && seq < total; n++, seq++) {
+			rc = seed_prepare(st, o, seq, now, &items[n]);
 			if (rc != EF_OK)
 				break;
+			reqs[n].it = &items[n];
+			reqs[n].now = now;
 		}
 		if (rc == EF_OK)
-			rc = store_write(st->env, seed_txn, &c);
-		for (size_t i = 0; i < c.n; i++) {
-			if (rc == EF_OK && c.items[i].rc == EF_OK)
+			fin_batch(st, reqs, n);
+		for (size_t i = 0; i < n; i++) {
+			if (rc == EF_OK && reqs[i].rc < 0)
+				rc = reqs[i].rc;
+			else if (rc == EF_OK && reqs[i].rc == EF_OK)
 				s->created++;
-			else if (rc == EF_OK && c.items[i].rc == EF_EXISTS)
+			else if (rc == EF_OK && reqs[i].rc == EF_EXISTS)
 				s->duplicates++;
-			fin_item_free(&c.items[i].it);
+			fin_item_free(&items[i]);
 		}
 		if (rc == EF_OK && o->progress)
 			o->progress(seq, total, o->progress_ctx);
 	}
-	free(c.items);
+	free(items);
+	free(reqs);
 	return rc;
 }
 

@@ -62,6 +62,11 @@ typedef enum ef_errno {
 /* Flags for ef_config.flags. */
 #define EF_NOSYNC 0x1u /* do not fsync on commit: fast, not durable on power loss */
 #define EF_RDONLY 0x2u /* open read-only: every write returns EF_EINVAL */
+/* Group commit: concurrent ef_finalize calls of this handle's threads share
+ * one write transaction and one sync; each caller still returns only once
+ * its finalization is committed, with its own result. A lone caller waits
+ * for nobody. */
+#define EF_GROUP_COMMIT 0x4u
 
 /* Limits of the contract (DESIGN.md). */
 #define EF_PAYLOAD_MAX 16384u     /* bytes of payload JSON */
@@ -98,7 +103,7 @@ typedef struct ef_config {
 	uint32_t feed_cap;        /* newest entries kept per owner (default 100) */
 	int64_t feed_ttl_ms;      /* entries older than this are stale (90 days) */
 	int64_t ip_retention_ms;  /* IPs are returned only this long (30 days) */
-	unsigned flags;           /* EF_NOSYNC, EF_RDONLY */
+	unsigned flags;           /* EF_NOSYNC, EF_RDONLY, EF_GROUP_COMMIT */
 	ef_clock_fn clock_ms;     /* injectable clock; NULL: the system clock */
 	void *clock_ctx;          /* passed to clock_ms */
 } ef_config;
