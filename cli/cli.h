@@ -70,8 +70,15 @@ int cmd_check(cli *c, int argc, char **argv);
 /* ---- cmd_migrate.c ---- */
 int cmd_migrate(cli *c, int argc, char **argv);
 
+/* ---- cmd_kvbulk.c ---- */
+int cmd_import(cli *c, int argc, char **argv);
+int cmd_export(cli *c, int argc, char **argv);
+
 /* Usage lines (commands.c), indexed for the commands in other files. */
 extern const char *const cli_usage_lines[];
+/* @cmd's usage line, found by name: lines of commands in other files are
+ * added concurrently, so an index can go stale. @cmd if it has none. */
+const char *cli_usage_of(const char *cmd);
 #define CLI_USAGE_MIGRATE 7
 #define CLI_USAGE_CHECK 8
 

@@ -21,8 +21,21 @@ const char *const cli_usage_lines[] = {
 	"[--no-wait]",
 	"migrate [--batch N] [--dry-run] [--no-wait]",
 	"check [--strict]",
+	"import --format kv-bulk FILE [--batch N] [--no-wait]",
+	"export [--format kv-bulk] [--output FILE] [--now MS|ISO]",
 	NULL,
 };
+
+const char *cli_usage_of(const char *cmd)
+{
+	size_t n = strlen(cmd);
+
+	for (size_t i = 0; cli_usage_lines[i]; i++)
+		if (strncmp(cli_usage_lines[i], cmd, n) == 0 &&
+		    (cli_usage_lines[i][n] == ' ' || !cli_usage_lines[i][n]))
+			return cli_usage_lines[i];
+	return cmd;
+}
 
 static int cmd_help(const cli *c, const char *line)
 {

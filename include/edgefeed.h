@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -392,6 +393,174 @@ typedef struct ef_check_stats {
  */
 EF_EXPORT int ef_check(ef_store *st, const ef_check_opts *opts,
 		       ef_check_stats *stats);
+
+/* ---- Workers KV bulk import and export ------------------------------------ */
+
+/*
+ * Why an element of a bulk file was not imported. One X-macro list makes
+ * the enum and ef_import_skip_name(), so they cannot drift apart.
+ *   X(name, JSON name)
+ *   UNKNOWN_PREFIX  not a key of a feed family (meta: keys too)
+ *   BAD_KEY         a feed key, but malformed
+ *   NOT_STRING      "value" is not a string
+ *   BAD_BASE64      "base64" is not a boolean, or the value does not decode
+ *   BAD_VALUE       the value is not what its key family holds
+ *   MISMATCH        a record disagrees with its key
+ *   CONFLICT        the store holds another entry for the reservation
+ *                   (first write wins)
+ *   NO_ENTRY        an index key or unread marker whose entry is neither
+ *                   in the file nor in the store
+ */
+#define EF_IMPORT_SKIP_MAP(X)                                                  \
+	X(UNKNOWN_PREFIX, "unknownPrefix")                                     \
+	X(BAD_KEY, "badKey")                                                   \
+	X(NOT_STRING, "valueNotString")                                        \
+	X(BAD_BASE64, "badBase64")                                             \
+	X(BAD_VALUE, "badValue")                                               \
+	X(MISMATCH, "keyMismatch")                                             \
+	X(CONFLICT, "conflict")                                                \
+	X(NO_ENTRY, "noEntry")
+
+typedef enum ef_import_skip {
+#define EF__SKIP_ENUM(name, json) EF_IMPORT_SKIP_##name,
+	EF_IMPORT_SKIP_MAP(EF__SKIP_ENUM)
+#undef EF__SKIP_ENUM
+	EF_IMPORT_SKIP_COUNT
+} ef_import_skip;
+
+/** The JSON name of a skip reason ("badKey"); never NULL ("unknown"). */
+EF_EXPORT const char *ef_import_skip_name(int reason);
+
+/**
+ * Called once for each element that ef_import_kvbulk() does not take.
+ * @element  its index in the file's array (0-based, as jq '.[N]')
+ * @key      its "key", @key_len bytes (may hold any UTF-8, even NUL)
+ * @reason   an ef_import_skip
+ * @detail   what exactly was wrong
+ * Strings are borrowed for the call only.
+ */
+typedef void (*ef_import_skip_fn)(uint64_t element, const char *key,
+				  size_t key_len, int reason,
+				  const char *detail, void *ctx);
+
+/** Options of ef_import_kvbulk(). Zero-initialize, then set. */
+typedef struct ef_import_opts {
+	uint32_t batch;            /* elements per write transaction (0: 1000) */
+	unsigned lock_flags;       /* EF_LOCK_NOWAIT */
+	ef_wait_fn on_wait;        /* see ef_maint_lock() */
+	void *wait_ctx;
+	ef_progress_fn progress;   /* elements done / total; may be NULL */
+	void *progress_ctx;
+	ef_import_skip_fn on_skip; /* may be NULL (the counts still say) */
+	void *skip_ctx;
+} ef_import_opts;
+
+/** What ef_import_kvbulk() did. */
+typedef struct ef_import_stats {
+	uint64_t elements;        /* elements read */
+	uint64_t legacy_arrays;   /* legacy arrays stored under a key of their own */
+	uint64_t legacy_merged;   /* legacy arrays merged into another array of
+				   * the same owner (another spelling of it) */
+	uint64_t merged_owners;   /* owners whose legacy arrays were merged */
+	uint64_t entries;         /* entry records written, with their index keys */
+	uint64_t index_keys;      /* index keys found to match their entry */
+	uint64_t markers;         /* unread markers written */
+	uint64_t quarantine_records; /* quarantine records of the file, stored
+				      * (or already there) */
+	uint64_t quarantined;     /* legacy values that could not merge, kept in
+				   * new quarantine records */
+	uint64_t ips_dropped;     /* IPs past ip_retention, left out */
+	uint64_t unchanged;       /* elements the store already held */
+	uint64_t skipped;         /* elements not taken: see on_skip */
+	uint64_t skipped_by_reason[EF_IMPORT_SKIP_COUNT];
+	uint64_t batches;         /* write transactions */
+} ef_import_stats;
+
+/**
+ * Import a Workers KV bulk file (a JSON array of {"key", "value",
+ * "base64", "expiration", "expiration_ttl", "metadata"}) into the store:
+ *  - legacy arrays (recentReceives:<owner>): the owner canonicalized, the
+ *    raw owner of the old worker's keys accepted; arrays of one owner under
+ *    several spellings are merged into one (elements concatenated, leaving
+ *    out those the array already holds); a value that cannot merge (not a
+ *    JSON array) is kept byte for byte in a quarantine record instead;
+ *  - entry records (recentReceive:<owner>:<createdSort>:<reservationId>,
+ *    value: the record bytes, base64): the record must decode and agree
+ *    with its key; it is written again through the finalize encoding, with
+ *    its index key, its IP (from "metadata": {"ip"}) sealed under this
+ *    store's keys; no marker is made and no trim is done;
+ *  - index keys (receiveIndex:) are checked against their entry, unread
+ *    markers (unread:) written when their entry (a record, or an element of
+ *    a legacy array) is in the file or the store, and quarantine records
+ *    (quarantine:) stored again.
+ * IPs past ip_retention at the store's clock are left out. Whatever cannot
+ * be taken is counted and reported through opts->on_skip, never dropped
+ * silently; the rest is imported. Writes go in batches of short write
+ * transactions; re-importing the same file changes nothing. Holds the
+ * maintenance lock.
+ *
+ * The file is read as a stream, one element at a time (at most 64 MiB of
+ * JSON each). A regular file is read twice: first to check the structure of
+ * the whole file and count its elements, so that a malformed file writes
+ * nothing and progress knows its total; other files (a pipe) are read once,
+ * and their progress total grows with the elements done.
+ *
+ * @param path   the file; borrowed for the call.
+ * @param opts   may be NULL (the defaults).
+ * @param stats  may be NULL; filled also on failure (what was done).
+ * @return EF_OK; EF_EINVAL (a malformed file: not JSON, not an array, an
+ *         element that is not an object or lacks "key" (a string) or
+ *         "value"; ef_errmsg names the path, line, column, byte offset and
+ *         element index); EF_ENOTFOUND, EF_EIO (cannot read the file);
+ *         EF_EBUSY (lock held and EF_LOCK_NOWAIT); a store error.
+ */
+EF_EXPORT int ef_import_kvbulk(ef_store *st, const char *path,
+			       const ef_import_opts *opts,
+			       ef_import_stats *stats);
+
+/** Options of ef_export_kvbulk(). Zero-initialize, then set. */
+typedef struct ef_export_opts {
+	ef_progress_fn progress; /* keys done / total; may be NULL */
+	void *progress_ctx;
+} ef_export_opts;
+
+/** What ef_export_kvbulk() wrote. */
+typedef struct ef_export_stats {
+	uint64_t elements;        /* elements written */
+	uint64_t entries;
+	uint64_t index_keys;
+	uint64_t markers;
+	uint64_t legacy_arrays;
+	uint64_t quarantine_records;
+	uint64_t ips_dropped;     /* IPs past ip_retention left out: of entries,
+				   * legacy elements and quarantined values */
+	uint64_t unparsed;        /* legacy or quarantined values written as
+				   * they are because they are not JSON (any IP
+				   * in them could not be found) */
+	uint64_t left_out;        /* records that do not decode, keys that are
+				   * not UTF-8: not written */
+	uint64_t other_keys;      /* meta: keys: not part of the format */
+} ef_export_stats;
+
+/**
+ * Write the store's feed records to @out in the Workers KV bulk format,
+ * from one read snapshot, in key order: entry records (value: the record
+ * bytes in base64, "base64": true; the IP, while within retention at the
+ * store's clock, as "metadata": {"ip"}), index keys, unread markers,
+ * legacy arrays still present and quarantine records. IPs past retention
+ * never leave: records are written without any IP, legacy elements and
+ * quarantined values lose their "ip" (an element without a reservationId
+ * gets the id the feed gives it, so it stays the same entry). Importing the
+ * file into an empty store reproduces every feed page.
+ *
+ * @param out    an open stream; written, flushed, not closed.
+ * @param opts   may be NULL. @stats may be NULL.
+ * @return EF_OK; EF_EIO (cannot write @out); EF_ENOMEM; a store error.
+ * Does not block writers (it holds a read snapshot while it writes).
+ */
+EF_EXPORT int ef_export_kvbulk(ef_store *st, FILE *out,
+			       const ef_export_opts *opts,
+			       ef_export_stats *stats);
 
 /** Store statistics; see ef_stat(). */
 typedef struct ef_stat_info {

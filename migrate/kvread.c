@@ -1,0 +1,321 @@
+/*
+ * kvread.c - a Workers KV bulk file read as a stream, element by element.
+ *
+ * The array's punctuation ('[', ',', ']') is read here; each element goes
+ * to jansson through a callback that hands over one byte at a time, so that
+ * jansson (JSON_DISABLE_EOF_CHECK) stops at the element's closing '}'
+ * without reading ahead, and the reader counts every byte for positions:
+ * line, column (in characters, as jansson counts), byte offset. Memory is
+ * one element, at most KV_ELEM_MAX bytes of JSON.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "migrate/kvbulk.h"
+#include "store/error.h"
+
+#define LA_NONE (-2) /* nothing read ahead */
+
+static int rd_peek(kv_reader *r)
+{
+	if (r->la == LA_NONE) {
+		r->la = getc_unlocked(r->f);
+		if (r->la == EOF && ferror(r->f) && !r->ioerr)
+			r->ioerr = errno ? errno : EIO;
+	}
+	return r->la;
+}
+
+static int rd_get(kv_reader *r)
+{
+	int c = rd_peek(r);
+
+	if (c == EOF)
+		return EOF;
+	r->la = LA_NONE;
+	r->off++;
+	if (c == '\n')
+		r->line++, r->chars = 0;
+	else if ((c & 0xC0) != 0x80) /* not a UTF-8 continuation byte */
+		r->chars++;
+	return c;
+}
+
+static kv_pos rd_here(const kv_reader *r)
+{
+	kv_pos p = {r->line, r->chars + 1, r->off};
+	return p;
+}
+
+/* The last byte read. */
+static kv_pos rd_last(const kv_reader *r)
+{
+	kv_pos p = {r->line, r->chars ? r->chars : 1, r->off ? r->off - 1 : 0};
+	return p;
+}
+
+/* Where jansson found an error in the element that starts at @start: its
+ * line, column and position count from the element's first byte, and
+ * point at the offending token; at the end of the file, the end. */
+static kv_pos rd_jansson(const kv_reader *r, const kv_pos *start,
+			 const json_error_t *je)
+{
+	kv_pos p;
+
+	if (r->la == EOF || je->line < 1 || je->column < 1 || je->position < 1)
+		return r->la == EOF ? rd_here(r) : rd_last(r);
+	p.line = start->line + (uint64_t)je->line - 1;
+	p.col = je->line == 1 ? start->col + (uint64_t)je->column - 1
+			      : (uint64_t)je->column;
+	p.byte = start->byte + (uint64_t)je->position - 1;
+	return p;
+}
+
+static int is_ws(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void rd_skip_ws(kv_reader *r)
+{
+	while (is_ws(rd_peek(r)))
+		rd_get(r);
+}
+
+/* jansson's input: one byte per call, so it never reads past the '}'. */
+static size_t rd_feed(void *buf, size_t len, void *data)
+{
+	kv_reader *r = data;
+	int c;
+
+	if (len == 0)
+		return 0;
+	if (r->budget == 0) {
+		r->over = 1;
+		return (size_t)-1;
+	}
+	c = rd_get(r);
+	if (c == EOF)
+		return r->ioerr ? (size_t)-1 : 0;
+	r->budget--;
+	*(unsigned char *)buf = (unsigned char)c;
+	return 1;
+}
+
+/* "PATH: line L column C (byte B)[, element N | , after element N]: ..." */
+static int rd_err(const kv_reader *r, const kv_pos *at, int64_t elem,
+		  int after, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int rd_err(const kv_reader *r, const kv_pos *at, int64_t elem,
+		  int after, const char *fmt, ...)
+{
+	char where[64] = "", what[400];
+	va_list ap;
+
+	if (elem >= 0)
+		snprintf(where, sizeof(where), ", %selement %lld",
+			 after ? "after " : "", (long long)elem);
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return ef__err(r->err_id, EF_EINVAL,
+		       "%s: line %llu column %llu (byte %llu)%s: %s", r->path,
+		       (unsigned long long)at->line,
+		       (unsigned long long)at->col,
+		       (unsigned long long)at->byte, where, what);
+}
+
+static int rd_ioerr(const kv_reader *r)
+{
+	return ef__err(r->err_id, ef__errno_code(r->ioerr), "%s: cannot read: %s",
+		       r->path, strerror(r->ioerr));
+}
+
+static void rd_reset(kv_reader *r)
+{
+	r->la = LA_NONE;
+	r->line = 1;
+	r->chars = 0;
+	r->off = 0;
+	r->ioerr = 0;
+}
+
+int kv_open(kv_reader *r, uint64_t err_id, const char *path)
+{
+	memset(r, 0, sizeof(*r));
+	r->path = path;
+	r->err_id = err_id;
+	rd_reset(r);
+	r->f = fopen(path, "rb");
+	if (!r->f) {
+		int e = errno;
+		return ef__err(err_id, e == ENOENT ? EF_ENOTFOUND
+						   : ef__errno_code(e),
+			       "%s: cannot open: %s", path, strerror(e));
+	}
+	setvbuf(r->f, NULL, _IOFBF, (size_t)1 << 20);
+	return EF_OK;
+}
+
+int kv_rewindable(kv_reader *r)
+{
+	struct stat sb;
+	return fstat(fileno(r->f), &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+int kv_rewind(kv_reader *r)
+{
+	if (fseek(r->f, 0, SEEK_SET) != 0) {
+		r->ioerr = errno;
+		return rd_ioerr(r);
+	}
+	clearerr(r->f);
+	rd_reset(r);
+	return EF_OK;
+}
+
+/* ---- the array, element by element ------------------------------------- */
+
+
+static int scan_open(kv_reader *r)
+{
+	kv_pos at;
+	int c;
+
+	if (rd_peek(r) == 0xEF) { /* a UTF-8 byte order mark */
+		rd_get(r);
+		if (rd_get(r) != 0xBB || rd_get(r) != 0xBF) {
+			at = rd_last(r);
+			return rd_err(r, &at, -1, 0, "not JSON");
+		}
+		r->chars = 0;
+	}
+	rd_skip_ws(r);
+	at = rd_here(r);
+	c = rd_get(r);
+	if (c == EOF)
+		return r->ioerr ? rd_ioerr(r)
+				: rd_err(r, &at, -1, 0,
+					 "the file is empty; a JSON array "
+					 "('[') was expected");
+	if (c != '[')
+		return rd_err(r, &at, -1, 0, "not a JSON array ('[' expected)");
+	return EF_OK;
+}
+
+/* Read element @i into *out (a new reference). */
+static int scan_element(kv_reader *r, uint64_t i, json_t **out)
+{
+	kv_pos at = rd_here(r), bad;
+	const char *bad_field;
+	json_error_t je;
+	json_t *el, *key;
+	int c = rd_peek(r);
+
+	*out = NULL;
+	if (c == EOF)
+		return r->ioerr ? rd_ioerr(r)
+				: rd_err(r, &at, (int64_t)i, 0,
+					 "the file ends inside the array "
+					 "(']' expected)");
+	if (c != '{')
+		return rd_err(r, &at, (int64_t)i, 0, "not a JSON object");
+	r->budget = KV_ELEM_MAX;
+	r->over = 0;
+	el = json_load_callback(rd_feed, r,
+				JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL |
+					JSON_REJECT_DUPLICATES,
+				&je);
+	if (!el) {
+		if (r->ioerr)
+			return rd_ioerr(r);
+		if (r->over)
+			return rd_err(r, &at, (int64_t)i, 0,
+				      "larger than the limit of %zu MiB",
+				      KV_ELEM_MAX >> 20);
+		bad = rd_jansson(r, &at, &je);
+		return rd_err(r, &bad, (int64_t)i, 0, "invalid JSON: %s",
+			      je.text);
+	}
+	key = json_object_get(el, "key");
+	bad_field = !key ? "\"key\" is missing"
+		    : !json_is_string(key) ? "\"key\" is not a string"
+		    : !json_object_get(el, "value") ? "\"value\" is missing"
+						    : NULL;
+	if (bad_field) {
+		json_decref(el);
+		return rd_err(r, &at, (int64_t)i, 0, "%s", bad_field);
+	}
+	*out = el;
+	return EF_OK;
+}
+
+/* After the array's ']': only white space may follow. */
+static int scan_close(kv_reader *r)
+{
+	kv_pos at;
+
+	rd_skip_ws(r);
+	at = rd_here(r);
+	if (rd_get(r) != EOF)
+		return rd_err(r, &at, -1, 0,
+			      "data after the end of the array");
+	return r->ioerr ? rd_ioerr(r) : EF_OK;
+}
+
+int kv_scan(kv_reader *r, kv_elem_fn fn, void *ctx, uint64_t *count)
+{
+	json_t *el;
+	kv_pos at;
+	int rc, c;
+
+	*count = 0;
+	rc = scan_open(r);
+	if (rc != EF_OK)
+		return rc;
+	rd_skip_ws(r);
+	if (rd_peek(r) == ']') {
+		rd_get(r);
+		return scan_close(r);
+	}
+	for (uint64_t i = 0;; i++) {
+		rc = scan_element(r, i, &el);
+		if (rc != EF_OK)
+			return rc;
+		rc = fn ? fn(ctx, el, i) : EF_OK;
+		json_decref(el);
+		if (rc != EF_OK)
+			return rc;
+		*count = i + 1;
+		rd_skip_ws(r);
+		at = rd_here(r);
+		c = rd_get(r);
+		if (c == ']')
+			break;
+		if (c == EOF && r->ioerr)
+			return rd_ioerr(r);
+		if (c != ',')
+			return rd_err(r, &at, (int64_t)i, 1, "%s",
+				      c == EOF ? "the file ends before the "
+						 "array's ']'"
+					       : "',' or ']' expected");
+		rd_skip_ws(r);
+		if (rd_peek(r) == ']') {
+			at = rd_here(r);
+			return rd_err(r, &at, (int64_t)i + 1, 0,
+				      "an element was expected after ','");
+		}
+	}
+	return scan_close(r);
+}
+
+void kv_close(kv_reader *r)
+{
+	if (r->f)
+		fclose(r->f);
+	r->f = NULL;
+}
