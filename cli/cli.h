@@ -70,6 +70,10 @@ int cmd_check(cli *c, int argc, char **argv);
 /* ---- cmd_migrate.c ---- */
 int cmd_migrate(cli *c, int argc, char **argv);
 
+/* ---- cmd_retention.c ---- */
+int cmd_sweep(cli *c, int argc, char **argv);
+int cmd_compact(cli *c, int argc, char **argv);
+
 /* ---- cmd_kvbulk.c ---- */
 int cmd_import(cli *c, int argc, char **argv);
 int cmd_export(cli *c, int argc, char **argv);

@@ -21,6 +21,8 @@ const char *const cli_usage_lines[] = {
 	"[--no-wait]",
 	"migrate [--batch N] [--dry-run] [--no-wait]",
 	"check [--strict]",
+	"sweep [--now MS|ISO] [--no-wait]",
+	"compact",
 	"import --format kv-bulk FILE [--batch N] [--no-wait]",
 	"export [--format kv-bulk] [--output FILE] [--now MS|ISO]",
 	NULL,

@@ -22,6 +22,8 @@ static const struct {
 	{"seed", cmd_seed, "make deterministic demo data"},
 	{"migrate", cmd_migrate, "convert legacy JSON arrays into entries"},
 	{"check", cmd_check, "verify every invariant (exit 4 on a violation)"},
+	{"sweep", cmd_sweep, "enforce retention: shred old IPs, delete old entries"},
+	{"compact", cmd_compact, "rewrite data.mdb with only its live records"},
 	{"import", cmd_import, "load a Workers KV bulk file (legacy arrays, entries)"},
 	{"export", cmd_export, "write the feed records as a Workers KV bulk file"},
 };

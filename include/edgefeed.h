@@ -562,6 +562,83 @@ EF_EXPORT int ef_export_kvbulk(ef_store *st, FILE *out,
 			       const ef_export_opts *opts,
 			       ef_export_stats *stats);
 
+/* ---- IP retention: sweep and compact ------------------------------------ */
+
+/** Options of ef_sweep_ex(). Zero-initialize, then set. */
+typedef struct ef_sweep_opts {
+	int64_t now_ms;          /* sweep as of this time; 0: the store's clock */
+	uint32_t batch;          /* work per write transaction: entries deleted
+				  * or rewritten, owners and markers examined
+				  * (0: 256) */
+	unsigned lock_flags;     /* EF_LOCK_NOWAIT */
+	ef_wait_fn on_wait;      /* see ef_maint_lock() */
+	void *wait_ctx;
+	ef_progress_fn progress; /* keys examined / total, after each
+				  * transaction; may be NULL */
+	void *progress_ctx;
+} ef_sweep_opts;
+
+/** What ef_sweep_ex() did. */
+typedef struct ef_sweep_stats {
+	uint64_t keys_destroyed;   /* window keys destroyed: every IP sealed
+				    * under them is unrecoverable */
+	uint64_t keyring_wiped;    /* damaged keyring slots overwritten */
+	uint64_t entries_deleted;  /* stale and over-cap entries, each with its
+				    * index key and unread marker */
+	uint64_t markers_dropped;  /* unread markers without an entry */
+	uint64_t records_resealed; /* version-1 records (plaintext IP) rewritten:
+				    * IP sealed, or dropped if past retention */
+	uint64_t batches;          /* write transactions committed */
+	int64_t now_ms;            /* the time it swept as of */
+} ef_sweep_stats;
+
+/**
+ * Enforce retention on the whole store, as of opts->now_ms:
+ *  1. destroy the key of every time window (UTC day) wholly past
+ *     ip_retention, overwriting it in the keyring file and syncing: every IP
+ *     sealed under it (live records, LMDB's freed pages, quarantine records,
+ *     copies of data.mdb) can no longer be opened by anyone;
+ *  2. delete stale and over-cap entries with their index keys and markers,
+ *     and rewrite version-1 records so no plaintext IP stays live;
+ *  3. drop unread markers whose entry does not exist (nor is in the owner's
+ *     legacy array).
+ * Holds the maintenance lock; works in short write transactions (opts->batch)
+ * so workers keep writing meanwhile. Safe to interrupt at any point (even
+ * kill -9) and run again. @opts and @stats may be NULL.
+ * @return EF_OK; EF_EBUSY (lock held and EF_LOCK_NOWAIT); EF_EINVAL
+ *         (read-only store); EF_EIO (keyring or store); EF_EFULL.
+ */
+EF_EXPORT int ef_sweep_ex(ef_store *st, const ef_sweep_opts *opts,
+			  ef_sweep_stats *stats);
+
+/** ef_sweep_ex() with every option at its default. */
+EF_EXPORT int ef_sweep(ef_store *st, ef_sweep_stats *stats);
+
+/** What ef_compact() did. */
+typedef struct ef_compact_stats {
+	uint64_t bytes_before; /* size of data.mdb before */
+	uint64_t bytes_after;  /* and after */
+	uint64_t keys;         /* records copied */
+} ef_compact_stats;
+
+/**
+ * Rewrite data.mdb so that it holds only its live records: a fresh copy made
+ * record by record (so no byte of a freed page, nor a stale byte inside a
+ * live page, is carried over), synced, then renamed over data.mdb; the old
+ * file's blocks are overwritten with zeros before they are released. This is
+ * how plaintext from before sealing (legacy arrays, version-1 records) leaves
+ * the file once migrate and sweep removed it from the live records.
+ *
+ * Needs the store to itself: it refuses at once with EF_EBUSY while any
+ * other handle (in any process) has the store open, or another maintenance
+ * job runs. No other thread may use @st during the call; on success @st is
+ * open on the new file. If it fails after the old file was closed (an
+ * EF_EIO, EF_ENOMEM or EF_ECORRUPT that ef_errmsg says happened while
+ * reopening), @st can only be closed. @stats may be NULL.
+ * @return EF_OK; EF_EBUSY; EF_EINVAL (read-only store); EF_EIO; EF_EFULL.
+ */
+EF_EXPORT int ef_compact(ef_store *st, ef_compact_stats *stats);
+
 /** Store statistics; see ef_stat(). */
 typedef struct ef_stat_info {
 	uint64_t entries;        /* recentReceive: records */

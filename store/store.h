@@ -109,4 +109,23 @@ int store_info_get(store_env *env, store_info *out);
 /* Test hooks: how many times the map grew or was adopted in this process. */
 uint64_t store_map_grows(const store_env *env);
 
+/* ---- compaction (compact.c) ---- */
+
+typedef struct store_compact_info {
+	uint64_t bytes_before; /* data.mdb before */
+	uint64_t bytes_after;  /* and after */
+	uint64_t keys;         /* records copied */
+} store_compact_info;
+
+/*
+ * Replace data.mdb in @dir with a copy that holds only its live records,
+ * made record by record into a fresh file (no byte of a freed page or of a
+ * deleted record comes along), synced, renamed over data.mdb; then the old
+ * file is overwritten with zeros. The caller must hold the store exclusively
+ * (the open lock) with no environment of it open in this process.
+ * EF_OK; EF_EIO, EF_EFULL (the store is left as it was, unless the error
+ * came from cleaning the old file after the swap).
+ */
+int store_compact(const char *dir, uint64_t err_id, store_compact_info *out);
+
 #endif

@@ -321,3 +321,20 @@ int th_run(char *const argv[], char **out, char **err)
 	return WIFEXITED(status) ? WEXITSTATUS(status)
 				 : 128 + WTERMSIG(status);
 }
+
+int th_cli(const char *dir, char **out, char **err, ...)
+{
+	char *argv[16];
+	va_list ap;
+	int i = 0;
+
+	argv[i++] = (char *)th_program("EDGEFEED_BIN");
+	argv[i++] = "--db";
+	argv[i++] = (char *)dir;
+	va_start(ap, err);
+	while (i < 15 && (argv[i] = va_arg(ap, char *)) != NULL)
+		i++;
+	va_end(ap);
+	argv[i] = NULL;
+	return th_run(argv, out, err);
+}

@@ -60,4 +60,8 @@ const char *th_program(const char *var);
  * strings (either out-param may be NULL), return the exit code (or 128+sig). */
 int th_run(char *const argv[], char **out, char **err);
 
+/* th_run of "$EDGEFEED_BIN --db @dir" and up to 12 more arguments (then
+ * NULL). */
+int th_cli(const char *dir, char **out, char **err, ...);
+
 #endif

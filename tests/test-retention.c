@@ -17,47 +17,7 @@
 
 #include "feed/feed.h"
 #include "store/keyring.h"
-
-#define DAY (24LL * 3600 * 1000)
-#define T0 1790000000000LL /* 2026-09-21T... */
-
-typedef struct fx {
-	char *dir;
-	ef_store *st;
-	int64_t now;
-} fx;
-
-static ef_store *fx_open(fx *f, unsigned flags)
-{
-	ef_config cfg = {0};
-
-	cfg.clock_ms = th_clock;
-	cfg.clock_ctx = &f->now;
-	cfg.flags = flags;
-	cfg.feed_cap = 1000;
-	return th_open(f->dir, &cfg);
-}
-
-static int setup(void **state)
-{
-	fx *f = calloc(1, sizeof(*f));
-
-	f->dir = th_tmpdir();
-	f->now = T0;
-	f->st = fx_open(f, EF_NOSYNC);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fx *f = *state;
-
-	ef_close(f->st);
-	th_cleanup(f->dir);
-	free(f);
-	return 0;
-}
+#include "tests/retention-fixture.h"
 
 static const char AD[] = "receiveIndex:a@x:r1";
 
@@ -157,40 +117,6 @@ static void test_keyring_one_key_per_window_and_destroy(void **state)
 	assert_int_equal(h.damaged, 0);
 }
 
-
-static void fin(ef_store *st, const char *rid, int64_t created, const char *ip)
-{
-	ef_receive r = {"a@x", rid, created, ip, "{\"fileName\":\"a.pdf\"}"};
-	int rc = ef_finalize(st, &r);
-
-	if (rc != EF_OK)
-		fail_msg("finalize %s: %s %s", rid, ef_err_name(rc),
-			 ef_errmsg(st));
-}
-
-/* The IP of @rid as the store shows it now (NULL if none); malloc'd. */
-static char *ip_of(ef_store *st, const char *rid)
-{
-	ef_entry *e;
-	char *ip;
-
-	assert_int_equal(ef_get_entry(st, "a@x", rid, &e), EF_OK);
-	ip = e->ip ? strdup(e->ip) : NULL;
-	ef_entry_free(e);
-	return ip;
-}
-
-static void assert_ip(ef_store *st, const char *rid, const char *want)
-{
-	char *ip = ip_of(st, rid);
-
-	if (want)
-		assert_string_equal(ip, want);
-	else if (ip)
-		fail_msg("%s: ip %s, expected none", rid, ip);
-	free(ip);
-}
-
 /* No file of @dir holds the text or binary forms of the test IPs. */
 static void assert_no_plaintext_ips(const char *dir)
 {
@@ -216,11 +142,11 @@ static void test_finalize_writes_no_plaintext_ip(void **state)
 
 	/* durable writes, and the store closed: everything is on disk */
 	ef_close(f->st);
-	f->st = fx_open(f, 0);
-	fin(f->st, "v4", T0 - 1000, "203.0.113.77");
-	fin(f->st, "v6", T0 - 2000, "2001:db8::77");
-	assert_ip(f->st, "v4", "203.0.113.77");
-	assert_ip(f->st, "v6", "2001:db8::77");
+	f->st = fx_open(f, 0, 0);
+	rf_fin(f->st, "a@x", "v4", T0 - 1000, "203.0.113.77");
+	rf_fin(f->st, "a@x", "v6", T0 - 2000, "2001:db8::77");
+	rf_assert_ip(f->st, "a@x", "v4", "203.0.113.77");
+	rf_assert_ip(f->st, "a@x", "v6", "2001:db8::77");
 	ef_close(f->st);
 	f->st = NULL;
 	/* the scan can see a form where there is one */
@@ -230,8 +156,8 @@ static void test_finalize_writes_no_plaintext_ip(void **state)
 		free(where);
 	}
 	assert_no_plaintext_ips(f->dir);
-	f->st = fx_open(f, EF_NOSYNC);
-	assert_ip(f->st, "v4", "203.0.113.77");
+	f->st = fx_open(f, EF_NOSYNC, 0);
+	rf_assert_ip(f->st, "a@x", "v4", "203.0.113.77");
 }
 
 static void test_ip_read_rule_uses_the_readers_clock(void **state)
@@ -239,17 +165,17 @@ static void test_ip_read_rule_uses_the_readers_clock(void **state)
 	fx *f = *state;
 	const int64_t ret = EF_DEFAULT_IP_RETENTION_MS;
 
-	fin(f->st, "r", T0, "203.0.113.77");
-	assert_ip(f->st, "r", "203.0.113.77");
+	rf_fin(f->st, "a@x", "r", T0, "203.0.113.77");
+	rf_assert_ip(f->st, "a@x", "r", "203.0.113.77");
 	f->now = T0 + ret - 1;
-	assert_ip(f->st, "r", "203.0.113.77");
+	rf_assert_ip(f->st, "a@x", "r", "203.0.113.77");
 	f->now = T0 + ret; /* exactly at retention: gone */
-	assert_ip(f->st, "r", NULL);
+	rf_assert_ip(f->st, "a@x", "r", NULL);
 	f->now = T0 + 2 * ret;
-	assert_ip(f->st, "r", NULL);
+	rf_assert_ip(f->st, "a@x", "r", NULL);
 	/* a read rule only: until a sweep, an earlier clock sees it again */
 	f->now = T0 + 1;
-	assert_ip(f->st, "r", "203.0.113.77");
+	rf_assert_ip(f->st, "a@x", "r", "203.0.113.77");
 }
 
 static void test_ip_past_retention_when_finalized_is_not_kept(void **state)
@@ -257,50 +183,24 @@ static void test_ip_past_retention_when_finalized_is_not_kept(void **state)
 	fx *f = *state;
 	const int64_t old = T0 - EF_DEFAULT_IP_RETENTION_MS - DAY;
 
-	fin(f->st, "old", old, "203.0.113.77");
+	rf_fin(f->st, "a@x", "old", old, "203.0.113.77");
 	/* neither the IP nor a key for its window was written */
 	assert_int_equal(keyring_count_window(f->st->keyring,
 					      keyring_window(old)),
 			 0);
 	f->now = old + 1;
-	assert_ip(f->st, "old", NULL);
-}
-
-/* A version-1 record, as written before IPs were sealed. */
-static void put_v1(ef_store *st, const char *rid, int64_t created)
-{
-	char key[128], sort[KEY_SORT_LEN + 1];
-	uint8_t rec[64], *p = rec;
-	size_t n = strlen(rid);
-
-	assert_int_equal(key_created_sort(created, sort), EF_OK);
-	*p++ = 1;
-	*p++ = 0;
-	for (int i = 7; i >= 0; i--)
-		*p++ = (uint8_t)((uint64_t)created >> (8 * i));
-	*p++ = REC_IP_V4;
-	memcpy(p, (uint8_t[]){198, 51, 100, 9}, 4);
-	p += 4;
-	*p++ = 0;
-	*p++ = (uint8_t)n;
-	memcpy(p, rid, n);
-	p += n;
-	memset(p, 0, 4);
-	p += 4;
-	snprintf(key, sizeof(key), "recentReceive:a@x:%s:%s", sort, rid);
-	th_put_raw(st, key, rec, (size_t)(p - rec));
-	snprintf(key, sizeof(key), "receiveIndex:a@x:%s", rid);
-	th_put_raw(st, key, sort, KEY_SORT_LEN);
+	rf_assert_ip(f->st, "a@x", "old", NULL);
 }
 
 static void test_version1_records_read_as_before(void **state)
 {
 	fx *f = *state;
 
-	put_v1(f->st, "old-format", T0 - DAY);
-	assert_ip(f->st, "old-format", "198.51.100.9");
+	rf_put_v1(f->st, "old-format", T0 - DAY,
+		  (const uint8_t[]){198, 51, 100, 9});
+	rf_assert_ip(f->st, "a@x", "old-format", "198.51.100.9");
 	f->now = T0 - DAY + EF_DEFAULT_IP_RETENTION_MS;
-	assert_ip(f->st, "old-format", NULL);
+	rf_assert_ip(f->st, "a@x", "old-format", NULL);
 	th_assert_consistent(f->st);
 }
 
@@ -321,8 +221,8 @@ static void write_file(const char *path, const void *buf, size_t len)
 /* Two entries in two windows, then the store closed. */
 static void two_windows(fx *f)
 {
-	fin(f->st, "d1", T0 - 2 * DAY, "203.0.113.77");
-	fin(f->st, "d2", T0, "2001:db8::77");
+	rf_fin(f->st, "a@x", "d1", T0 - 2 * DAY, "203.0.113.77");
+	rf_fin(f->st, "a@x", "d2", T0, "2001:db8::77");
 	ef_close(f->st);
 	f->st = NULL;
 }
@@ -333,14 +233,14 @@ static void after_damage(fx *f, const char *want1, const char *want2)
 {
 	ef_page p;
 
-	f->st = fx_open(f, EF_NOSYNC);
+	f->st = fx_open(f, EF_NOSYNC, 0);
 	assert_int_equal(ef_feed_page(f->st, "a@x", NULL, 10, &p), EF_OK);
 	assert_int_equal(p.count, 2);
 	ef_page_free(&p);
-	assert_ip(f->st, "d1", want1);
-	assert_ip(f->st, "d2", want2);
-	fin(f->st, "new", T0 + 1, "192.0.2.1");
-	assert_ip(f->st, "new", "192.0.2.1");
+	rf_assert_ip(f->st, "a@x", "d1", want1);
+	rf_assert_ip(f->st, "a@x", "d2", want2);
+	rf_fin(f->st, "a@x", "new", T0 + 1, "192.0.2.1");
+	rf_assert_ip(f->st, "a@x", "new", "192.0.2.1");
 	assert_int_equal(keyring_count_window(f->st->keyring,
 					      keyring_window(T0)),
 			 1);
@@ -368,7 +268,7 @@ static void test_keyring_truncated_costs_ips_not_entries(void **state)
 	keyring_path(f, path, sizeof(path));
 	/* the header, the first window's slot, part of the second's */
 	assert_int_equal(truncate(path, 64 + 64 + 20), 0);
-	f->st = fx_open(f, EF_NOSYNC);
+	f->st = fx_open(f, EF_NOSYNC, 0);
 	assert_int_equal(keyring_health_get(f->st->keyring, &h), EF_OK);
 	assert_true(h.present && h.header_ok);
 	assert_int_equal(h.live, 1);
@@ -389,7 +289,7 @@ static void test_keyring_garbage_costs_ips_not_entries(void **state)
 	for (size_t i = 0; i < sizeof(junk); i++)
 		junk[i] = (unsigned char)(i * 131 + 7);
 	write_file(path, junk, sizeof(junk));
-	f->st = fx_open(f, EF_NOSYNC);
+	f->st = fx_open(f, EF_NOSYNC, 0);
 	assert_int_equal(keyring_health_get(f->st->keyring, &h), EF_OK);
 	assert_true(h.present && !h.header_ok);
 	assert_int_equal(h.live, 0);
@@ -409,9 +309,9 @@ static void test_keyring_short_or_empty_file(void **state)
 	after_damage(f, NULL, NULL);
 	ef_close(f->st);
 	write_file(path, "", 0);
-	f->st = fx_open(f, EF_NOSYNC);
-	assert_ip(f->st, "d1", NULL);
-	assert_ip(f->st, "new", NULL);
+	f->st = fx_open(f, EF_NOSYNC, 0);
+	rf_assert_ip(f->st, "a@x", "d1", NULL);
+	rf_assert_ip(f->st, "a@x", "new", NULL);
 }
 
 /* Read-only handles never write the keyring, yet can seal (e.g. for
@@ -425,8 +325,8 @@ static void test_keyring_read_only_handle_writes_nothing(void **state)
 	char path[4096];
 	struct stat sb;
 
-	fin(f->st, "r", T0, NULL); /* a store, and no keyring yet */
-	ro = fx_open(f, EF_RDONLY);
+	rf_fin(f->st, "a@x", "r", T0, NULL); /* a store, and no keyring yet */
+	ro = fx_open(f, EF_RDONLY, 0);
 	assert_int_equal(ipseal_seal(ro, T0, T0, AD, strlen(AD), "abcd", 4,
 				     sealed, &n),
 			 EF_OK);
@@ -499,7 +399,7 @@ static void test_keyring_processes_agree_on_one_key(void **state)
 		assert_true(WIFEXITED(status));
 		assert_int_equal(WEXITSTATUS(status), 0);
 	}
-	f->st = st = fx_open(f, EF_NOSYNC);
+	f->st = st = fx_open(f, EF_NOSYNC, 0);
 	assert_int_equal(keyring_count_window(st->keyring, keyring_window(T0)),
 			 1);
 	/* each sealed under the one key there is: all open */
@@ -508,7 +408,7 @@ static void test_keyring_processes_agree_on_one_key(void **state)
 
 		snprintf(rid, sizeof(rid), "race%d", i);
 		snprintf(ip, sizeof(ip), "192.0.2.%d", i + 1);
-		assert_ip(st, rid, ip);
+		rf_assert_ip(st, "a@x", rid, ip);
 	}
 }
 
@@ -516,41 +416,41 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-			test_ipseal_round_trip_binds_place_and_time, setup,
-			teardown),
+			test_ipseal_round_trip_binds_place_and_time, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_ipseal_past_retention_seals_nothing, setup,
-			teardown),
+			test_ipseal_past_retention_seals_nothing, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_keyring_one_key_per_window_and_destroy, setup,
-			teardown),
+			test_keyring_one_key_per_window_and_destroy, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_finalize_writes_no_plaintext_ip, setup, teardown),
+			test_finalize_writes_no_plaintext_ip, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_ip_read_rule_uses_the_readers_clock, setup,
-			teardown),
+			test_ip_read_rule_uses_the_readers_clock, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_ip_past_retention_when_finalized_is_not_kept,
-			setup, teardown),
+			fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_version1_records_read_as_before, setup, teardown),
+			test_version1_records_read_as_before, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_keyring_missing_costs_ips_not_entries, setup,
-			teardown),
+			test_keyring_missing_costs_ips_not_entries, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_keyring_truncated_costs_ips_not_entries, setup,
-			teardown),
+			test_keyring_truncated_costs_ips_not_entries, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_keyring_garbage_costs_ips_not_entries, setup,
-			teardown),
+			test_keyring_garbage_costs_ips_not_entries, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_keyring_short_or_empty_file, setup, teardown),
+			test_keyring_short_or_empty_file, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_keyring_read_only_handle_writes_nothing, setup,
-			teardown),
+			test_keyring_read_only_handle_writes_nothing, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_keyring_processes_agree_on_one_key, setup,
-			teardown),
+			test_keyring_processes_agree_on_one_key, fx_setup,
+			fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

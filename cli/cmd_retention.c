@@ -1,0 +1,151 @@
+/*
+ * cmd_retention.c - `edgefeed sweep` (retention: window keys, stale and
+ * over-cap entries, orphan markers) and `edgefeed compact` (a data.mdb that
+ * holds only live records).
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* The usage line of @cmd in cli_usage_lines. */
+static const char *usage_of(const char *cmd)
+{
+	size_t n = strlen(cmd);
+
+	for (size_t i = 0; cli_usage_lines[i]; i++)
+		if (strncmp(cli_usage_lines[i], cmd, n) == 0 &&
+		    (cli_usage_lines[i][n] == ' ' || !cli_usage_lines[i][n]))
+			return cli_usage_lines[i];
+	return cmd;
+}
+
+static int help(const char *cmd, const char *text)
+{
+	printf("usage: edgefeed [--db DIR] %s\n\n%s", usage_of(cmd), text);
+	return EXIT_OK;
+}
+
+static int bad_option(const cli *c, char **argv)
+{
+	return cli_usage_error(c, "option '%s' is unknown or needs a value "
+			       "(see --help)", argv[optind - 1]);
+}
+
+static const char sweep_help[] =
+	"Enforce retention on the whole store, in short transactions while\n"
+	"workers write: destroy the key of every day whose IPs are past\n"
+	"retention (they can then never be read again, from any copy),\n"
+	"delete stale and over-cap entries with their index keys and unread\n"
+	"markers, and drop markers without an entry. Safe to interrupt and\n"
+	"run again; run it daily (e.g. from cron).\n"
+	"\n"
+	"  --now MS|ISO  sweep as of this time (default: now)\n"
+	"  --no-wait     exit 75 at once if another maintenance job runs\n"
+	"\n"
+	"Prints {\"now\",\"keysDestroyed\",\"keyringSlotsWiped\",\n"
+	"\"entriesDeleted\",\"markersDropped\",\"recordsResealed\",\"batches\"}.\n";
+
+int cmd_sweep(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"now", required_argument, 0, 'n'},
+		{"no-wait", no_argument, 0, 'W'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0}};
+	ef_sweep_opts so = {0};
+	ef_sweep_stats ss;
+	char when[EF_TIME_BUFSZ];
+	ef_store *st;
+	int o, rc;
+
+	optind = 0; /* glibc: full re-initialization */
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (o) {
+		case 'n':
+			if ((rc = cli_time(c, "--now", optarg, &c->now_ms)))
+				return rc;
+			break;
+		case 'W': so.lock_flags |= EF_LOCK_NOWAIT; break;
+		case 'h': return help("sweep", sweep_help);
+		default: return bad_option(c, argv);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(c, "unexpected argument '%s'",
+				       argv[optind]);
+	so.now_ms = c->now_ms;
+	so.on_wait = out_waiting;
+	so.wait_ctx = (void *)c->cmd;
+	so.progress = out_progress;
+	so.progress_ctx = "keys";
+	if ((rc = cli_open(c, 0, &st)))
+		return rc;
+	rc = ef_sweep_ex(st, &so, &ss);
+	out_progress_end();
+	if (rc != EF_OK) {
+		rc = cli_ef_error(c, st, rc);
+		ef_close(st);
+		return rc;
+	}
+	ef_close(st);
+	ef_time_format(ss.now_ms, when);
+	fprintf(stderr, "edgefeed: sweep: as of %s: %llu day key(s) destroyed, "
+		"%llu entries deleted, %llu orphan marker(s) dropped\n", when,
+		(unsigned long long)ss.keys_destroyed,
+		(unsigned long long)ss.entries_deleted,
+		(unsigned long long)ss.markers_dropped);
+	return out_print(json_pack(
+		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "now", when, "nowMs",
+		(json_int_t)ss.now_ms, "keysDestroyed",
+		(json_int_t)ss.keys_destroyed, "keyringSlotsWiped",
+		(json_int_t)ss.keyring_wiped, "entriesDeleted",
+		(json_int_t)ss.entries_deleted, "markersDropped",
+		(json_int_t)ss.markers_dropped, "recordsResealed",
+		(json_int_t)ss.records_resealed, "batches",
+		(json_int_t)ss.batches));
+}
+
+static const char compact_help[] =
+	"Rewrite data.mdb so that it holds only its live records (no freed\n"
+	"page, no stale byte of a deleted record), swapped in atomically; the\n"
+	"old file is overwritten with zeros. Run it after migrate and sweep to\n"
+	"clear plaintext that older versions wrote. It needs the store to\n"
+	"itself: while any other process has it open, it exits 75 at once.\n"
+	"\n"
+	"Prints {\"bytesBefore\",\"bytesAfter\",\"keys\"}.\n";
+
+int cmd_compact(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {{"help", no_argument, 0, 'h'},
+					   {0, 0, 0, 0}};
+	ef_compact_stats cs;
+	ef_store *st;
+	int o, rc;
+
+	optind = 0;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		if (o == 'h')
+			return help("compact", compact_help);
+		return bad_option(c, argv);
+	}
+	if (optind < argc)
+		return cli_usage_error(c, "unexpected argument '%s'",
+				       argv[optind]);
+	if ((rc = cli_open(c, 0, &st)))
+		return rc;
+	rc = ef_compact(st, &cs);
+	if (rc != EF_OK) {
+		rc = cli_ef_error(c, st, rc);
+		ef_close(st);
+		return rc;
+	}
+	ef_close(st);
+	return out_print(json_pack("{s:I, s:I, s:I}", "bytesBefore",
+				   (json_int_t)cs.bytes_before, "bytesAfter",
+				   (json_int_t)cs.bytes_after, "keys",
+				   (json_int_t)cs.keys));
+}

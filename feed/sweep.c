@@ -1,0 +1,451 @@
+/*
+ * sweep.c - ef_sweep: retention for the whole store, in three phases:
+ * destroy the keys of windows past ip_retention (crypto-shredding), then
+ * per owner delete stale and over-cap entries and reseal version-1 records,
+ * then drop orphan unread markers.
+ *
+ * Every write transaction does a bounded amount of work and records where
+ * the next one starts, so workers keep writing meanwhile, and a sweep killed
+ * at any point leaves only whole transactions behind: re-running it finishes
+ * the job. Transactions may be re-run by store_write, so each derives its
+ * work from the start position and resets its outputs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "feed/feed.h"
+#include "feed/legacy.h"
+#include "store/error.h"
+#include "store/keyring.h"
+
+#define SWEEP_BATCH 256 /* default work per write transaction */
+#define RESEAL_MAX 32   /* version-1 records rewritten per owner visit */
+
+typedef struct sweep_ctx {
+	ef_store *st;
+	int64_t now;
+	uint64_t batch;     /* work allowed per transaction */
+	key_buf pos;        /* first key the transaction looks at */
+	/* outputs of one transaction, reset when it (re)starts */
+	key_buf next;       /* where the next transaction starts */
+	int end;            /* nothing is left in this phase */
+	uint64_t work;      /* work done, against batch */
+	uint64_t examined;  /* keys looked at, for progress */
+	uint64_t deleted, resealed, dropped;
+} sweep_ctx;
+
+static void ctx_reset(sweep_ctx *c)
+{
+	c->next = c->pos;
+	c->end = 0;
+	c->work = c->examined = 0;
+	c->deleted = c->resealed = c->dropped = 0;
+}
+
+static void key_set(key_buf *k, const void *p, size_t n)
+{
+	memcpy(k->s, p, n);
+	k->len = n;
+	k->s[n] = '\0';
+}
+
+static void part_set(key_part *p, key_view v)
+{
+	memcpy(p->s, v.p, v.len);
+	p->s[v.len] = '\0';
+	p->len = v.len;
+}
+
+/* The first key after @k in key order (keys hold no NUL byte). */
+static void key_after(key_buf *k, const store_val *v)
+{
+	key_set(k, v->data, v->len);
+	if (k->len < KEY_MAX)
+		k->s[k->len++] = '\0';
+}
+
+/* ---- phase 2: entries, owner by owner ---- */
+
+/* Rewrite the version-1 record @r (a copy) at entry key @k: its IP sealed
+ * while within retention, else dropped. */
+static int reseal_one(store_txn *t, sweep_ctx *c, const key_buf *k,
+		      rec_entry *r)
+{
+	key_view ow, so, rid;
+	uint8_t sealed[IP_SEALED_LEN], *rec;
+	size_t rlen;
+	int rc;
+
+	key_split_entry(k->s, k->len, &ow, &so, &rid); /* checked by the scan */
+	rc = ip_seal_entry(c->st, ow, rid, r->created_ms, c->now, r->ip_kind,
+			   r->ip, sealed, &r->ip_len);
+	if (rc == EF_OK) {
+		r->ip_kind = REC_IP_SEALED;
+		r->ip = sealed;
+	} else if (rc == IPSEAL_EXPIRED) {
+		r->ip_kind = REC_IP_NONE;
+		r->ip = NULL;
+		r->ip_len = 0;
+	} else {
+		return rc;
+	}
+	rc = rec_encode(r, &rec, &rlen);
+	if (rc != EF_OK)
+		return ef__err(c->st->err_id, rc, "cannot encode '%s'", k->s);
+	rc = store_put(t, k->s, k->len, rec, rlen, 0);
+	free(rec);
+	if (rc == EF_OK)
+		c->resealed++;
+	return rc;
+}
+
+/* Is @v at @k a well-formed version-1 record that holds an IP? */
+static int is_v1_with_ip(const store_val *k, const store_val *v)
+{
+	key_view ow, so, rid;
+	rec_entry r;
+
+	return rec_decode(v->data, v->len, &r) == EF_OK && r.version == 1 &&
+	       r.ip_kind != REC_IP_NONE &&
+	       key_split_entry(k->data, k->len, &ow, &so, &rid) == EF_OK;
+}
+
+typedef struct v1_rec {
+	key_buf k;
+	uint8_t *v; /* a copy: the put invalidates views */
+	size_t vlen;
+} v1_rec;
+
+/* Reseal up to RESEAL_MAX version-1 records with an IP of @owner; *more
+ * when there may be others. Counts the owner's entries as examined. */
+static int reseal_owner(store_txn *t, sweep_ctx *c, const key_part *owner,
+			int *more)
+{
+	v1_rec found[RESEAL_MAX];
+	key_buf prefix;
+	store_cur *cur;
+	store_val k, v;
+	size_t n = 0;
+	int rc;
+
+	key_entry_prefix(&prefix, owner);
+	rc = store_cur_open(t, &cur);
+	if (rc != EF_OK)
+		return rc;
+	for (rc = store_cur_seek(cur, prefix.s, prefix.len, &k, &v);
+	     rc == EF_OK && n < RESEAL_MAX &&
+	     store_has_prefix(&k, prefix.s, prefix.len);
+	     rc = store_cur_next(cur, &k, &v)) {
+		c->examined++;
+		if (!is_v1_with_ip(&k, &v))
+			continue;
+		found[n].v = malloc(v.len);
+		if (!found[n].v) {
+			rc = ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+			break;
+		}
+		memcpy(found[n].v, v.data, v.len);
+		found[n].vlen = v.len;
+		key_set(&found[n++].k, k.data, k.len);
+	}
+	store_cur_close(cur);
+	*more = n == RESEAL_MAX;
+	if (rc == EF_ENOTFOUND)
+		rc = EF_OK;
+	for (size_t i = 0; i < n; i++) {
+		rec_entry r;
+
+		if (rc == EF_OK &&
+		    (rc = rec_decode(found[i].v, found[i].vlen, &r)) == EF_OK)
+			rc = reseal_one(t, c, &found[i].k, &r);
+		free(found[i].v);
+	}
+	c->work += n;
+	return rc;
+}
+
+/* Trim and reseal one owner; *more when it needs another visit. */
+static int sweep_owner(store_txn *t, sweep_ctx *c, const key_part *owner,
+		       int *more)
+{
+	uint64_t n;
+	int rc;
+
+	c->work++;
+	do {
+		rc = feed_trim(t, c->st, owner, c->now, &n);
+		c->deleted += n;
+		c->examined += n;
+		c->work += n;
+	} while (rc == EF_OK && n > 0 && c->work < c->batch);
+	*more = n > 0;
+	if (rc == EF_OK && !*more)
+		rc = reseal_owner(t, c, owner, more);
+	return rc;
+}
+
+/* The owner of the first entry key at or after c->next. EF_ENOTFOUND past
+ * the last entry; EF_EINVAL for a malformed key (c->next moves past it). */
+static int next_owner(store_txn *t, sweep_ctx *c, key_part *owner)
+{
+	store_cur *cur;
+	store_val k;
+	key_view ow, so, rid;
+	int rc = store_cur_open(t, &cur);
+
+	if (rc != EF_OK)
+		return rc;
+	rc = store_cur_seek(cur, c->next.s, c->next.len, &k, NULL);
+	if (rc == EF_OK && !store_has_prefix(&k, KEY_P_ENTRY,
+					     strlen(KEY_P_ENTRY)))
+		rc = EF_ENOTFOUND;
+	if (rc == EF_OK &&
+	    (key_split_entry(k.data, k.len, &ow, &so, &rid) != EF_OK ||
+	     ow.len > EF_OWNER_KEY_MAX)) {
+		key_after(&c->next, &k); /* not ours to judge: check says */
+		rc = EF_EINVAL;
+	} else if (rc == EF_OK) {
+		part_set(owner, ow);
+	}
+	store_cur_close(cur);
+	return rc;
+}
+
+static int entries_txn(store_txn *t, void *p)
+{
+	sweep_ctx *c = p;
+	key_part owner;
+	int rc = EF_OK, more;
+
+	ctx_reset(c);
+	while (c->work < c->batch) {
+		rc = next_owner(t, c, &owner);
+		if (rc == EF_EINVAL) {
+			c->work++;
+			continue;
+		}
+		if (rc == EF_ENOTFOUND) {
+			c->end = 1;
+			rc = EF_OK;
+			break;
+		}
+		if (rc == EF_OK)
+			rc = sweep_owner(t, c, &owner, &more);
+		if (rc != EF_OK)
+			return rc;
+		key_entry_prefix(&c->next, &owner);
+		if (more)
+			break; /* the same owner again, in a new transaction */
+		/* past every "recentReceive:<owner>:..." key: ';' follows ':' */
+		c->next.s[c->next.len - 1] = ';';
+	}
+	return c->deleted || c->resealed ? EF_OK : FEED_NOCHANGE;
+}
+
+/* ---- phase 3: orphan unread markers ---- */
+
+/* Does the marker @k have an entry (a record, or a legacy element)?
+ * 1, 0, or a negative error; malformed keys count as having one (check
+ * reports them; sweep deletes only what it understands). */
+static int marker_has_entry(store_txn *t, sweep_ctx *c, const store_val *k)
+{
+	key_view ow, rid;
+	key_part owner, res;
+	key_buf ik;
+	store_val iv;
+	char sort[KEY_SORT_LEN + 1];
+	int rc;
+
+	if (key_split_pair(k->data, k->len, KEY_P_UNREAD, &ow, &rid) != EF_OK ||
+	    ow.len > EF_OWNER_KEY_MAX || rid.len > EF_OWNER_KEY_MAX)
+		return 1;
+	part_set(&owner, ow);
+	part_set(&res, rid);
+	key_index(&ik, &owner, &res);
+	rc = store_get(t, ik.s, ik.len, &iv);
+	if (rc == EF_OK && iv.len == KEY_SORT_LEN) {
+		memcpy(sort, iv.data, KEY_SORT_LEN);
+		sort[KEY_SORT_LEN] = '\0';
+		key_entry(&ik, &owner, sort, &res);
+		rc = store_get(t, ik.s, ik.len, NULL);
+	} else if (rc == EF_OK) {
+		rc = EF_ENOTFOUND;
+	}
+	if (rc == EF_OK)
+		return 1;
+	if (rc != EF_ENOTFOUND)
+		return rc;
+	return legacy_has(t, c->st, &owner, &res, c->now);
+}
+
+static int markers_txn(store_txn *t, void *p)
+{
+	sweep_ctx *c = p;
+	key_buf *orphans;
+	store_cur *cur;
+	store_val k;
+	size_t n = 0;
+	int rc, has;
+
+	ctx_reset(c);
+	orphans = malloc(c->batch * sizeof(*orphans));
+	if (!orphans)
+		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+	rc = store_cur_open(t, &cur);
+	if (rc != EF_OK) {
+		free(orphans);
+		return rc;
+	}
+	for (rc = store_cur_seek(cur, c->pos.s, c->pos.len, &k, NULL);
+	     rc == EF_OK && c->examined < c->batch &&
+	     store_has_prefix(&k, KEY_P_UNREAD, strlen(KEY_P_UNREAD));
+	     rc = store_cur_next(cur, &k, NULL)) {
+		c->examined++;
+		key_after(&c->next, &k);
+		has = marker_has_entry(t, c, &k);
+		if (has < 0) {
+			rc = has;
+			break;
+		}
+		if (!has)
+			key_set(&orphans[n++], k.data, k.len);
+	}
+	store_cur_close(cur);
+	/* stopped by the end of the markers, not by the batch: done */
+	if (rc == EF_ENOTFOUND || (rc == EF_OK && c->examined < c->batch)) {
+		c->end = 1;
+		rc = EF_OK;
+	}
+	for (size_t i = 0; rc == EF_OK && i < n; i++)
+		rc = store_del(t, orphans[i].s, orphans[i].len);
+	free(orphans);
+	if (rc != EF_OK)
+		return rc;
+	c->dropped = n;
+	return n ? EF_OK : FEED_NOCHANGE;
+}
+
+/* ---- the job ---- */
+
+typedef struct sweep_run {
+	sweep_ctx c;
+	const ef_sweep_opts *o;
+	ef_sweep_stats *s;
+	uint64_t done, total; /* progress: keys examined of the ones there */
+} sweep_run;
+
+/* Run one phase's transactions from @start until the phase ends. */
+static int run_phase(sweep_run *r, store_txn_fn fn, const char *start)
+{
+	sweep_ctx *c = &r->c;
+	int rc;
+
+	key_set(&c->pos, start, strlen(start));
+	for (;;) {
+		rc = store_write(c->st->env, fn, c);
+		if (rc == EF_OK)
+			r->s->batches++;
+		else if (rc != FEED_NOCHANGE)
+			return rc;
+		r->s->entries_deleted += c->deleted;
+		r->s->records_resealed += c->resealed;
+		r->s->markers_dropped += c->dropped;
+		r->done += c->examined;
+		if (r->o->progress)
+			r->o->progress(r->done < r->total ? r->done : r->total,
+				       r->total, r->o->progress_ctx);
+		if (c->end)
+			return EF_OK;
+		c->pos = c->next;
+	}
+}
+
+static int count_txn(store_txn *t, void *p)
+{
+	sweep_run *r = p;
+	static const char *const prefixes[] = {KEY_P_ENTRY, KEY_P_UNREAD};
+	store_cur *cur;
+	store_val k;
+	int rc = EF_OK;
+
+	r->total = 0;
+	for (size_t i = 0; i < 2 && rc == EF_OK; i++) {
+		size_t n = strlen(prefixes[i]);
+
+		rc = store_cur_open(t, &cur);
+		if (rc != EF_OK)
+			return rc;
+		for (rc = store_cur_seek(cur, prefixes[i], n, &k, NULL);
+		     rc == EF_OK && store_has_prefix(&k, prefixes[i], n);
+		     rc = store_cur_next(cur, &k, NULL))
+			r->total++;
+		store_cur_close(cur);
+		if (rc == EF_ENOTFOUND)
+			rc = EF_OK;
+	}
+	return rc;
+}
+
+/* The first window not wholly past retention at @now: window w ends at
+ * (w + 1) * W - 1, which is past retention when now - that >= retention. */
+static uint32_t windows_past(const ef_store *st, int64_t now)
+{
+	int64_t edge = now - st->cfg.ip_retention_ms + 1;
+	return edge > 0 ? keyring_window(edge) : 0;
+}
+
+static int sweep_locked(sweep_run *r)
+{
+	ef_store *st = r->c.st;
+	int rc;
+
+	rc = keyring_destroy_before(st->keyring, windows_past(st, r->c.now),
+				    &r->s->keys_destroyed,
+				    &r->s->keyring_wiped);
+	if (rc == EF_OK && r->o->progress)
+		rc = store_read(st->env, count_txn, r);
+	if (rc == EF_OK)
+		rc = run_phase(r, entries_txn, KEY_P_ENTRY);
+	if (rc == EF_OK)
+		rc = run_phase(r, markers_txn, KEY_P_UNREAD);
+	return rc;
+}
+
+int ef_sweep_ex(ef_store *st, const ef_sweep_opts *opts, ef_sweep_stats *stats)
+{
+	static const ef_sweep_opts defaults;
+	ef_sweep_stats s = {0};
+	ef_maint *lk = NULL;
+	sweep_run r;
+	int rc;
+
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
+	if (!st)
+		return EF_EINVAL;
+	if (st->cfg.flags & EF_RDONLY)
+		return ef__err(st->err_id, EF_EINVAL,
+			       "the store is open read-only");
+	memset(&r, 0, sizeof(r));
+	r.o = opts ? opts : &defaults;
+	r.s = &s;
+	r.c.st = st;
+	r.c.batch = r.o->batch ? r.o->batch : SWEEP_BATCH;
+	rc = ef_maint_lock(st, "edgefeed sweep", r.o->lock_flags, r.o->on_wait,
+			   r.o->wait_ctx, &lk);
+	if (rc != EF_OK)
+		return rc;
+	r.c.now = s.now_ms = r.o->now_ms ? r.o->now_ms : feed_now(st);
+	rc = sweep_locked(&r);
+	ef_maint_unlock(lk);
+	if (rc == EF_OK)
+		ef__err_clear(st->err_id);
+	if (stats)
+		*stats = s;
+	return rc;
+}
+
+int ef_sweep(ef_store *st, ef_sweep_stats *stats)
+{
+	return ef_sweep_ex(st, NULL, stats);
+}
