@@ -1,0 +1,292 @@
+/*
+ * concurrent.c - the "concurrent" scenario: every system, durable and not,
+ * P processes x T threads, owners uniform and one hot owner, duplicate
+ * retries mixed in; finalizations per second, latency percentiles, and the
+ * ledger check of every run.
+ *
+ * Repetitions go round the whole matrix (not one configuration three times
+ * in a row), so that a burst of load from elsewhere on the machine hits
+ * one repetition of many configurations rather than every repetition of
+ * one; the row of a configuration then gives the median of its runs.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "run.h"
+
+typedef struct variant {
+	const char *label;    /* the row's "system" */
+	const bsys_ops *sys;
+	int gc;               /* EF_GROUP_COMMIT */
+} variant;
+
+static const variant variants[] = {
+	{"edgefeed", &bsys_edgefeed, 0},
+	{"edgefeed-gc", &bsys_edgefeed, 1},
+	{"lmdb-raw", &bsys_lmdb, 0},
+	{"sqlite", &bsys_sqlite, 0},
+	{"legacy-txn", &bsys_legacy_txn, 0},
+	{"legacy-lock", &bsys_legacy_lock, 0},
+};
+#define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+typedef struct shape {
+	int procs, threads, hot, durable;
+} shape;
+
+/* One configuration and its runs. */
+typedef struct cell {
+	const variant *v;
+	shape s;
+	run_res r[16];
+	int nr;
+	int failed;
+} cell;
+
+#define OWNERS_DEFAULT 1000
+#define FEED_CAP_ALL 100000000u /* never evict: the ledger sees everything */
+
+static const int full_uniform[][2] = {{1, 1}, {1, 4}, {1, 16}, {2, 1},
+				      {4, 1}, {8, 1}, {4, 4}};
+static const int full_hot[][2] = {{1, 1}, {1, 16}, {2, 1}, {8, 1}};
+static const int quick_uniform[][2] = {{1, 1}, {2, 2}};
+static const int quick_hot[][2] = {{2, 2}};
+
+/* Parse "1x1,1x16" into @out (at most @cap); returns the count or -1. */
+static int parse_writers(const char *s, int out[][2], int cap)
+{
+	int n = 0;
+
+	while (s && *s && n < cap) {
+		char *end;
+		long p = strtol(s, &end, 10), t;
+		if (*end != 'x')
+			return -1;
+		t = strtol(end + 1, &end, 10);
+		if (p < 1 || t < 1 || p * t > 256)
+			return -1;
+		out[n][0] = (int)p;
+		out[n][1] = (int)t;
+		n++;
+		if (*end != ',' && *end)
+			return -1;
+		s = *end ? end + 1 : end;
+	}
+	return n;
+}
+
+static const char *sync_name(const cell *c)
+{
+	if (c->v->sys == &bsys_sqlite)
+		return c->s.durable ? "FULL" : "NORMAL";
+	return c->s.durable ? "durable" : "nosync";
+}
+
+static json_t *cell_config(const cell *c, const bopts *o, uint32_t owners,
+			   double dup)
+{
+	json_t *cfg = json_object();
+
+	json_object_set_new(cfg, "durable", json_boolean(c->s.durable));
+	json_object_set_new(cfg, "sync", json_string(sync_name(c)));
+	json_object_set_new(cfg, "groupCommit", json_boolean(c->v->gc));
+	json_object_set_new(cfg, "procs", json_integer(c->s.procs));
+	json_object_set_new(cfg, "threads", json_integer(c->s.threads));
+	json_object_set_new(cfg, "writers",
+			    json_integer(c->s.procs * c->s.threads));
+	json_object_set_new(cfg, "owners", json_integer(owners));
+	json_object_set_new(cfg, "distribution",
+			    json_string(c->s.hot ? "hot" : "uniform"));
+	json_object_set_new(cfg, "dupFraction", json_real(dup));
+	if (o->quick)
+		json_object_set_new(cfg, "callsPerWorker",
+				    json_integer(o->quick_n));
+	else
+		json_object_set_new(cfg, "seconds", json_real(o->seconds));
+	return cfg;
+}
+
+static void res_fields(json_t *row, double ops, double p50, double p99,
+		       double p999, const led_result *l)
+{
+	json_object_set_new(row, "opsPerSec", json_real(ops));
+	json_object_set_new(row, "p50Us", json_real(p50));
+	json_object_set_new(row, "p99Us", json_real(p99));
+	json_object_set_new(row, "p999Us", json_real(p999));
+	json_object_set_new(row, "calls", json_integer((json_int_t)l->attempted));
+	json_object_set_new(row, "acked", json_integer((json_int_t)l->acked));
+	json_object_set_new(row, "errors", json_integer((json_int_t)l->errors));
+	json_object_set_new(row, "lost", json_integer((json_int_t)l->lost));
+	json_object_set_new(row, "duplicated",
+			    json_integer((json_int_t)l->duplicated));
+	json_object_set_new(row, "unexpected",
+			    json_integer((json_int_t)l->unexpected));
+	json_object_set_new(row, "doubleCreated",
+			    json_integer((json_int_t)l->double_created));
+	json_object_set_new(row, "ledgerClean", json_boolean(led_clean(l)));
+}
+
+static int run_cell(bopts *o, cell *c, uint32_t owners, double dup, int rep)
+{
+	run_cfg rc = {0};
+	run_res *r = &c->r[c->nr];
+	char *dir = dir_new(o->dir, "conc");
+	char store[4200];
+	json_t *row;
+	int ok;
+
+	if (!dir)
+		return BS_ERR;
+	snprintf(store, sizeof(store), "%s/store", dir);
+	rc.sys = c->v->sys;
+	rc.bc.durable = c->s.durable;
+	rc.bc.group_commit = c->v->gc;
+	rc.bc.feed_cap = FEED_CAP_ALL;
+	rc.procs = c->s.procs;
+	rc.threads = c->s.threads;
+	rc.owners = owners;
+	rc.hot = c->s.hot;
+	rc.seconds = o->quick ? 0 : o->seconds;
+	rc.per_worker = o->quick_n;
+	rc.dup_frac = dup;
+	rc.seed = (uint64_t)rep * 7919 + 1;
+	ok = mkdir_store(store) == 0 && run_prepare(rc.sys, &rc.bc, store) == 0 &&
+	     run_conc(&rc, store, NULL, owners, NULL, NULL, r) == 0;
+	dir_remove(dir);
+	free(dir);
+	if (!ok) {
+		c->failed = 1;
+		o->failures++;
+		return BS_ERR;
+	}
+	c->nr++;
+	if (c->v->sys != &bsys_legacy_lock && !led_clean(&r->led)) {
+		c->failed = 1;
+		o->failures++;
+	}
+	row = json_object();
+	json_object_set_new(row, "scenario", json_string("concurrent"));
+	json_object_set_new(row, "system", json_string(c->v->label));
+	json_object_set_new(row, "rep", json_integer(rep + 1));
+	json_object_set_new(row, "config", cell_config(c, o, owners, dup));
+	res_fields(row, r->ops_s, r->p50, r->p99, r->p999, &r->led);
+	json_object_set_new(row, "seconds", json_real(r->secs));
+	row_emit(row);
+	return 0;
+}
+
+/* The median row of a configuration; lost, duplicated, unexpected and
+ * double are summed over its runs. */
+static void cell_median(const bopts *o, const cell *c, uint32_t owners,
+			double dup)
+{
+	double ops[16], p50[16], p99[16], p999[16];
+	led_result sum = {0};
+	json_t *row;
+
+	if (!c->nr)
+		return;
+	for (int i = 0; i < c->nr; i++) {
+		const led_result *l = &c->r[i].led;
+		ops[i] = c->r[i].ops_s;
+		p50[i] = c->r[i].p50;
+		p99[i] = c->r[i].p99;
+		p999[i] = c->r[i].p999;
+		sum.attempted += l->attempted;
+		sum.acked += l->acked;
+		sum.errors += l->errors;
+		sum.lost += l->lost;
+		sum.duplicated += l->duplicated;
+		sum.unexpected += l->unexpected;
+		sum.double_created += l->double_created;
+	}
+	row = json_object();
+	json_object_set_new(row, "scenario", json_string("concurrent"));
+	json_object_set_new(row, "system", json_string(c->v->label));
+	json_object_set_new(row, "rep", json_string("median"));
+	json_object_set_new(row, "runs", json_integer(c->nr));
+	json_object_set_new(row, "config", cell_config(c, o, owners, dup));
+	res_fields(row, median_of(ops, (size_t)c->nr),
+		   median_of(p50, (size_t)c->nr), median_of(p99, (size_t)c->nr),
+		   median_of(p999, (size_t)c->nr), &sum);
+	row_emit(row);
+	table_line("%-12s %-7s %-7s %3dx%-3d %10.0f %9.0f %9.0f %9.0f %7llu "
+		   "%5llu %5llu %5llu%s",
+		   c->v->label, sync_name(c), c->s.hot ? "hot" : "uniform",
+		   c->s.procs, c->s.threads, median_of(ops, (size_t)c->nr),
+		   median_of(p50, (size_t)c->nr), median_of(p99, (size_t)c->nr),
+		   median_of(p999, (size_t)c->nr),
+		   (unsigned long long)sum.acked, (unsigned long long)sum.lost,
+		   (unsigned long long)sum.duplicated,
+		   (unsigned long long)(sum.unexpected + sum.double_created),
+		   c->failed ? "  FAILED" : "");
+}
+
+int scen_concurrent(bopts *o)
+{
+	int uni[32][2], hot[32][2], nu, nh, ncell = 0;
+	uint32_t owners = o->owners ? o->owners : OWNERS_DEFAULT;
+	double dup = o->dup_frac;
+	cell *cells;
+	size_t cap;
+
+	if (o->writers) {
+		nu = nh = parse_writers(o->writers, uni, 32);
+		if (nu < 0) {
+			fprintf(stderr, "edgefeed-bench: --writers: expected "
+				"PxT[,PxT...], e.g. 1x1,1x16\n");
+			return BS_ERR;
+		}
+		memcpy(hot, uni, sizeof(uni));
+	} else {
+		const int(*u)[2] = o->quick ? quick_uniform : full_uniform;
+		const int(*h)[2] = o->quick ? quick_hot : full_hot;
+		nu = o->quick ? 2 : 7;
+		nh = o->quick ? 1 : 4;
+		memcpy(uni, u, sizeof(int[2]) * (size_t)nu);
+		memcpy(hot, h, sizeof(int[2]) * (size_t)nh);
+	}
+	if (o->dist == 1)
+		nh = 0;
+	if (o->dist == 2)
+		nu = 0;
+	cap = NVARIANTS * 2 * (size_t)(nu + nh);
+	cells = calloc(cap, sizeof(*cells));
+	if (!cells)
+		return BS_ERR;
+	for (size_t v = 0; v < NVARIANTS; v++) {
+		if (!sys_selected(o, variants[v].label))
+			continue;
+		for (int d = 1; d >= 0; d--) {
+			if ((o->sync == 1 && !d) || (o->sync == 2 && d))
+				continue;
+			for (int i = 0; i < nu + nh; i++) {
+				cell *c = &cells[ncell++];
+				c->v = &variants[v];
+				c->s.hot = i >= nu;
+				c->s.procs = c->s.hot ? hot[i - nu][0] : uni[i][0];
+				c->s.threads = c->s.hot ? hot[i - nu][1] : uni[i][1];
+				c->s.durable = d;
+			}
+		}
+	}
+	for (int rep = 0; rep < o->reps && rep < 16; rep++) {
+		for (int i = 0; i < ncell; i++) {
+			fprintf(stderr, "\rconcurrent: rep %d/%d, %d/%d %-12s",
+				rep + 1, o->reps, i + 1, ncell,
+				cells[i].v->label);
+			run_cell(o, &cells[i], owners, dup, rep);
+		}
+	}
+	fprintf(stderr, "\n");
+	table_head("concurrent: finalizations (median of runs; lost, dup, "
+		   "unexp summed over runs)",
+		   "system       sync    owners   PxT     calls/s   p50 us"
+		   "   p99 us  p999 us   acked  lost   dup unexp");
+	for (int i = 0; i < ncell; i++)
+		cell_median(o, &cells[i], owners, dup);
+	free(cells);
+	return 0;
+}
