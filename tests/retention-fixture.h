@@ -15,7 +15,7 @@
 #include "tests/helpers.h"
 
 #define DAY (24LL * 3600 * 1000)
-#define T0 1790000000000LL /* 2026-09-21T13:33:20Z */
+#define T0 1790000000000LL /* 2026-09-21T14:13:20Z */
 #define RET EF_DEFAULT_IP_RETENTION_MS
 
 /* A fresh store in a mkdtemp directory, with a test clock at T0. */

@@ -314,6 +314,52 @@ static void test_keyring_short_or_empty_file(void **state)
 	rf_assert_ip(f->st, "a@x", "new", NULL);
 }
 
+/* A keyring that cannot be opened at all (here: a directory in its place):
+ * finalizing an IP fails and says why, nothing is half-written; entries
+ * without an IP still go in, reads show no IP, sweep refuses to pretend. */
+static void test_keyring_unusable_is_an_error_not_a_loss(void **state)
+{
+	fx *f = *state;
+	char path[4096];
+	ef_receive r = {"a@x", "with-ip", T0, "203.0.113.77", NULL};
+	ef_entry *e;
+	ef_page p;
+
+	rf_fin(f->st, "a@x", "before", T0, "192.0.2.1");
+	ef_close(f->st);
+	keyring_path(f, path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	f->st = fx_open(f, EF_NOSYNC, 0);
+	assert_int_equal(ef_finalize(f->st, &r), EF_EIO);
+	assert_non_null(strstr(ef_errmsg(f->st), "keyring"));
+	assert_int_equal(ef_get_entry(f->st, "a@x", "with-ip", &e), EF_ENOTFOUND);
+	rf_fin(f->st, "a@x", "no-ip", T0, NULL);
+	assert_int_equal(ef_feed_page(f->st, "a@x", NULL, 10, &p), EF_OK);
+	assert_int_equal(p.count, 2);
+	assert_null(p.entries[0].ip);
+	assert_null(p.entries[1].ip);
+	ef_page_free(&p);
+	assert_int_equal(ef_sweep(f->st, NULL), EF_EIO);
+	assert_non_null(strstr(ef_errmsg(f->st), "keyring"));
+	ef_close(f->st);
+	assert_int_equal(rmdir(path), 0);
+	f->st = fx_open(f, EF_NOSYNC, 0);
+}
+
+static void test_read_only_store_cannot_sweep_or_compact(void **state)
+{
+	fx *f = *state;
+	ef_store *ro = fx_open(f, EF_RDONLY, 0);
+
+	assert_int_equal(ef_sweep(ro, NULL), EF_EINVAL);
+	assert_non_null(strstr(ef_errmsg(ro), "read-only"));
+	assert_int_equal(ef_compact(ro, NULL), EF_EINVAL);
+	assert_int_equal(ef_sweep(NULL, NULL), EF_EINVAL);
+	assert_int_equal(ef_compact(NULL, NULL), EF_EINVAL);
+	ef_close(ro);
+}
+
 /* Read-only handles never write the keyring, yet can seal (e.g. for
  * dual-read of legacy arrays) with keys kept in memory. */
 static void test_keyring_read_only_handle_writes_nothing(void **state)
@@ -445,6 +491,12 @@ int main(void)
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_keyring_short_or_empty_file, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_keyring_unusable_is_an_error_not_a_loss, fx_setup,
+			fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_read_only_store_cannot_sweep_or_compact, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_keyring_read_only_handle_writes_nothing, fx_setup,
 			fx_teardown),
