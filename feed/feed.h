@@ -218,6 +218,15 @@ int ip_reveal_entry(ef_store *st, key_view owner, key_view rid,
 /* The options ef_open gives the store layer (compact reopens with them). */
 void feed_store_opts(const ef_store *st, store_opts *so);
 
+/*
+ * For check: does the key that sealed @sealed exist? EF_OK (live);
+ * KEYRING_DESTROYED (swept: expected past retention); EF_ENOTFOUND (no such
+ * key: the keyring is missing or damaged, the IP reads as absent);
+ * EF_ECORRUPT (not sealed bytes); EF_EIO. The keyring's own state:
+ * keyring_health_get(st->keyring, ...) in store/keyring.h.
+ */
+int ipseal_key_state(ef_store *st, const uint8_t *sealed, size_t slen);
+
 /* The AEAD step of ipseal_open with a given 32-byte key (no keyring, no
  * retention rule): EF_OK or EF_ENOTFOUND. For tests that try keys. */
 int ipseal_open_key(const uint8_t key[32], const void *ad, size_t adlen,

@@ -118,3 +118,15 @@ int ipseal_open(ef_store *st, int64_t created_ms, int64_t now, const void *ad,
 	sodium_memzero(key, sizeof(key));
 	return rc;
 }
+
+int ipseal_key_state(ef_store *st, const uint8_t *sealed, size_t slen)
+{
+	uint8_t key[KEYRING_KEYBYTES];
+	int rc;
+
+	if (slen < IPSEAL_OVERHEAD || sealed[0] != SCHEME_XCHACHA)
+		return EF_ECORRUPT;
+	rc = keyring_get(st->keyring, get_be32(sealed + 1), 0, key);
+	sodium_memzero(key, sizeof(key));
+	return rc;
+}

@@ -247,14 +247,55 @@ static void after_damage(fx *f, const char *want1, const char *want2)
 	th_assert_consistent(f->st);
 }
 
+struct key_states {
+	ef_store *st;
+	int live, missing, other;
+};
+
+static int state_txn(store_txn *t, void *p)
+{
+	struct key_states *ks = p;
+	store_cur *c;
+	store_val k, v;
+	rec_entry r;
+	int rc, ksr;
+
+	ks->live = ks->missing = ks->other = 0;
+	assert_int_equal(store_cur_open(t, &c), EF_OK);
+	for (rc = store_cur_seek(c, KEY_P_ENTRY, strlen(KEY_P_ENTRY), &k, &v);
+	     rc == EF_OK && store_has_prefix(&k, KEY_P_ENTRY,
+					     strlen(KEY_P_ENTRY));
+	     rc = store_cur_next(c, &k, &v)) {
+		assert_int_equal(rec_decode(v.data, v.len, &r), EF_OK);
+		if (r.ip_kind != REC_IP_SEALED)
+			continue;
+		ksr = ipseal_key_state(ks->st, r.ip, r.ip_len);
+		ks->live += ksr == EF_OK;
+		ks->missing += ksr == EF_ENOTFOUND;
+		ks->other += ksr != EF_OK && ksr != EF_ENOTFOUND;
+	}
+	return EF_OK;
+}
+
 static void test_keyring_missing_costs_ips_not_entries(void **state)
 {
 	fx *f = *state;
 	char path[4096];
+	keyring_health h;
+	struct key_states ks = {0};
 
 	two_windows(f);
 	keyring_path(f, path, sizeof(path));
 	assert_int_equal(unlink(path), 0);
+	/* what check can tell: no keyring, and sealed IPs without a key */
+	f->st = fx_open(f, EF_NOSYNC, 0);
+	assert_int_equal(keyring_health_get(f->st->keyring, &h), EF_OK);
+	assert_false(h.present);
+	ks.st = f->st;
+	assert_int_equal(store_read(f->st->env, state_txn, &ks), EF_OK);
+	assert_int_equal(ks.missing, 2);
+	assert_int_equal(ks.live + ks.other, 0);
+	ef_close(f->st);
 	after_damage(f, NULL, NULL);
 }
 
