@@ -79,18 +79,18 @@ static int legacy_id(json_t *el, char *out, size_t cap)
 	return EF_OK;
 }
 
-static int created_of(json_t *v, int64_t *ms)
+int64_t legacy_elem_created(json_t *el)
 {
-	if (json_is_integer(v)) {
-		json_int_t x = json_integer_value(v);
-		if (x < 0 || x > EF_CREATED_MAX)
-			return EF_EINVAL;
-		*ms = x;
-		return EF_OK;
-	}
-	if (json_is_string(v))
-		return ef_time_parse(json_string_value(v), ms);
-	return EF_EINVAL;
+	json_t *v = json_object_get(el, "createdAt");
+	int64_t ms;
+
+	if (json_is_integer(v))
+		ms = json_integer_value(v);
+	else if (!json_is_string(v) ||
+		 ef_time_parse(json_string_value(v), &ms) != EF_OK)
+		return -1;
+	/* 0 would read as "now" in ef_receive; no upload happened in 1970 */
+	return ms > 0 && ms <= EF_CREATED_MAX ? ms : -1;
 }
 
 /* The payload: every field but the three the entry carries itself. */
@@ -161,10 +161,8 @@ static int elem_convert(ef_store *st, const key_part *owner, json_t *el,
 		return legacy_issue_add(a, (long)i, 0,
 				 "element %zu: reservationId is not a string", i);
 	}
-	/* 0 would read as "now" in ef_receive; no upload happened in 1970 */
-	if (created_of(json_object_get(el, "createdAt"), &r.created_ms) !=
-		    EF_OK ||
-	    r.created_ms == 0)
+	r.created_ms = legacy_elem_created(el);
+	if (r.created_ms < 0)
 		return legacy_issue_add(a, (long)i, 0,
 				 "element %zu: createdAt is missing or not an "
 				 "ISO-8601 time or epoch milliseconds", i);

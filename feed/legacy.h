@@ -52,6 +52,11 @@ void legacy_free(legacy_array *a);
 int legacy_issue_add(legacy_array *a, long index, int kept, const char *fmt,
 		     ...) __attribute__((format(printf, 4, 5)));
 
+struct json_t;
+/* created_ms of a legacy element (createdAt: ISO-8601 or epoch ms), as every
+ * reader of legacy data takes it; -1 if missing or unreadable (0 too). */
+int64_t legacy_elem_created(struct json_t *el);
+
 /* Find the element for reservation @rid (escaped); NULL if none. */
 const legacy_elem *legacy_find(const legacy_array *a, const key_part *rid);
 

@@ -621,20 +621,6 @@ static int item_make(imp_ctx *c, json_t *el, uint64_t index, kv_item *it)
 
 /* ---- legacy elements: IPs past retention ------------------------------- */
 
-/* created_ms of a legacy element as the feed reads it; -1 if unreadable */
-static int64_t elem_created(json_t *el)
-{
-	json_t *v = json_object_get(el, "createdAt");
-	int64_t ms;
-
-	if (json_is_integer(v))
-		ms = json_integer_value(v);
-	else if (!json_is_string(v) ||
-		 ef_time_parse(json_string_value(v), &ms) != EF_OK)
-		return -1;
-	return ms > 0 && ms <= EF_CREATED_MAX ? ms : -1;
-}
-
 /* The reservation id the feed gives @el (which has none): legacy_parse's
  * own derivation, on an array of that one element. *id is NULL when the
  * element does not convert (it is quarantined, so its id shows nowhere). */
@@ -676,7 +662,7 @@ static int scrub_elem(ef_store *st, const key_part *owner, json_t *el,
 
 	if (!json_is_object(el) || !ip || json_is_null(ip))
 		return EF_OK;
-	created = elem_created(el);
+	created = legacy_elem_created(el);
 	if (created >= 0 && feed_ip_visible(st, created, now))
 		return EF_OK;
 	rid = json_object_get(el, "reservationId");

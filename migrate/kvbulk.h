@@ -68,6 +68,12 @@ typedef int (*kv_elem_fn)(void *ctx, json_t *el, uint64_t index);
 int kv_scan(kv_reader *r, kv_elem_fn fn, void *ctx, uint64_t *count);
 
 
+/* ---- kvexport.c ---- */
+
+/* Standard base64 (padded) of @len bytes, NUL-terminated; malloc'd, NULL
+ * when out of memory. */
+char *kv_base64(const void *raw, size_t len);
+
 /* ---- kvbulk.c ---- */
 
 /* The owner of a key, canonicalized (key_owner) from the escaped component

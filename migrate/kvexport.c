@@ -53,7 +53,7 @@ static int write_fail(exp_ctx *c)
 		       "cannot write the export: %s", strerror(e));
 }
 
-static char *base64(const void *raw, size_t len)
+char *kv_base64(const void *raw, size_t len)
 {
 	size_t cap = sodium_base64_ENCODED_LEN(len,
 					       sodium_base64_VARIANT_ORIGINAL);
@@ -78,7 +78,7 @@ static int emit(exp_ctx *c, const store_val *k, const void *val, size_t vlen,
 	if (!b64 && (memchr(val, '\0', vlen) || !utf8_valid(val, vlen, NULL)))
 		b64 = 1;
 	if (b64)
-		enc = base64(val, vlen);
+		enc = kv_base64(val, vlen);
 	jv = b64 ? (enc ? json_string(enc) : NULL) : json_stringn(val, vlen);
 	free(enc);
 	if (!el || !jk || !jv || json_object_set(el, "key", jk) ||
@@ -209,7 +209,7 @@ static int quarantine_scrubbed(exp_ctx *c, json_t *j, char **out)
 	free(bytes);
 	if (rc != EF_OK || !text)
 		return rc;
-	enc = base64(text, strlen(text));
+	enc = kv_base64(text, strlen(text));
 	if (!enc || json_object_set_new(j, "rawBase64", json_string(enc)) ||
 	    json_object_set_new(j, "bytes", json_integer((json_int_t)strlen(text))) ||
 	    json_object_set_new(j, "ipsDropped", json_integer((json_int_t)dropped)) ||

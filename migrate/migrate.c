@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "migrate/kvbulk.h"
 #include "migrate/migrate.h"
 #include "store/error.h"
 
@@ -89,20 +90,6 @@ static int count_markers(store_txn *t, mig_ctx *c, const key_part *owner)
 	return rc == EF_ENOTFOUND ? EF_OK : rc;
 }
 
-/* The owner of a legacy key, canonicalized; EF_EINVAL if unusable. */
-static int key_owner_of(mig_ctx *c, const key_buf *lk, key_part *owner)
-{
-	char raw[KEY_MAX + 1];
-	key_view v;
-	const size_t plen = strlen(KEY_P_LEGACY);
-
-	v.p = lk->s + plen;
-	v.len = lk->len - plen;
-	if (key_unescape(v, raw, sizeof(raw)) < 0)
-		return EF_EINVAL;
-	return key_owner(c->st->err_id, "owner", raw, owner);
-}
-
 static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 {
 	legacy_array a;
@@ -121,7 +108,10 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 	if (!raw)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	memcpy(raw, v.data, len);
-	have_owner = key_owner_of(c, lk, &owner) == EF_OK;
+	/* old writers may have written the owner unescaped: take it raw */
+	have_owner = kv_owner(c->st, lk->s + strlen(KEY_P_LEGACY),
+			      lk->len - strlen(KEY_P_LEGACY), 1,
+			      &owner) == EF_OK;
 	memset(&a, 0, sizeof(a));
 	if (have_owner)
 		rc = legacy_parse(c->st, &owner, raw, len, c->now, &a);

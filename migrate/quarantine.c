@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "migrate/kvbulk.h"
 #include "migrate/migrate.h"
 #include "store/error.h"
 
@@ -54,18 +55,6 @@ static json_t *reasons_json(const legacy_array *a)
 	return arr;
 }
 
-static char *b64(const void *raw, size_t len)
-{
-	size_t cap = sodium_base64_ENCODED_LEN(len,
-					       sodium_base64_VARIANT_ORIGINAL);
-	char *out = malloc(cap);
-
-	if (out)
-		sodium_bin2base64(out, cap, raw, len,
-				  sodium_base64_VARIANT_ORIGINAL);
-	return out;
-}
-
 int quarantine_put(store_txn *t, ef_store *st, const key_part *owner,
 		   const void *lkey, size_t lklen, const void *raw, size_t len,
 		   const legacy_array *a, int64_t now)
@@ -88,7 +77,7 @@ int quarantine_put(store_txn *t, ef_store *st, const key_part *owner,
 	}
 	crypto_generichash(h, sizeof(h), raw, len, NULL, 0);
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	enc = b64(raw, len);
+	enc = kv_base64(raw, len);
 	if (!enc)
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	j = json_pack("{s:i, s:s, s:o, s:I, s:I, s:o, s:s}", "version",
