@@ -25,9 +25,11 @@ typedef struct sweep_ctx {
 	ef_store *st;
 	int64_t now;
 	uint64_t batch;     /* work allowed per transaction */
-	key_buf pos;        /* first key the transaction looks at */
+	key_buf pos;        /* where the transaction starts looking */
+	int pos_after;      /* strictly after pos (pos was looked at) */
 	/* outputs of one transaction, reset when it (re)starts */
 	key_buf next;       /* where the next transaction starts */
+	int next_after;     /* strictly after next */
 	int end;            /* nothing is left in this phase */
 	uint64_t work;      /* work done, against batch */
 	uint64_t examined;  /* keys looked at, for progress */
@@ -37,6 +39,7 @@ typedef struct sweep_ctx {
 static void ctx_reset(sweep_ctx *c)
 {
 	c->next = c->pos;
+	c->next_after = c->pos_after;
 	c->end = 0;
 	c->work = c->examined = 0;
 	c->deleted = c->resealed = c->dropped = 0;
@@ -56,12 +59,16 @@ static void part_set(key_part *p, key_view v)
 	p->len = v.len;
 }
 
-/* The first key after @k in key order (keys hold no NUL byte). */
-static void key_after(key_buf *k, const store_val *v)
+/* Position @cur at @k, or strictly after it if @after; *v may be NULL. A
+ * key of 511 bytes has no "key + NUL" to seek to, hence the flag. */
+static int seek_from(store_cur *cur, const key_buf *k, int after,
+		     store_val *kv, store_val *v)
 {
-	key_set(k, v->data, v->len);
-	if (k->len < KEY_MAX)
-		k->s[k->len++] = '\0';
+	int rc = store_cur_seek(cur, k->s, k->len, kv, v);
+
+	if (rc == EF_OK && after && store_keycmp(kv, k->s, k->len) == 0)
+		rc = store_cur_next(cur, kv, v);
+	return rc;
 }
 
 /* ---- phase 2: entries, owner by owner ---- */
@@ -195,14 +202,15 @@ static int next_owner(store_txn *t, sweep_ctx *c, key_part *owner)
 
 	if (rc != EF_OK)
 		return rc;
-	rc = store_cur_seek(cur, c->next.s, c->next.len, &k, NULL);
+	rc = seek_from(cur, &c->next, c->next_after, &k, NULL);
 	if (rc == EF_OK && !store_has_prefix(&k, KEY_P_ENTRY,
 					     strlen(KEY_P_ENTRY)))
 		rc = EF_ENOTFOUND;
 	if (rc == EF_OK &&
 	    (key_split_entry(k.data, k.len, &ow, &so, &rid) != EF_OK ||
 	     ow.len > EF_OWNER_KEY_MAX)) {
-		key_after(&c->next, &k); /* not ours to judge: check says */
+		key_set(&c->next, k.data, k.len); /* not ours: check says */
+		c->next_after = 1;
 		rc = EF_EINVAL;
 	} else if (rc == EF_OK) {
 		part_set(owner, ow);
@@ -234,6 +242,7 @@ static int entries_txn(store_txn *t, void *p)
 		if (rc != EF_OK)
 			return rc;
 		key_entry_prefix(&c->next, &owner);
+		c->next_after = 0;
 		if (more)
 			break; /* the same owner again, in a new transaction */
 		/* past every "recentReceive:<owner>:..." key: ';' follows ':' */
@@ -296,12 +305,13 @@ static int markers_txn(store_txn *t, void *p)
 		free(orphans);
 		return rc;
 	}
-	for (rc = store_cur_seek(cur, c->pos.s, c->pos.len, &k, NULL);
+	for (rc = seek_from(cur, &c->pos, c->pos_after, &k, NULL);
 	     rc == EF_OK && c->examined < c->batch &&
 	     store_has_prefix(&k, KEY_P_UNREAD, strlen(KEY_P_UNREAD));
 	     rc = store_cur_next(cur, &k, NULL)) {
 		c->examined++;
-		key_after(&c->next, &k);
+		key_set(&c->next, k.data, k.len);
+		c->next_after = 1;
 		has = marker_has_entry(t, c, &k);
 		if (has < 0) {
 			rc = has;
@@ -341,6 +351,7 @@ static int run_phase(sweep_run *r, store_txn_fn fn, const char *start)
 	int rc;
 
 	key_set(&c->pos, start, strlen(start));
+	c->pos_after = 0;
 	for (;;) {
 		rc = store_write(c->st->env, fn, c);
 		if (rc == EF_OK)
@@ -357,6 +368,7 @@ static int run_phase(sweep_run *r, store_txn_fn fn, const char *start)
 		if (c->end)
 			return EF_OK;
 		c->pos = c->next;
+		c->pos_after = c->next_after;
 	}
 }
 

@@ -102,6 +102,31 @@ static void test_sweep_drops_orphan_markers_only(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* Malformed keys (check reports them) are left alone, and keys of the
+ * largest size LMDB takes do not stop a sweep from moving on. */
+static void test_sweep_skips_what_it_does_not_understand(void **state)
+{
+	fx *f = *state;
+	ef_sweep_opts o = {0};
+	ef_sweep_stats s;
+	char big[512];
+
+	rf_fin(f->st, "a@x", "r1", T0, NULL);
+	th_put_raw(f->st, "recentReceive:bad", "x", 1);
+	memset(big, 'x', 511);
+	big[511] = '\0';
+	memcpy(big, "recentReceive:", 14);
+	th_put_raw(f->st, big, "x", 1);
+	memcpy(big, "unread:", 7);
+	th_put_raw(f->st, big, "x", 1);
+	o.now_ms = T0;
+	o.batch = 1;
+	assert_int_equal(ef_sweep_ex(f->st, &o, &s), EF_OK);
+	assert_int_equal(s.entries_deleted + s.markers_dropped, 0);
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:"), 3);
+	assert_int_equal(th_count_prefix(f->st, "unread:"), 2);
+}
+
 static void test_sweep_destroys_keys_not_just_hides_ips(void **state)
 {
 	fx *f = *state;
@@ -573,6 +598,9 @@ int main(void)
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_sweep_drops_orphan_markers_only, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_sweep_skips_what_it_does_not_understand, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_sweep_destroys_keys_not_just_hides_ips, fx_setup,
 			fx_teardown),
