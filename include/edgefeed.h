@@ -604,7 +604,8 @@ typedef struct ef_sweep_stats {
  *     legacy array).
  * Holds the maintenance lock; works in short write transactions (opts->batch)
  * so workers keep writing meanwhile. Safe to interrupt at any point (even
- * kill -9) and run again. @opts and @stats may be NULL.
+ * kill -9) and run again. Other threads may use @st meanwhile; progress is
+ * called from the calling thread. @opts and @stats may be NULL.
  * @return EF_OK; EF_EBUSY (lock held and EF_LOCK_NOWAIT); EF_EINVAL
  *         (read-only store); EF_EIO (keyring or store); EF_EFULL.
  */
