@@ -9,21 +9,9 @@
 
 #include "cli.h"
 
-/* The usage line of @cmd in cli_usage_lines. */
-static const char *usage_of(const char *cmd)
-{
-	size_t n = strlen(cmd);
-
-	for (size_t i = 0; cli_usage_lines[i]; i++)
-		if (strncmp(cli_usage_lines[i], cmd, n) == 0 &&
-		    (cli_usage_lines[i][n] == ' ' || !cli_usage_lines[i][n]))
-			return cli_usage_lines[i];
-	return cmd;
-}
-
 static int help(const char *cmd, const char *text)
 {
-	printf("usage: edgefeed [--db DIR] %s\n\n%s", usage_of(cmd), text);
+	printf("usage: edgefeed [--db DIR] %s\n\n%s", cli_usage_of(cmd), text);
 	return EXIT_OK;
 }
 
