@@ -1154,7 +1154,7 @@ static int by_element(const void *x, const void *y)
 /* Report the batch's skips in file order (with @report), and forget them. */
 static void skips_done(imp_ctx *c, int report)
 {
-	if (report)
+	if (report && c->nskips) /* qsort wants a base even for 0 */
 		qsort(c->skips, c->nskips, sizeof(*c->skips), by_element);
 	for (size_t i = 0; i < c->nskips; i++) {
 		kv_skip *s = &c->skips[i];
