@@ -134,7 +134,7 @@ static int elem_add(legacy_array *a, legacy_elem *e)
 
 /* Convert element @i; bad data becomes an issue, only ENOMEM fails. */
 static int elem_convert(ef_store *st, const key_part *owner, json_t *el,
-			size_t i, int64_t now, legacy_array *a)
+			size_t i, int64_t now, unsigned flags, legacy_array *a)
 {
 	char idbuf[96], owner_raw[EF_OWNER_KEY_MAX + 1], *payload = NULL;
 	json_t *jrid, *jip;
@@ -191,8 +191,17 @@ static int elem_convert(ef_store *st, const key_part *owner, json_t *el,
 	r.owner = owner_raw;
 	r.payload_json = payload;
 	rc = fin_prepare(st, &r, now, &e.it);
+	if ((rc == EF_EIO || rc == EF_EFULL || rc == EF_EVERSION) && r.ip &&
+	    !(flags & LEGACY_STRICT)) {
+		/* the keyring cannot seal: a read shows the entry without its
+		 * IP rather than hiding it (a migration stops instead) */
+		fin_item_free(&e.it);
+		r.ip = NULL;
+		rc = fin_prepare(st, &r, now, &e.it);
+	}
 	free(payload);
-	if (rc == EF_ENOMEM)
+	if (rc == EF_ENOMEM || rc == EF_EIO || rc == EF_EFULL ||
+	    rc == EF_EVERSION)
 		return rc;
 	if (rc != EF_OK) {
 		rc = legacy_issue_add(a, (long)i, 0, "element %zu: %s", i,
@@ -245,7 +254,7 @@ static void dedupe(legacy_array *a)
 }
 
 int legacy_parse(ef_store *st, const key_part *owner, const void *json,
-		 size_t len, int64_t now, legacy_array *a)
+		 size_t len, int64_t now, unsigned flags, legacy_array *a)
 {
 	json_error_t jerr;
 	json_t *root, *el;
@@ -269,7 +278,7 @@ int legacy_parse(ef_store *st, const key_part *owner, const void *json,
 	}
 	a->total = json_array_size(root);
 	json_array_foreach(root, i, el) {
-		rc = elem_convert(st, owner, el, i, now, a);
+		rc = elem_convert(st, owner, el, i, now, flags, a);
 		if (rc != EF_OK)
 			break;
 	}
@@ -311,10 +320,11 @@ int legacy_load(store_txn *t, ef_store *st, const key_part *owner,
 	rc = store_get(t, k.s, k.len, &v);
 	if (rc != EF_OK)
 		return rc;
-	rc = legacy_parse(st, owner, v.data, v.len, now, a);
+	rc = legacy_parse(st, owner, v.data, v.len, now, 0, a);
 	if (rc != EF_OK) {
 		legacy_free(a);
-		return ef__err(st->err_id, rc, "out of memory");
+		if (rc == EF_ENOMEM)
+			rc = ef__err(st->err_id, rc, "out of memory");
 	}
 	return EF_OK;
 }

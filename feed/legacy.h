@@ -40,12 +40,18 @@ typedef struct legacy_array {
 	size_t quarantined;   /* issues with kept == 0 (the whole value counts 1) */
 } legacy_array;
 
+/* legacy_parse flags */
+#define LEGACY_STRICT 0x1u /* a keyring that cannot seal an IP fails the
+			    * parse (migration), instead of the element
+			    * showing without its IP (reads) */
+
 /*
  * Parse and convert the legacy value @json (@len bytes) of @owner. Never
- * fails on bad data (that becomes issues); returns EF_ENOMEM only.
+ * fails on bad data (that becomes issues); returns EF_ENOMEM, or a keyring
+ * error (EF_EIO, EF_EFULL, EF_EVERSION) with LEGACY_STRICT.
  */
 int legacy_parse(ef_store *st, const key_part *owner, const void *json,
-		 size_t len, int64_t now, legacy_array *out);
+		 size_t len, int64_t now, unsigned flags, legacy_array *out);
 void legacy_free(legacy_array *a);
 
 /* Record an issue of element @index (-1: the whole value). EF_ENOMEM. */

@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (key_owner(st->err_id, "owner", "fuzz@example.com", &owner) != EF_OK)
 		abort();
-	if (legacy_parse(st, &owner, data, size, 1790000000000LL, &a) != EF_OK)
+	if (legacy_parse(st, &owner, data, size, 1790000000000LL, 0, &a) !=
+	    EF_OK)
 		return 0; /* out of memory only */
 	for (size_t i = 0; i < a.nissues; i++)
 		lost += !a.issues[i].kept && a.issues[i].index >= 0;

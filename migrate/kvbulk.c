@@ -446,10 +446,10 @@ static int quarantine_parts(imp_ctx *c, kv_item *it, json_t *j)
 
 	if (!json_is_integer(json_object_get(j, "version")) ||
 	    json_integer_value(json_object_get(j, "version")) !=
-		    QUARANTINE_VERSION || !b64)
+		    QUARANTINE_FILE_VERSION || !b64)
 		return skip_now(c, it, EF_IMPORT_SKIP_BAD_VALUE,
 				"not a quarantine record of version %d with "
-				"rawBase64", QUARANTINE_VERSION);
+				"rawBase64", QUARANTINE_FILE_VERSION);
 	bytes = malloc(n / 4 * 3 + 3);
 	if (!bytes)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
@@ -641,7 +641,7 @@ static int elem_legacy_id(ef_store *st, const key_part *owner, json_t *el,
 	json_decref(one);
 	if (!text)
 		return EF_ENOMEM;
-	rc = legacy_parse(st, owner, text, strlen(text), now, &a);
+	rc = legacy_parse(st, owner, text, strlen(text), now, 0, &a);
 	free(text);
 	if (rc == EF_OK && a.n == 1) {
 		key_view v = {a.elems[0].it.rid.s, a.elems[0].it.rid.len};

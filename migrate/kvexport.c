@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "migrate/kvbulk.h"
+#include "migrate/migrate.h"
 #include "store/error.h"
 
 #define PROGRESS_EVERY 4096 /* keys between two progress calls */
@@ -220,17 +221,71 @@ static int quarantine_scrubbed(exp_ctx *c, json_t *j, char **out)
 	return rc;
 }
 
+/* Turn a stored quarantine record (version 2: sealed) into the portable
+ * version 1 of a bulk file: "rawBase64" with the original bytes, or, once
+ * retention shredded them, with the redacted value ("redacted": true). */
+static int quarantine_portable(exp_ctx *c, const store_val *k, json_t *j)
+{
+	json_t *red = json_object_get(j, "redacted");
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	char *enc;
+	int rc = EF_OK, gone = 0;
+
+	if (json_integer_value(json_object_get(j, "version")) ==
+	    QUARANTINE_FILE_VERSION)
+		return EF_OK;
+	rc = quarantine_raw(c->st, k->data, k->len, j, c->now, &raw, &len);
+	if (rc == EF_ENOTFOUND || rc == EF_ECORRUPT) {
+		gone = 1;
+		rc = EF_OK;
+		if (json_is_string(red)) {
+			len = json_string_length(red);
+			raw = malloc(len + 1);
+			if (raw)
+				memcpy(raw, json_string_value(red), len);
+			else
+				rc = EF_ENOMEM;
+		}
+	}
+	if (rc != EF_OK)
+		return ef__err(c->st->err_id, rc, "quarantine record: %s",
+			       ef_strerror(rc));
+	enc = kv_base64(raw ? raw : (const uint8_t *)"", len);
+	free(raw);
+	if (!enc ||
+	    json_object_set_new(j, "version",
+				json_integer(QUARANTINE_FILE_VERSION)) ||
+	    json_object_set_new(j, "rawBase64", json_string(enc)) ||
+	    json_object_set_new(j, "bytes", json_integer((json_int_t)len)) ||
+	    (gone && json_object_set_new(j, "redacted", json_true()))) {
+		free(enc);
+		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+	}
+	free(enc);
+	json_object_del(j, "sealed");
+	json_object_del(j, "sealedMs");
+	if (!gone)
+		json_object_del(j, "redacted");
+	return EF_OK;
+}
+
 static int export_quarantine(exp_ctx *c, const store_val *k,
 			     const store_val *v)
 {
 	json_t *j = json_loadb(v->data, v->len, 0, NULL);
 	char *text = NULL;
-	int rc = EF_OK;
+	int rc = j ? quarantine_portable(c, k, j) : EF_OK;
 
-	if (json_is_string(json_object_get(j, "rawBase64")))
+	if (rc == EF_OK && json_is_string(json_object_get(j, "rawBase64")))
 		rc = quarantine_scrubbed(c, j, &text);
-	else
+	else if (rc == EF_OK)
 		c->s.unparsed++;
+	/* bytes that are not JSON have no IP field to scrub: the portable
+	 * record as it is */
+	if (rc == EF_OK && !text && j &&
+	    !(text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+		rc = ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	json_decref(j);
 	if (rc == EF_OK)
 		rc = emit(c, k, text ? text : v->data,

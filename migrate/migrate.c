@@ -114,7 +114,8 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 			      &owner) == EF_OK;
 	memset(&a, 0, sizeof(a));
 	if (have_owner)
-		rc = legacy_parse(c->st, &owner, raw, len, c->now, &a);
+		rc = legacy_parse(c->st, &owner, raw, len, c->now,
+				  LEGACY_STRICT, &a);
 	else
 		rc = legacy_issue_add(&a, -1, 0,
 				      "the legacy key's owner is not a valid "

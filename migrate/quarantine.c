@@ -1,10 +1,19 @@
 /*
- * quarantine.c - legacy data that could not migrate, kept byte for byte.
+ * quarantine.c - legacy data that could not migrate, kept byte for byte
+ * while its IPs may be kept, and without its IPs after that.
  *
- * Value (JSON, version 1): {"version":1, "owner", "legacyKey",
+ * Value (JSON, version 2): {"version":2, "owner", "legacyKey",
  * "quarantinedMs", "bytes", "reasons":[{"index": n|null, "reason",
- * "migrated": bool}], "rawBase64"}: rawBase64 is the original value, so no
- * byte is lost whatever it held (invalid JSON, invalid UTF-8, anything).
+ * "migrated": bool}], "sealedMs", "sealed", "redacted"}:
+ *  - "sealed": base64 of the original value sealed by ipseal_seal under the
+ *    window of "sealedMs" (the oldest createdAt of an element with an "ip",
+ *    else the quarantine time), with the record's key as associated data:
+ *    no byte is lost, whatever it held (invalid JSON, invalid UTF-8), until
+ *    retention shreds the window's key; null if already past retention.
+ *  - "redacted": the value with every element's "ip" removed (compact JSON
+ *    text), when it parses as JSON; null otherwise. It outlives the key.
+ * Version 1 (bulk files, and stores written before sealing) holds the
+ * plain value in "rawBase64" instead.
  */
 #include <jansson.h>
 #include <sodium.h>
@@ -14,6 +23,7 @@
 
 #include "migrate/kvbulk.h"
 #include "migrate/migrate.h"
+#include "feed/feed.h"
 #include "store/error.h"
 
 /* A JSON string of @s, its invalid UTF-8 bytes (a reason may quote cut
@@ -55,15 +65,137 @@ static json_t *reasons_json(const legacy_array *a)
 	return arr;
 }
 
+/* The window to seal under: the oldest createdAt of an element that has an
+ * "ip" (its IP must go first), else @now. */
+static int64_t seal_window(json_t *v, int64_t now)
+{
+	int64_t oldest = now, c;
+	json_t *el;
+	size_t i;
+
+	if (json_is_object(v)) {
+		c = legacy_elem_created(v);
+		return json_object_get(v, "ip") && c >= 0 && c < now ? c : now;
+	}
+	json_array_foreach(v, i, el) {
+		json_t *ip = json_object_get(el, "ip");
+		if (!ip || json_is_null(ip))
+			continue;
+		c = legacy_elem_created(el);
+		if (c >= 0 && c < oldest)
+			oldest = c;
+	}
+	return oldest;
+}
+
+/* The value without the "ip" of its elements, as compact JSON text; NULL
+ * when it is not JSON (or out of memory). */
+static char *redact(json_t *v)
+{
+	json_t *el;
+	size_t i;
+
+	if (!v)
+		return NULL;
+	if (json_is_object(v))
+		json_object_del(v, "ip");
+	json_array_foreach(v, i, el)
+		if (json_is_object(el))
+			json_object_del(el, "ip");
+	return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER |
+				     JSON_ENCODE_ANY);
+}
+
+/* "sealed" for the record: base64 of the sealed bytes, or JSON null when
+ * they are past retention already. */
+static int sealed_json(ef_store *st, const key_buf *k, const void *raw,
+		       size_t len, int64_t when, int64_t now, json_t **out)
+{
+	uint8_t *sealed = malloc(IPSEAL_LEN(len));
+	size_t slen;
+	char *enc;
+	int rc;
+
+	*out = NULL;
+	if (!sealed)
+		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
+	rc = ipseal_seal(st, when, now, k->s, k->len, raw, len, sealed, &slen);
+	if (rc == IPSEAL_EXPIRED) {
+		free(sealed);
+		*out = json_null();
+		return EF_OK;
+	}
+	if (rc != EF_OK) {
+		free(sealed);
+		return rc;
+	}
+	enc = kv_base64(sealed, slen);
+	free(sealed);
+	*out = enc ? json_string(enc) : NULL;
+	free(enc);
+	return *out ? EF_OK : ef__err(st->err_id, EF_ENOMEM, "out of memory");
+}
+
+int quarantine_raw(ef_store *st, const void *qkey, size_t qklen, json_t *rec,
+		   int64_t now, uint8_t **raw, size_t *len)
+{
+	json_t *ver = json_object_get(rec, "version");
+	json_t *b = json_object_get(rec,
+				    json_integer_value(ver) == 1 ? "rawBase64"
+								 : "sealed");
+	size_t n = json_string_length(b), cap = n / 4 * 3 + 3, blen;
+	uint8_t *bytes;
+	int rc;
+
+	*raw = NULL;
+	*len = 0;
+	if (!json_is_integer(ver))
+		return EF_ECORRUPT;
+	if (json_is_null(b))
+		return EF_ENOTFOUND;
+	if (!json_is_string(b))
+		return EF_ECORRUPT;
+	bytes = malloc(cap);
+	if (!bytes)
+		return EF_ENOMEM;
+	if (sodium_base642bin(bytes, cap, json_string_value(b), n, NULL, &blen,
+			      NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+		free(bytes);
+		return EF_ECORRUPT;
+	}
+	if (json_integer_value(ver) == 1) {
+		*raw = bytes;
+		*len = blen;
+		return EF_OK;
+	}
+	*raw = malloc(blen >= IPSEAL_OVERHEAD ? blen - IPSEAL_OVERHEAD + 1 : 1);
+	if (!*raw) {
+		free(bytes);
+		return EF_ENOMEM;
+	}
+	rc = ipseal_open(st, json_integer_value(json_object_get(rec, "sealedMs")),
+			 now, qkey, qklen, bytes, blen, *raw,
+			 blen >= IPSEAL_OVERHEAD ? blen - IPSEAL_OVERHEAD + 1 : 1,
+			 len);
+	free(bytes);
+	if (rc != EF_OK) {
+		free(*raw);
+		*raw = NULL;
+		*len = 0;
+	}
+	return rc;
+}
+
 int quarantine_put(store_txn *t, ef_store *st, const key_part *owner,
 		   const void *lkey, size_t lklen, const void *raw, size_t len,
 		   const legacy_array *a, int64_t now)
 {
 	unsigned char h[16];
-	char hex[33], owner_raw[EF_OWNER_KEY_MAX + 1] = "-", *enc, *text;
+	char hex[33], owner_raw[EF_OWNER_KEY_MAX + 1] = "-", *text, *red;
 	key_part qo;
 	key_buf k;
-	json_t *j;
+	json_t *j, *v, *sealed;
+	int64_t when;
 	int rc;
 
 	if (owner) {
@@ -77,23 +209,34 @@ int quarantine_put(store_txn *t, ef_store *st, const key_part *owner,
 	}
 	crypto_generichash(h, sizeof(h), raw, len, NULL, 0);
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	enc = kv_base64(raw, len);
-	if (!enc)
-		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
-	j = json_pack("{s:i, s:s, s:o, s:I, s:I, s:o, s:s}", "version",
-		      QUARANTINE_VERSION, "owner", owner_raw, "legacyKey",
-		      text_json(lkey, lklen), "quarantinedMs",
+	k.len = (size_t)snprintf(k.s, sizeof(k.s), "%s%s:%s", KEY_P_QUARANTINE,
+				 qo.s, hex);
+	/* the same bytes quarantined again keep their first record */
+	rc = store_get(t, k.s, k.len, NULL);
+	if (rc != EF_ENOTFOUND)
+		return rc == EF_OK ? EF_OK : rc;
+	v = json_loadb(raw, len, JSON_DECODE_ANY, NULL);
+	when = seal_window(v, now);
+	rc = sealed_json(st, &k, raw, len, when, now, &sealed);
+	if (rc != EF_OK) {
+		json_decref(v);
+		return rc;
+	}
+	red = redact(v);
+	json_decref(v);
+	j = json_pack("{s:i, s:s, s:o, s:I, s:I, s:o, s:I, s:o, s:o}",
+		      "version", QUARANTINE_VERSION, "owner", owner_raw,
+		      "legacyKey", text_json(lkey, lklen), "quarantinedMs",
 		      (json_int_t)now, "bytes", (json_int_t)len, "reasons",
-		      reasons_json(a), "rawBase64", enc);
-	free(enc);
+		      reasons_json(a), "sealedMs", (json_int_t)when, "sealed",
+		      sealed, "redacted", red ? json_string(red) : json_null());
+	free(red);
 	text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(j);
 	if (!text)
 		return ef__err(st->err_id, EF_ENOMEM,
 			       "cannot encode a quarantine record");
-	k.len = (size_t)snprintf(k.s, sizeof(k.s), "%s%s:%s", KEY_P_QUARANTINE,
-				 qo.s, hex);
 	rc = store_put(t, k.s, k.len, text, strlen(text), STORE_NOOVERWRITE);
 	free(text);
-	return rc == EF_EXISTS ? EF_OK : rc;
+	return rc;
 }

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "feed/feed.h"
+#include "migrate/migrate.h"
 #include "tests/helpers.h"
 
 #define LF_FN static __attribute__((unused))
@@ -726,6 +727,7 @@ LF_FN void lf_tally_free(lf_tally *t)
 struct lf_q_ctx {
 	const char *prefix;
 	char *val; /* malloc'd value of the first key with the prefix, or NULL */
+	key_buf key; /* that key */
 };
 
 static int lf_q_txn(store_txn *txn, void *p)
@@ -745,6 +747,8 @@ static int lf_q_txn(store_txn *txn, void *p)
 		c->val = calloc(1, v.len + 1);
 		if (c->val)
 			memcpy(c->val, v.data, v.len);
+		memcpy(c->key.s, k.data, k.len);
+		c->key.len = k.len;
 	}
 	store_cur_close(cur);
 	return rc == EF_OK || rc == EF_ENOTFOUND ? EF_OK : rc;
@@ -754,11 +758,10 @@ static int lf_q_txn(store_txn *txn, void *p)
  * byte for byte, and one reason per issue (parent only). */
 LF_FN void lf_check_quarantine(ef_store *st, const lf_owner *w)
 {
-	struct lf_q_ctx c = {NULL, NULL};
+	struct lf_q_ctx c = {NULL, NULL, {{0}, 0}};
 	char prefix[128];
 	size_t n = 0, quarantined = 0, kept = 0, i;
-	unsigned char *raw;
-	const char *b64;
+	uint8_t *raw;
 	json_t *j, *reasons, *r;
 
 	snprintf(prefix, sizeof(prefix), "%s%s:", KEY_P_QUARANTINE, w->owner);
@@ -774,14 +777,10 @@ LF_FN void lf_check_quarantine(ef_store *st, const lf_owner *w)
 		fail_msg("%s: no quarantine record", w->owner);
 	j = json_loads(c.val, 0, NULL);
 	assert_non_null(j);
-	b64 = json_string_value(json_object_get(j, "rawBase64"));
-	assert_non_null(b64);
-	raw = malloc(strlen(b64) + 1);
-	assert_non_null(raw);
-	assert_int_equal(sodium_base642bin(raw, strlen(b64) + 1, b64,
-					   strlen(b64), NULL, &n, NULL,
-					   sodium_base64_VARIANT_ORIGINAL),
-			 0);
+	/* the original bytes, opened from their sealed form */
+	assert_int_equal(quarantine_raw(st, c.key.s, c.key.len, j,
+					feed_now(st), &raw, &n),
+			 EF_OK);
 	assert_int_equal(n, w->len);
 	assert_memory_equal(raw, w->value, w->len);
 	reasons = json_object_get(j, "reasons");

@@ -6,6 +6,7 @@
 #include "tests/helpers.h"
 
 #include "feed/feed.h"
+#include "migrate/migrate.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -132,6 +133,7 @@ static char *feed_text(ef_store *st, const char *owner, size_t limit)
 struct prefix_ctx {
 	const char *prefix;
 	char *val;
+	key_buf *key;
 };
 
 static int prefix_txn(store_txn *t, void *p)
@@ -147,13 +149,16 @@ static int prefix_txn(store_txn *t, void *p)
 	assert_true(store_has_prefix(&k, c->prefix, strlen(c->prefix)));
 	c->val = calloc(1, v.len + 1);
 	memcpy(c->val, v.data, v.len);
+	memcpy(c->key->s, k.data, k.len);
+	c->key->len = k.len;
 	return EF_OK;
 }
 
-/* The value of the first key with @prefix (asserted to exist); malloc'd. */
-static char *value_at_prefix(ef_store *st, const char *prefix)
+/* The value of the first key with @prefix (asserted to exist); malloc'd.
+ * *key gets that key. */
+static char *value_at_prefix(ef_store *st, const char *prefix, key_buf *key)
 {
-	struct prefix_ctx c = {prefix, NULL};
+	struct prefix_ctx c = {prefix, NULL, key};
 	assert_int_equal(store_read(st->env, prefix_txn, &c), EF_OK);
 	return c.val;
 }
@@ -305,23 +310,25 @@ static void test_migrate_quarantine_keeps_the_original_bytes(void **state)
 		size_t qi = i < 4 ? i : 9;
 		unsigned char raw[256];
 		char prefix[64], *val;
+		key_buf qkey;
 		json_t *j, *reasons;
 		ef_page p;
 
 		snprintf(prefix, sizeof(prefix), "quarantine:q%zu@x:", qi);
-		val = value_at_prefix(f->st, prefix);
+		val = value_at_prefix(f->st, prefix, &qkey);
 		j = json_loads(val, 0, NULL);
 		assert_non_null(j);
-		/* the exact bytes, whatever they were */
-		assert_int_equal(sodium_base642bin(
-					 raw, sizeof(raw),
-					 json_string_value(json_object_get(
-						 j, "rawBase64")),
-					 strlen(json_string_value(json_object_get(
-						 j, "rawBase64"))),
-					 NULL, &n, NULL,
-					 sodium_base64_VARIANT_ORIGINAL),
-				 0);
+		/* the exact bytes, whatever they were, opened from their
+		 * sealed form */
+		{
+			uint8_t *r;
+			assert_int_equal(quarantine_raw(f->st, qkey.s, qkey.len,
+							j, f->now, &r, &n),
+					 EF_OK);
+			assert_true(n <= sizeof(raw));
+			memcpy(raw, r, n);
+			free(r);
+		}
 		assert_int_equal(n, wlen);
 		assert_memory_equal(raw, want, wlen);
 		/* and the reason */
@@ -409,6 +416,66 @@ static void test_migrate_cap_applies_across_records_and_legacy(void **state)
 	ef_close(small);
 }
 
+static void test_migrate_then_compact_leaves_no_plaintext_ip(void **state)
+{
+	fx *f = *state;
+	/* IPs in elements that migrate, that migrate without their ip, and
+	 * that are quarantined whole (a bad createdAt) */
+	const char *arr =
+		"[{\"reservationId\":\"p1\",\"createdAt\":1789990000000,"
+		"\"ip\":\"203.0.113.77\"},"
+		"{\"reservationId\":\"p2\",\"createdAt\":1789990000000,"
+		"\"ip\":\"2001:db8::77\"},"
+		"{\"reservationId\":\"p3\",\"createdAt\":\"bad\","
+		"\"ip\":\"198.51.100.77\"}]";
+	const uint8_t v4[4] = {203, 0, 113, 77};
+	const uint8_t q4[4] = {198, 51, 100, 77};
+	const char *texts[] = {"203.0.113.77", "2001:db8::77", "198.51.100.77"};
+	ef_compact_stats cs;
+	ef_page p;
+	char *hit;
+
+	put_legacy(f->st, "ip@x", arr);
+	/* before: the plaintext is in the file */
+	hit = th_dir_find(f->dir, "203.0.113.77", 12);
+	assert_non_null(hit);
+	free(hit);
+	migrate(f->st, 0);
+	/* the entries still show their IPs (sealed, within retention) */
+	assert_int_equal(ef_feed_page(f->st, "ip@x", NULL, 10, &p), EF_OK);
+	assert_int_equal(p.count, 2);
+	assert_non_null(p.entries[0].ip);
+	ef_page_free(&p);
+	assert_int_equal(ef_compact(f->st, &cs), EF_OK);
+	for (size_t i = 0; i < 3; i++) {
+		hit = th_dir_find(f->dir, texts[i], strlen(texts[i]));
+		if (hit)
+			fail_msg("'%s' is still in %s", texts[i], hit);
+	}
+	hit = th_dir_find(f->dir, v4, 4);
+	assert_null(hit);
+	hit = th_dir_find(f->dir, q4, 4);
+	assert_null(hit);
+	/* and the quarantined element's bytes still open, IP and all */
+	{
+		key_buf qkey;
+		char *val = value_at_prefix(f->st, "quarantine:ip@x:", &qkey);
+		json_t *j = json_loads(val, 0, NULL);
+		uint8_t *raw;
+		size_t n;
+
+		assert_int_equal(quarantine_raw(f->st, qkey.s, qkey.len, j,
+						f->now, &raw, &n),
+				 EF_OK);
+		assert_int_equal(n, strlen(arr));
+		assert_memory_equal(raw, arr, n);
+		free(raw);
+		json_decref(j);
+		free(val);
+	}
+	th_assert_consistent(f->st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +499,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_migrate_cap_applies_across_records_and_legacy,
 			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_migrate_then_compact_leaves_no_plaintext_ip, setup,
+			teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
