@@ -9,6 +9,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -78,17 +80,48 @@ int lock_open_exclusive(int fd, uint64_t err_id)
 		       strerror(errno));
 }
 
-/* Describe the current holder from its note, for a waiter. */
+/* Read the holder's note ("pid N (what)") into @buf. */
 static void holder_note(int fd, char *buf, size_t cap)
 {
 	ssize_t n = pread(fd, buf, cap - 1, 0);
 
-	if (n <= 0) {
-		snprintf(buf, cap, "another process");
-		return;
-	}
-	buf[n] = '\0';
+	buf[n > 0 ? n : 0] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* Does @note name a live process? */
+static int note_alive(const char *note)
+{
+	long pid;
+
+	if (sscanf(note, "pid %ld", &pid) != 1 || pid <= 0)
+		return 0;
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/*
+ * The lock is busy: describe its holder for a waiter. The holder writes its
+ * note just after it gets the lock, and a holder killed with SIGKILL leaves
+ * its note behind, so a note that names no live process is read again for a
+ * while (trying the lock meanwhile, in case the holder left). Returns 1
+ * (busy; @note says by whom), 0 (the lock is ours now) or -1 (errno).
+ */
+static int describe_holder(int fd, char *note, size_t cap)
+{
+	const struct timespec pause = {0, 10 * 1000 * 1000};
+
+	for (int i = 0; i < 20; i++) {
+		holder_note(fd, note, cap);
+		if (note_alive(note))
+			return 1;
+		nanosleep(&pause, NULL);
+		if (flock_retry(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK)
+			return -1;
+	}
+	snprintf(note, cap, "another process");
+	return 1;
 }
 
 int lock_maint(const char *dir, const char *what, unsigned flags,
@@ -106,7 +139,15 @@ int lock_maint(const char *dir, const char *what, unsigned flags,
 				     dir, LOCK_MAINT_FILE, strerror(errno));
 			goto fail;
 		}
-		holder_note(*fd, note, sizeof(note));
+		rc = describe_holder(*fd, note, sizeof(note));
+		if (rc < 0) {
+			rc = ef__err(err_id, EF_EIO, "cannot lock '%s/%s': %s",
+				     dir, LOCK_MAINT_FILE, strerror(errno));
+			goto fail;
+		}
+		if (rc == 0)
+			goto mine;
+		rc = EF_OK;
 		if (flags & EF_LOCK_NOWAIT) {
 			rc = ef__err(err_id, EF_EBUSY,
 				     "the maintenance lock is held by %s", note);
@@ -120,6 +161,7 @@ int lock_maint(const char *dir, const char *what, unsigned flags,
 			goto fail;
 		}
 	}
+mine:
 	n = snprintf(note, sizeof(note), "pid %ld (%s)\n", (long)getpid(),
 		     what ? what : "maintenance");
 	if (n > 0 && ftruncate(*fd, 0) == 0)

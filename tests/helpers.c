@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "feed/feed.h"
+#include "migrate/migrate.h"
 
 char *th_tmpdir(void)
 {
@@ -92,6 +94,47 @@ static void dump_hex(struct dump_ctx *d, const void *p, size_t n)
 
 /* A value in hex; in an entry record, the sealed IP (random nonce) shows as
  * what it opens to at its own time, so equal dumps mean equal contents. */
+/* A quarantine record with its sealed bytes shown opened (nonces are
+ * random, so the sealed form never compares equal between stores). */
+static int dump_quarantine(struct dump_ctx *d, const store_val *k,
+			   const store_val *v)
+{
+	json_t *j = json_loadb(v->data, v->len, 0, NULL);
+	uint8_t *raw = NULL;
+	size_t n = 0;
+	char *text;
+	int rc;
+
+	if (!json_is_string(json_object_get(j, "sealed"))) {
+		json_decref(j);
+		return 0;
+	}
+	rc = quarantine_raw(d->st, k->data, k->len, j, feed_now(d->st), &raw,
+			    &n);
+	{
+		json_t *shown = rc != EF_OK ? json_string("(cannot open)")
+					    : json_stringn((const char *)raw, n);
+		if (!shown) { /* not UTF-8: its bytes in hex */
+			char *hex = malloc(2 * n + 1);
+			assert_non_null(hex);
+			for (size_t i = 0; i < n; i++)
+				sprintf(hex + 2 * i, "%02x", raw[i]);
+			shown = json_string(hex);
+			free(hex);
+		}
+		json_object_set_new(j, "sealed", shown);
+	}
+	free(raw);
+	text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	assert_non_null(text);
+	dump_cat(d, "[quarantine ", 12);
+	dump_cat(d, text, strlen(text));
+	dump_cat(d, "]", 1);
+	free(text);
+	return 1;
+}
+
 static void dump_value(struct dump_ctx *d, const store_val *k,
 		       const store_val *v)
 {
@@ -100,6 +143,9 @@ static void dump_value(struct dump_ctx *d, const store_val *k,
 	char ip[64] = "none";
 	size_t at;
 
+	if (store_has_prefix(k, KEY_P_QUARANTINE, strlen(KEY_P_QUARANTINE)) &&
+	    d->st && dump_quarantine(d, k, v))
+		return;
 	if (!store_has_prefix(k, KEY_P_ENTRY, strlen(KEY_P_ENTRY)) ||
 	    key_split_entry(k->data, k->len, &ow, &so, &rid) != EF_OK ||
 	    rec_decode(v->data, v->len, &r) != EF_OK ||
