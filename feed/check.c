@@ -10,6 +10,7 @@
 #include "feed/feed.h"
 #include "feed/legacy.h"
 #include "store/error.h"
+#include "store/keyring.h"
 
 typedef struct check_ctx {
 	ef_store *st;
@@ -19,6 +20,7 @@ typedef struct check_ctx {
 	uint64_t total;          /* keys, for progress */
 	int has_format;
 	key_buf owner;           /* entries: the current owner, for the cap */
+	uint64_t sealed_ips;     /* entries with a sealed IP */
 	uint64_t rank;
 } check_ctx;
 
@@ -55,6 +57,45 @@ static int owner_canonical(check_ctx *c, key_view ow)
 	return p.len == ow.len && memcmp(p.s, ow.p, ow.len) == 0;
 }
 
+/* The key that sealed an entry's IP: there, or shredded by a sweep (past
+ * retention); missing means a lost or damaged keyring. */
+static void check_sealed_ip(check_ctx *c, const rec_entry *r,
+			    const store_val *k)
+{
+	int rc = ipseal_key_state(c->st, r->ip, r->ip_len);
+
+	c->sealed_ips++;
+	if (rc == EF_ENOTFOUND)
+		violation(c, "entry: the key that sealed its IP is missing "
+			     "(keyring lost or damaged: the IP reads as absent)",
+			  k);
+	else if (rc == EF_ECORRUPT)
+		violation(c, "entry: its sealed IP is malformed", k);
+}
+
+/* The keyring file itself (outside LMDB). */
+static void check_keyring(check_ctx *c)
+{
+	keyring_health h;
+	char what[160];
+
+	if (keyring_health_get(c->st->keyring, &h) != EF_OK) {
+		violation(c, "keyring: cannot be read", NULL);
+		return;
+	}
+	if (!h.present && c->sealed_ips > 0)
+		violation(c, "keyring: missing, while entries hold sealed IPs",
+			  NULL);
+	else if (h.present && !h.header_ok)
+		violation(c, "keyring: its header is damaged", NULL);
+	if (h.damaged) {
+		snprintf(what, sizeof(what),
+			 "keyring: %llu damaged slot(s) (a sweep zeroes them)",
+			 (unsigned long long)h.damaged);
+		violation(c, what, NULL);
+	}
+}
+
 static int check_entry(check_ctx *c, store_txn *t, const store_val *k,
 		       const store_val *v)
 {
@@ -89,6 +130,8 @@ static int check_entry(check_ctx *c, store_txn *t, const store_val *k,
 		    payload_check(c->st->err_id, "payload", r.payload,
 				  r.payload_len) != EF_OK)
 			violation(c, "entry: payload is not a JSON object", k);
+		if (r.ip_kind == REC_IP_SEALED)
+			check_sealed_ip(c, &r, k);
 	}
 	key_pair_views(&ik, KEY_P_INDEX, ow, rid);
 	rc = store_get(t, ik.s, ik.len, &iv);
@@ -231,6 +274,7 @@ static int check_txn(store_txn *t, void *p)
 	memset(&c->s, 0, sizeof(c->s));
 	c->has_format = 0;
 	c->owner.len = 0;
+	c->sealed_ips = 0;
 	rc = store_cur_open(t, &cur);
 	if (rc != EF_OK)
 		return rc;
@@ -248,6 +292,7 @@ static int check_txn(store_txn *t, void *p)
 		return rc;
 	if (!c->has_format)
 		violation(c, "meta:format is missing", NULL);
+	check_keyring(c);
 	if (c->o.progress)
 		c->o.progress(c->s.keys, c->s.keys, c->o.progress_ctx);
 	return EF_OK;

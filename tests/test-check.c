@@ -207,6 +207,37 @@ static void test_check_strict_flags_what_a_sweep_deletes(void **state)
 	assert_true(saw(&s, "stale"));
 }
 
+static void test_check_reports_a_lost_or_damaged_keyring(void **state)
+{
+	fx *f = *state;
+	struct seen s;
+	char path[600];
+	ef_store *again;
+	FILE *kf;
+
+	fill(f); /* entries with sealed IPs */
+	assert_int_equal(check(f->st, 0, &s), 0);
+	snprintf(path, sizeof(path), "%s/keyring", f->dir);
+	/* lost */
+	assert_int_equal(rename(path, "/tmp/edgefeed-test-keyring.bak"), 0);
+	again = th_open(f->dir, NULL);
+	assert_true(check(again, 0, &s) >= 4);
+	assert_true(saw(&s, "the key that sealed its IP is missing"));
+	assert_true(saw(&s, "keyring: missing"));
+	ef_close(again);
+	/* damaged: garbage where the file was */
+	kf = fopen(path, "w");
+	assert_non_null(kf);
+	for (int i = 0; i < 300; i++)
+		fputc((i * 37) & 0xFF, kf);
+	fclose(kf);
+	again = th_open(f->dir, NULL);
+	assert_true(check(again, 0, &s) > 0);
+	assert_true(saw(&s, "keyring:"));
+	ef_close(again);
+	remove("/tmp/edgefeed-test-keyring.bak");
+}
+
 static void test_check_cli_exits_4_with_one_line_per_violation(void **state)
 {
 	fx *f = *state;
@@ -248,6 +279,9 @@ int main(void)
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_check_strict_flags_what_a_sweep_deletes, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_check_reports_a_lost_or_damaged_keyring, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_check_cli_exits_4_with_one_line_per_violation,
