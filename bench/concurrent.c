@@ -8,6 +8,9 @@
  * in a row), so that a burst of load from elsewhere on the machine hits
  * one repetition of many configurations rather than every repetition of
  * one; the row of a configuration then gives the median of its runs.
+ * Within a repetition the systems of one shape run back to back, and a
+ * ratio between two systems is best taken per repetition (paired), which
+ * the per-run rows allow.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -256,14 +259,17 @@ int scen_concurrent(bopts *o)
 	cells = calloc(cap, sizeof(*cells));
 	if (!cells)
 		return BS_ERR;
-	for (size_t v = 0; v < NVARIANTS; v++) {
-		if (!sys_selected(o, variants[v].label))
+	/* the systems of one shape run back to back, so that the ratios
+	 * between them compare runs made under the same load */
+	for (int d = 1; d >= 0; d--) {
+		if ((o->sync == 1 && !d) || (o->sync == 2 && d))
 			continue;
-		for (int d = 1; d >= 0; d--) {
-			if ((o->sync == 1 && !d) || (o->sync == 2 && d))
-				continue;
-			for (int i = 0; i < nu + nh; i++) {
-				cell *c = &cells[ncell++];
+		for (int i = 0; i < nu + nh; i++) {
+			for (size_t v = 0; v < NVARIANTS; v++) {
+				cell *c;
+				if (!sys_selected(o, variants[v].label))
+					continue;
+				c = &cells[ncell++];
 				c->v = &variants[v];
 				c->s.hot = i >= nu;
 				c->s.procs = c->s.hot ? hot[i - nu][0] : uni[i][0];
@@ -285,8 +291,10 @@ int scen_concurrent(bopts *o)
 		   "unexp summed over runs)",
 		   "system       sync    owners   PxT     calls/s   p50 us"
 		   "   p99 us  p999 us   acked  lost   dup unexp");
-	for (int i = 0; i < ncell; i++)
-		cell_median(o, &cells[i], owners, dup);
+	for (size_t v = 0; v < NVARIANTS; v++)
+		for (int i = 0; i < ncell; i++)
+			if (cells[i].v == &variants[v])
+				cell_median(o, &cells[i], owners, dup);
 	free(cells);
 	return 0;
 }

@@ -7,6 +7,7 @@ PKGS=(
   gcc libc6-dev pkg-config meson ninja-build
   liblmdb-dev libsodium-dev libjansson-dev libcmocka-dev
   libsqlite3-dev
+  jq gnuplot-nox
 )
 [ "${EDGEFEED_EXTRA_PKGS:-}" ] && read -r -a extra <<<"$EDGEFEED_EXTRA_PKGS" && PKGS+=("${extra[@]}")
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Make the PNG plots of docs/BENCHMARKS.md from edgefeed-bench's JSON rows.
+#   bench/plot.sh RESULTS.jsonl [OUTDIR]     (OUTDIR: docs/plots)
+# Needs jq and gnuplot (Debian: jq gnuplot-nox). Uses the "median" rows.
+set -euo pipefail
+
+in=${1:?usage: bench/plot.sh RESULTS.jsonl [OUTDIR]}
+out=${2:-$(dirname "$0")/../docs/plots}
+gp=$(dirname "$0")/plots.gp
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+writers="1x1 1x4 1x16 2x1 4x1 8x1 4x4"
+
+# throughput against writers: one file per (durability, system); column 1
+# is the position of the writer shape in $writers, 2 its label, 3 calls/s
+for d in true false; do
+  for sys in edgefeed edgefeed-gc lmdb-raw sqlite legacy-txn legacy-lock; do
+    f="$tmp/conc-$d-$sys.tsv"
+    : >"$f"
+    i=0
+    for w in $writers; do
+      p=${w%x*} t=${w#*x}
+      jq -r --arg s "$sys" --argjson d "$d" --argjson p "$p" --argjson t "$t" \
+        --arg i "$i" --arg w "$w" '
+        select(.scenario=="concurrent" and .rep=="median" and .system==$s
+               and .config.durable==$d and .config.distribution=="uniform"
+               and .config.procs==$p and .config.threads==$t)
+        | "\($i)\t\($w)\t\(.opsPerSec)"' "$in" >>"$f"
+      i=$((i + 1))
+    done
+  done
+done
+
+# latency against store size, and against one owner's feed size
+for sys in edgefeed lmdb-raw sqlite legacy-txn; do
+  jq -r --arg s "$sys" '
+    select(.scenario=="scale" and .rep=="median" and .system==$s
+           and .config.sweep=="store")
+    | "\(.config.storeEntries)\t\(.finalizeNosyncP50Us)\t\(.finalizeDurableP50Us)\t\(.pageP50Us)"' \
+    "$in" >"$tmp/store-$sys.tsv"
+  jq -r --arg s "$sys" '
+    select(.scenario=="scale" and .rep=="median" and .system==$s
+           and .config.sweep=="owner")
+    | "\(.config.ownerEntries)\t\(.finalizeNosyncP50Us)\t\(.pageP50Us)"' \
+    "$in" >"$tmp/owner-$sys.tsv"
+done
+
+# page latency of the read scenario
+jq -r 'select(.scenario=="read" and .rep=="median")
+  | "\(.system)\t\(.newestP50Us)\t\(.deepP50Us)\t\(.busyP50Us)"' \
+  "$in" >"$tmp/read.tsv"
+
+gnuplot -e "dat='$tmp'; out='$out'" "$gp"
+ls "$out"/*.png
