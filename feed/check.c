@@ -4,6 +4,7 @@
  * index key and marker).
  */
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,14 +58,26 @@ static int owner_canonical(check_ctx *c, key_view ow)
 	return p.len == ow.len && memcmp(p.s, ow.p, ow.len) == 0;
 }
 
-/* The key that sealed an entry's IP: there, or shredded by a sweep (past
- * retention); missing means a lost or damaged keyring. */
-static void check_sealed_ip(check_ctx *c, const rec_entry *r,
-			    const store_val *k)
+/* The key that sealed an entry's IP: there (and the IP opens with it), or
+ * shredded by a sweep (past retention); missing, or another key in its
+ * place, means a lost or damaged keyring. */
+static void check_sealed_ip(check_ctx *c, const rec_entry *r, key_view ow,
+			    key_view rid, const store_val *k)
 {
 	int rc = ipseal_key_state(c->st, r->ip, r->ip_len);
+	uint8_t plain[64];
+	size_t n;
+	key_buf ad;
 
 	c->sealed_ips++;
+	if (rc == EF_OK) {
+		/* opened as of its own creation, inside any retention */
+		key_pair_views(&ad, KEY_P_INDEX, ow, rid);
+		rc = ipseal_open(c->st, r->created_ms, r->created_ms, ad.s,
+				 ad.len, r->ip, r->ip_len, plain, sizeof(plain),
+				 &n);
+		sodium_memzero(plain, sizeof(plain));
+	}
 	if (rc == EF_ENOTFOUND)
 		violation(c, "entry: the key that sealed its IP is missing "
 			     "(keyring lost or damaged: the IP reads as absent)",
@@ -131,7 +144,7 @@ static int check_entry(check_ctx *c, store_txn *t, const store_val *k,
 				  r.payload_len) != EF_OK)
 			violation(c, "entry: payload is not a JSON object", k);
 		if (r.ip_kind == REC_IP_SEALED)
-			check_sealed_ip(c, &r, k);
+			check_sealed_ip(c, &r, ow, rid, k);
 	}
 	key_pair_views(&ik, KEY_P_INDEX, ow, rid);
 	rc = store_get(t, ik.s, ik.len, &iv);

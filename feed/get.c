@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "feed/feed.h"
 #include "feed/legacy.h"
 #include "store/error.h"
@@ -21,7 +22,7 @@ static int get_fill(store_txn *t, get_ctx *c, const store_val *k,
 {
 	int rc;
 
-	c->out = calloc(1, sizeof(*c->out));
+	c->out = ef__calloc(1, sizeof(*c->out));
 	if (!c->out)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	rc = feed_entry_fill(t, c->st, k, v, c->now, c->out);

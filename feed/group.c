@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "feed/feed.h"
 #include "store/error.h"
 
@@ -78,7 +79,7 @@ void fin_batch(ef_store *st, fin_req *reqs, size_t n)
 
 int fin_group_new(struct fin_group **out)
 {
-	struct fin_group *g = calloc(1, sizeof(*g));
+	struct fin_group *g = ef__calloc(1, sizeof(*g));
 
 	*out = NULL;
 	if (!g)

@@ -5,6 +5,7 @@
  * checked for depth and size, and whatever cannot be converted becomes an
  * issue with its reason; nothing here fails on bad data.
  */
+#include "store/alloc.h"
 #include "feed/legacy.h"
 
 #include <jansson.h>
@@ -18,7 +19,7 @@
 int legacy_issue_add(legacy_array *a, long index, int kept, const char *fmt,
 		     ...)
 {
-	legacy_issue *n = realloc(a->issues, (a->nissues + 1) * sizeof(*n));
+	legacy_issue *n = ef__realloc(a->issues, (a->nissues + 1) * sizeof(*n));
 	va_list ap;
 
 	if (!n)
@@ -123,7 +124,7 @@ static int payload_of(json_t *el, char **out)
 
 static int elem_add(legacy_array *a, legacy_elem *e)
 {
-	legacy_elem *n = realloc(a->elems, (a->n + 1) * sizeof(*n));
+	legacy_elem *n = ef__realloc(a->elems, (a->n + 1) * sizeof(*n));
 
 	if (!n)
 		return EF_ENOMEM;
@@ -256,6 +257,7 @@ static void dedupe(legacy_array *a)
 int legacy_parse(ef_store *st, const key_part *owner, const void *json,
 		 size_t len, int64_t now, unsigned flags, legacy_array *a)
 {
+	uint64_t oom;
 	json_error_t jerr;
 	json_t *root, *el;
 	size_t i;
@@ -265,7 +267,10 @@ int legacy_parse(ef_store *st, const key_part *owner, const void *json,
 	if (len > LEGACY_MAX_BYTES)
 		return legacy_issue_add(a, -1, 0, "%zu bytes, over the %zu-byte limit",
 				 len, LEGACY_MAX_BYTES);
+	oom = ef__oom_count();
 	root = json_loadb(json, len, 0, &jerr);
+	if (!root && ef__oom_count() != oom)
+		return EF_ENOMEM;
 	if (!root)
 		return legacy_issue_add(a, -1, 0,
 				 "invalid JSON at line %d column %d (byte %d): "

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "feed/feed.h"
 #include "store/error.h"
 #include "store/lock.h"
@@ -25,7 +26,7 @@ int ef_maint_lock(ef_store *st, const char *what, unsigned flags,
 	*out = NULL;
 	if (!st)
 		return EF_EINVAL;
-	lk = malloc(sizeof(*lk));
+	lk = ef__malloc(sizeof(*lk));
 	if (!lk)
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	rc = lock_maint(st->dir, what, flags, on_wait, ctx, st->err_id, &lk->fd);

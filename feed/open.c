@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/alloc.h"
 #include "feed/feed.h"
 #include "store/error.h"
 #include "store/keyring.h"
@@ -165,7 +166,8 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 	if (!out)
 		return ef__err(EF__ERR_NOSTORE, EF_EINVAL, "out: NULL");
 	*out = NULL;
-	st = calloc(1, sizeof(*st));
+	ef__alloc_init();
+	st = ef__calloc(1, sizeof(*st));
 	if (!st)
 		return ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
 	st->open_lock_fd = -1;
@@ -176,7 +178,7 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 		rc = dir_ready(dir, rdonly);
 	if (rc != EF_OK)
 		goto fail;
-	st->dir = strdup(dir);
+	st->dir = ef__strdup(dir);
 	if (!st->dir) {
 		rc = ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
 		goto fail;

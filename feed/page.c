@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "feed/feed.h"
 #include "feed/iter.h"
 #include "store/error.h"
@@ -37,7 +38,7 @@ static int cursor_encode(const store_val *k, size_t plen, char **out)
 
 	raw[0] = CURSOR_VERSION;
 	memcpy(raw + 1, pos, n);
-	*out = malloc(cap);
+	*out = ef__malloc(cap);
 	if (!*out)
 		return EF_ENOMEM;
 	sodium_bin2base64(*out, cap, raw, n + 1,
@@ -77,7 +78,7 @@ bad:
 
 static char *dupn(const char *s, size_t n)
 {
-	char *p = malloc(n + 1);
+	char *p = ef__malloc(n + 1);
 	if (p) {
 		memcpy(p, s, n);
 		p[n] = '\0';
@@ -124,7 +125,7 @@ int feed_entry_fill(store_txn *t, ef_store *st, const store_val *k,
 		e->payload_json = dupn(r.payload, r.payload_len);
 	rc = ip_reveal_entry(st, ow, rid, &r, now, ipbuf, sizeof(ipbuf));
 	if (rc == EF_OK)
-		e->ip = strdup(ipbuf);
+		e->ip = ef__strdup(ipbuf);
 	if (!e->reservation_id || (r.has_payload && !e->payload_json) ||
 	    rc == EF_ENOMEM || (rc == EF_OK && !e->ip)) {
 		feed_entry_clear(e);
@@ -150,7 +151,7 @@ static int page_txn(store_txn *t, void *p)
 	int rc;
 
 	ef_page_free(out); /* a re-run starts clean */
-	out->entries = calloc(c->limit, sizeof(*out->entries));
+	out->entries = ef__calloc(c->limit, sizeof(*out->entries));
 	if (!out->entries)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now);

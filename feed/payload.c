@@ -5,12 +5,14 @@
 #include <jansson.h>
 
 #include "feed/feed.h"
+#include "store/alloc.h"
 #include "store/error.h"
 
 int payload_check(uint64_t err_id, const char *field, const char *json,
 		  size_t len)
 {
 	json_error_t jerr;
+	uint64_t oom;
 	json_t *v;
 	int ok;
 
@@ -18,8 +20,11 @@ int payload_check(uint64_t err_id, const char *field, const char *json,
 		return ef__err(err_id, EF_EINVAL,
 			       "%s: %zu bytes, more than the limit of %u",
 			       field, len, EF_PAYLOAD_MAX);
+	oom = ef__oom_count();
 	v = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
 		       &jerr);
+	if (!v && ef__oom_count() != oom)
+		return ef__err(err_id, EF_ENOMEM, "out of memory");
 	if (!v)
 		return ef__err(err_id, EF_EINVAL,
 			       "%s: invalid JSON at line %d column %d: %s",

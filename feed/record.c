@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "feed/feed.h"
 
 #define FLAG_PAYLOAD 0x1
@@ -61,7 +62,7 @@ int rec_encode(const rec_entry *e, uint8_t **out, size_t *len)
 	    (e->ip_kind == REC_IP_SEALED && e->ip_len > UINT8_MAX))
 		return EF_EINVAL;
 	n = HEAD_LEN + ipn + 2 + e->rid_len + 4 + e->payload_len;
-	p = malloc(n);
+	p = ef__malloc(n);
 	if (!p)
 		return EF_ENOMEM;
 	*out = p;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "feed/feed.h"
 #include "store/error.h"
 
@@ -88,8 +89,8 @@ static int seed_run(ef_store *st, const ef_seed_opts *o, int64_t now,
 		    ef_seed_stats *s)
 {
 	uint64_t total = (uint64_t)o->owners * o->receives, seq = 0;
-	fin_item *items = calloc(SEED_BATCH, sizeof(*items));
-	fin_req *reqs = calloc(SEED_BATCH, sizeof(*reqs));
+	fin_item *items = ef__calloc(SEED_BATCH, sizeof(*items));
+	fin_req *reqs = ef__calloc(SEED_BATCH, sizeof(*reqs));
 	size_t n;
 	int rc = EF_OK;
 

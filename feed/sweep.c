@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "feed/feed.h"
 #include "feed/legacy.h"
 #include "store/error.h"
@@ -146,7 +147,7 @@ static int reseal_owner(store_txn *t, sweep_ctx *c, const key_part *owner,
 		c->examined++;
 		if (!is_v1_with_ip(&k, &v))
 			continue;
-		found[n].v = malloc(v.len);
+		found[n].v = ef__malloc(v.len);
 		if (!found[n].v) {
 			rc = ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 			break;
@@ -297,7 +298,7 @@ static int markers_txn(store_txn *t, void *p)
 	int rc, has;
 
 	ctx_reset(c);
-	orphans = malloc(c->batch * sizeof(*orphans));
+	orphans = ef__malloc(c->batch * sizeof(*orphans));
 	if (!orphans)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	rc = store_cur_open(t, &cur);

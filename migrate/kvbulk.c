@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "migrate/kvbulk.h"
 #include "migrate/migrate.h"
 #include "store/error.h"
@@ -115,7 +116,7 @@ typedef struct imp_ctx {
 
 static void *dup_bytes(const void *p, size_t n)
 {
-	char *d = malloc(n + 1);
+	char *d = ef__malloc(n + 1);
 
 	if (d) {
 		if (n)
@@ -146,7 +147,7 @@ static int skip_add(imp_ctx *c, const kv_item *it, int reason,
 
 	if (c->nskips == c->capskips) {
 		size_t cap = c->capskips ? c->capskips * 2 : 64;
-		s = realloc(c->skips, cap * sizeof(*s));
+		s = ef__realloc(c->skips, cap * sizeof(*s));
 		if (!s)
 			return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 		c->skips = s;
@@ -200,7 +201,7 @@ static int set_store_key(imp_ctx *c, kv_item *it, const key_buf *k)
 
 static int extra_new(imp_ctx *c, kv_item *it)
 {
-	it->x = calloc(1, sizeof(*it->x));
+	it->x = ef__calloc(1, sizeof(*it->x));
 	return it->x ? EF_OK : ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 }
 
@@ -450,7 +451,7 @@ static int quarantine_parts(imp_ctx *c, kv_item *it, json_t *j)
 		return skip_now(c, it, EF_IMPORT_SKIP_BAD_VALUE,
 				"not a quarantine record of version %d with "
 				"rawBase64", QUARANTINE_FILE_VERSION);
-	bytes = malloc(n / 4 * 3 + 3);
+	bytes = ef__malloc(n / 4 * 3 + 3);
 	if (!bytes)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	if (sodium_base642bin(bytes, n / 4 * 3 + 3, b64, n, NULL, &len, NULL,
@@ -580,7 +581,7 @@ static int value_decode(imp_ctx *c, kv_item *it, json_t *val, json_t *b64)
 			       : ef__err(c->st->err_id, EF_ENOMEM,
 					 "out of memory");
 	}
-	it->val = malloc(cap);
+	it->val = ef__malloc(cap);
 	if (!it->val)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	/* line breaks are tolerated: some encoders wrap base64 */
@@ -940,7 +941,7 @@ static int legacy_union(json_t *into, json_t *from, size_t *added)
 {
 	const size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
 	size_t n = json_array_size(into), i, have = 0;
-	char **seen = calloc(n ? n : 1, sizeof(*seen)), *d;
+	char **seen = ef__calloc(n ? n : 1, sizeof(*seen)), *d;
 	json_t *el;
 	int rc = seen ? EF_OK : EF_ENOMEM;
 
@@ -1098,7 +1099,7 @@ static int owner_note(imp_ctx *c, const key_part *o)
 		if (c->owners[i].len == o->len &&
 		    memcmp(c->owners[i].s, o->s, o->len) == 0)
 			return EF_OK;
-	n = realloc(c->owners, (c->nowners + 1) * sizeof(*n));
+	n = ef__realloc(c->owners, (c->nowners + 1) * sizeof(*n));
 	if (!n)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	c->owners = n;
@@ -1111,7 +1112,7 @@ static int pending_add(imp_ctx *c, kv_item *it)
 {
 	if (c->npending == c->cappending) {
 		size_t cap = c->cappending ? c->cappending * 2 : 256;
-		kv_item *n = realloc(c->pending, cap * sizeof(*n));
+		kv_item *n = ef__realloc(c->pending, cap * sizeof(*n));
 		if (!n)
 			return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 		c->pending = n;
@@ -1259,8 +1260,8 @@ static int imp_init(imp_ctx *c, ef_store *st, const ef_import_opts *o)
 		return ef__err(st->err_id, EF_EINVAL,
 			       "batch: %u is outside 1..%d", c->o.batch,
 			       BATCH_MAX);
-	c->items = calloc(c->batch, sizeof(*c->items));
-	c->merged = calloc(c->batch, sizeof(*c->merged));
+	c->items = ef__calloc(c->batch, sizeof(*c->items));
+	c->merged = ef__calloc(c->batch, sizeof(*c->merged));
 	if (!c->items || !c->merged)
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	c->now = feed_now(st);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "migrate/kvbulk.h"
 #include "migrate/migrate.h"
 #include "store/error.h"
@@ -58,7 +59,7 @@ char *kv_base64(const void *raw, size_t len)
 {
 	size_t cap = sodium_base64_ENCODED_LEN(len,
 					       sodium_base64_VARIANT_ORIGINAL);
-	char *out = malloc(cap);
+	char *out = ef__malloc(cap);
 
 	if (out)
 		sodium_bin2base64(out, cap, raw, len,
@@ -194,7 +195,7 @@ static int quarantine_scrubbed(exp_ctx *c, json_t *j, char **out)
 {
 	json_t *raw = json_object_get(j, "rawBase64");
 	size_t n = json_string_length(raw), len, cap = n / 4 * 3 + 3;
-	uint8_t *bytes = malloc(cap);
+	uint8_t *bytes = ef__malloc(cap);
 	uint64_t dropped = 0;
 	char *text = NULL, *enc;
 	int rc = EF_OK, unparsed = 1;
@@ -241,7 +242,7 @@ static int quarantine_portable(exp_ctx *c, const store_val *k, json_t *j)
 		rc = EF_OK;
 		if (json_is_string(red)) {
 			len = json_string_length(red);
-			raw = malloc(len + 1);
+			raw = ef__malloc(len + 1);
 			if (raw)
 				memcpy(raw, json_string_value(red), len);
 			else

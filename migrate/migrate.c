@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "migrate/kvbulk.h"
 #include "migrate/migrate.h"
 #include "store/error.h"
@@ -104,7 +105,7 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 		return rc == EF_ENOTFOUND ? EF_OK : rc;
 	/* the value's bytes do not survive the writes below: copy them */
 	len = v.len;
-	raw = malloc(len ? len : 1);
+	raw = ef__malloc(len ? len : 1);
 	if (!raw)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	memcpy(raw, v.data, len);
@@ -214,7 +215,7 @@ static int migrate_run(ef_store *st, const ef_migrate_opts *o,
 			       BATCH_MAX);
 	c.dry_run = o->dry_run;
 	c.now = feed_now(st);
-	c.keys = calloc(c.batch, sizeof(*c.keys));
+	c.keys = ef__calloc(c.batch, sizeof(*c.keys));
 	if (!c.keys)
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	rc = store_read(st->env, count_txn, &n);

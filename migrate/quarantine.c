@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
 #include "migrate/kvbulk.h"
 #include "migrate/migrate.h"
 #include "feed/feed.h"
@@ -30,7 +31,7 @@
  * input) replaced by '?'. */
 static json_t *text_json(const char *s, size_t n)
 {
-	char *tmp = malloc(n + 1);
+	char *tmp = ef__malloc(n + 1);
 	size_t bad;
 	json_t *j;
 
@@ -111,7 +112,7 @@ static char *redact(json_t *v)
 static int sealed_json(ef_store *st, const key_buf *k, const void *raw,
 		       size_t len, int64_t when, int64_t now, json_t **out)
 {
-	uint8_t *sealed = malloc(IPSEAL_LEN(len));
+	uint8_t *sealed = ef__malloc(IPSEAL_LEN(len));
 	size_t slen;
 	char *enc;
 	int rc;
@@ -155,7 +156,7 @@ int quarantine_raw(ef_store *st, const void *qkey, size_t qklen, json_t *rec,
 		return EF_ENOTFOUND;
 	if (!json_is_string(b))
 		return EF_ECORRUPT;
-	bytes = malloc(cap);
+	bytes = ef__malloc(cap);
 	if (!bytes)
 		return EF_ENOMEM;
 	if (sodium_base642bin(bytes, cap, json_string_value(b), n, NULL, &blen,
@@ -168,7 +169,7 @@ int quarantine_raw(ef_store *st, const void *qkey, size_t qklen, json_t *rec,
 		*len = blen;
 		return EF_OK;
 	}
-	*raw = malloc(blen >= IPSEAL_OVERHEAD ? blen - IPSEAL_OVERHEAD + 1 : 1);
+	*raw = ef__malloc(blen >= IPSEAL_OVERHEAD ? blen - IPSEAL_OVERHEAD + 1 : 1);
 	if (!*raw) {
 		free(bytes);
 		return EF_ENOMEM;

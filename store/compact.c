@@ -10,6 +10,7 @@
  * ever holds bytes that were handed to mdb_put, and zeros.
  */
 #define _GNU_SOURCE
+#include "store/alloc.h"
 #include "store/store.h"
 
 #include <dirent.h>
@@ -210,7 +211,7 @@ static int fsync_dir(const copy_job *j)
  * its blocks are released clean where the filesystem writes in place. */
 static int scrub_old(const copy_job *j, int fd, uint64_t size)
 {
-	uint8_t *zero = calloc(1, ZERO_CHUNK);
+	uint8_t *zero = ef__calloc(1, ZERO_CHUNK);
 	uint64_t off = 0;
 	int rc = EF_OK;
 

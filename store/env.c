@@ -3,6 +3,7 @@
  * full or resized map, reader-slot hygiene, and the LMDB error mapping.
  */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
+#include "store/alloc.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -152,7 +153,7 @@ int store_open(store_env **out, const char *dir, const store_opts *o,
 	int rc;
 
 	*out = NULL;
-	env = calloc(1, sizeof(*env));
+	env = ef__calloc(1, sizeof(*env));
 	if (!env)
 		return ef__err(err_id, EF_ENOMEM, "out of memory");
 	env->err_id = err_id;

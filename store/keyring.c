@@ -10,6 +10,7 @@
  * between the bump and the slot writes only makes caches reload.
  */
 #define _GNU_SOURCE
+#include "store/alloc.h"
 #include "store/keyring.h"
 
 #include <errno.h>
@@ -482,7 +483,7 @@ int keyring_open(keyring **out, const char *dir, int rdonly, int nosync,
 	*out = NULL;
 	if (sodium_init() < 0)
 		return ef__err(err_id, EF_EIO, "libsodium cannot initialize");
-	kr = calloc(1, sizeof(*kr));
+	kr = ef__calloc(1, sizeof(*kr));
 	if (!kr || asprintf(&kr->path, "%s/%s", dir, KEYRING_FILE) < 0) {
 		free(kr);
 		return ef__err(err_id, EF_ENOMEM, "out of memory");
