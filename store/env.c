@@ -49,6 +49,34 @@ struct store_env {
 	int64_t last_reader_check;   /* monotonic ns (atomic) */
 };
 
+/* store__inject's state: off when inj_left is 0 */
+static int inj_op, inj_rc;
+static uint64_t inj_left;
+static pthread_mutex_t inj_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void store__inject(int op, uint64_t nth, int rc)
+{
+	pthread_mutex_lock(&inj_mu);
+	inj_op = op;
+	inj_rc = rc;
+	__atomic_store_n(&inj_left, nth, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&inj_mu);
+}
+
+/* The code to fail @op with now, or 0 (one relaxed load when off). */
+static int injected(int op)
+{
+	int rc = 0;
+
+	if (__atomic_load_n(&inj_left, __ATOMIC_RELAXED) == 0)
+		return 0;
+	pthread_mutex_lock(&inj_mu);
+	if (inj_left && inj_op == op && --inj_left == 0)
+		rc = inj_rc;
+	pthread_mutex_unlock(&inj_mu);
+	return rc;
+}
+
 static int64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -354,7 +382,11 @@ int store_write(store_env *env, store_txn_fn fn, void *ctx)
 			return t.failed ? t.fail_code : rc;
 		}
 		txn_close_cursors(&t);
-		rc = mdb_txn_commit(t.txn);
+		rc = injected(STORE_OP_COMMIT);
+		if (rc)
+			mdb_txn_abort(t.txn);
+		else
+			rc = mdb_txn_commit(t.txn);
 		pthread_rwlock_unlock(&env->resize);
 		if (rc == MDB_MAP_FULL) {
 			rc = map_grow(env, t.map_seen);
@@ -407,7 +439,9 @@ int store_get(store_txn *t, const void *key, size_t klen, store_val *val)
 
 	if (t->failed)
 		return t->fail_code;
-	rc = mdb_get(t->txn, t->env->dbi, &k, &v);
+	rc = injected(STORE_OP_GET);
+	if (!rc)
+		rc = mdb_get(t->txn, t->env->dbi, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return EF_ENOTFOUND;
 	if (rc)
@@ -424,7 +458,9 @@ int store_put(store_txn *t, const void *key, size_t klen, const void *val,
 
 	if (t->failed)
 		return t->fail_code;
-	rc = mdb_put(t->txn, t->env->dbi, &k, &v,
+	rc = injected(STORE_OP_PUT);
+	if (!rc)
+		rc = mdb_put(t->txn, t->env->dbi, &k, &v,
 		     (flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
 	if (rc == MDB_KEYEXIST)
 		return EF_EXISTS;

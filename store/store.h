@@ -106,6 +106,14 @@ typedef struct store_info {
 } store_info;
 int store_info_get(store_env *env, store_info *out);
 
+/* Test hook: the @nth call (1: the next) of @op from now, in any thread,
+ * fails with LMDB or errno code @rc instead of doing its work (a commit
+ * aborts its transaction). @nth 0 turns it off. Process-wide. */
+#define STORE_OP_GET 1
+#define STORE_OP_PUT 2
+#define STORE_OP_COMMIT 3
+void store__inject(int op, uint64_t nth, int rc);
+
 /* Test hooks: how many times the map grew or was adopted in this process. */
 uint64_t store_map_grows(const store_env *env);
 
