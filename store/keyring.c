@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/error.h"
@@ -63,6 +64,7 @@ struct keyring {
 	int fd_rw;          /* fd was opened for writing */
 	int cache_ok;       /* cache is the file's content at generation gen */
 	uint64_t gen;       /* generation of the cache */
+	int64_t checked_ns; /* monotonic time the generation was last read */
 	kr_set cache;       /* the file's valid slots */
 	kr_set eph;         /* keys made in memory by a read-only handle */
 };
@@ -327,19 +329,40 @@ static int cache_key(keyring *kr, uint32_t win, uint8_t *key)
 	return EF_OK;
 }
 
-/* Does the cache still match the file? One pread of the header. */
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * Does the cache still match the file? One pread of the header, at most
+ * every CHECK_EVERY_NS: a page of 50 sealed IPs then costs one system call,
+ * not 50. A key another process destroyed can so be used here for that
+ * long more; only for IPs still within retention by the read rule, which
+ * every open applies first.
+ */
+#define CHECK_EVERY_NS (100 * 1000 * 1000LL)
+
 static int cache_current(keyring *kr)
 {
 	uint8_t h[HDR_SIZE];
 	uint64_t gen;
 	int newer;
 	ssize_t n;
+	int64_t now = mono_ns();
 
 	if (!kr->cache_ok || kr->fd < 0)
 		return 0;
+	if (now - kr->checked_ns < CHECK_EVERY_NS)
+		return 1;
 	n = pread(kr->fd, h, HDR_SIZE, 0);
-	return n == HDR_SIZE && hdr_parse(h, HDR_SIZE, &gen, &newer) &&
-	       gen == kr->gen;
+	if (n != HDR_SIZE || !hdr_parse(h, HDR_SIZE, &gen, &newer) ||
+	    gen != kr->gen)
+		return 0;
+	kr->checked_ns = now;
+	return 1;
 }
 
 /* Bring the cache up to date (under LOCK_SH). A missing file empties it. */
