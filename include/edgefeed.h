@@ -1,22 +1,57 @@
-/*
- * edgefeed.h - the one public header of libedgefeed.
+/**
+ * @file edgefeed.h
+ * @brief The one public header of libedgefeed.
  *
  * edgefeed keeps each owner's recent-receives feed in an LMDB store, one
  * record per entry, written idempotently, so that many worker processes
  * finalizing uploads at once never lose or duplicate an entry.
  *
- * Conventions, for every function below:
- *  - Fallible functions return int: EF_OK (0), a named non-error status
- *    (EF_EXISTS), or a negative EF_E* code. ef_errmsg() then tells what
- *    exactly was wrong, for the calling thread.
- *  - Strings are NUL-terminated UTF-8. Inputs are borrowed for the duration
- *    of the call only.
- *  - Results are either owned by the caller (freed by the named ef_*_free,
- *    which all accept NULL) or borrowed (the comment says how long they live).
- *  - Threads: one ef_store may be used by any number of threads at once.
- *  - fork(): never use an ef_store in a child created after ef_open(); the
- *    child opens its own (ef_open again) and may leave the inherited handle
- *    alone (do not ef_close it in the child).
+ * Link it with `cc app.c $(pkg-config --cflags --libs edgefeed)`.
+ * `examples/worker.c` in the source tree is a complete pre-forking worker.
+ *
+ * @par Return codes
+ * Every fallible function returns int: #EF_OK (0), a named non-error status
+ * (#EF_EXISTS), or a negative `EF_E*` code (#ef_errno). ef_strerror() names a
+ * code; ef_errmsg() tells, for the calling thread, what exactly was wrong
+ * ("owner: invalid UTF-8 at byte 5"). Besides the codes each function lists,
+ * any function that reads or writes the store may return a *store error*:
+ *  - #EF_ENOMEM: an allocation failed;
+ *  - #EF_EIO: the file system or LMDB failed (an LMDB panic: ef_errmsg() then
+ *    says "the store must be reopened": ef_close() it and ef_open() again);
+ *  - #EF_EFULL: the disk (or quota) is full, or the map cannot grow;
+ *  - #EF_ECORRUPT: a page or record of the store does not decode;
+ *  - #EF_EBUSY: LMDB's reader table is full (4096 concurrent readers, after
+ *    the slots of dead processes were cleared).
+ * A function that fails changes nothing in the store unless its comment
+ * says otherwise (the long operations commit in batches).
+ *
+ * @par Strings and ownership
+ * Strings are NUL-terminated UTF-8. Inputs are borrowed for the duration of
+ * the call only: the library copies what it keeps. Results are either owned
+ * by the caller (freed by the named `ef_*_free`, which all accept NULL) or
+ * borrowed (the comment says how long they live). Output structs passed by
+ * pointer are filled by the library; the caller allocates them.
+ *
+ * @par Threads
+ * One ::ef_store may be used by any number of threads at once: every
+ * function taking an ::ef_store is thread-safe, except ef_close() and
+ * ef_compact(), during which no other thread may use the handle. Open one
+ * handle per store per process and share it among the threads: LMDB does
+ * not support one environment opened twice in one process (closing either
+ * handle drops the locks the other relies on). Callbacks (progress, wait,
+ * skip and violation reports) run on the calling thread; the clock
+ * (ef_config.clock_ms) runs on whichever thread uses the store.
+ *
+ * @par Processes and fork()
+ * Any number of processes may open the same store directory at once; LMDB
+ * serializes their writers, and each finalize is one transaction.
+ * Never use an ::ef_store in a child created by fork() after ef_open(): the
+ * child calls ef_open() itself. The child must not ef_close() the inherited
+ * handle either: closing it would release LMDB reader slots that belong to
+ * the parent. Leave it alone (or, simplest, have the parent open its handle
+ * only after forking its workers, or ef_close() it before forking). Do not
+ * fork() while holding an ::ef_maint: the child would share the lock. Every
+ * descriptor the library opens is close-on-exec.
  */
 #ifndef EDGEFEED_H
 #define EDGEFEED_H
@@ -29,18 +64,30 @@
 extern "C" {
 #endif
 
+/**
+ * Marks the functions the shared library exports. Empty for users of the
+ * library; it only matters while the library itself is built.
+ */
 #if defined(EF_BUILDING_LIBRARY) && defined(__GNUC__)
 #define EF_EXPORT __attribute__((visibility("default")))
 #else
 #define EF_EXPORT
 #endif
 
+/** The version of this header, "MAJOR.MINOR.PATCH"; ef_version() gives the
+ * library's. */
 #define EF_VERSION_STRING "0.1.0"
 
-/*
- * The error table: one X-macro list makes the enum, ef_strerror() and
- * ef_err_name(), so they can never drift apart.
- *   X(name, value, text)
+/**
+ * @defgroup errors Return codes and errors
+ * @{
+ */
+
+/**
+ * The error table: one X-macro list makes the enum #ef_errno, ef_strerror()
+ * and ef_err_name(), so they can never drift apart.
+ * Each row is `X(name, value, text)`: the code `EF_<name>` has @p value,
+ * ef_strerror() returns @p text and ef_err_name() returns "EF_<name>".
  */
 #define EF_ERRNO_MAP(X)                                                        \
 	X(OK, 0, "success")                                                    \
@@ -54,257 +101,479 @@ extern "C" {
 	X(EFULL, -7, "no space left (disk or map full)")                       \
 	X(EVERSION, -8, "store format is newer than this library")
 
+/**
+ * Return codes. 0 and positive values are successes; errors are negative.
+ * The values are part of the ABI and never change.
+ */
 typedef enum ef_errno {
 #define EF__ENUM(name, value, text) EF_##name = (value),
 	EF_ERRNO_MAP(EF__ENUM)
 #undef EF__ENUM
 } ef_errno;
 
-/* Flags for ef_config.flags. */
-#define EF_NOSYNC 0x1u /* do not fsync on commit: fast, not durable on power loss */
-#define EF_RDONLY 0x2u /* open read-only: every write returns EF_EINVAL */
-/* Group commit: concurrent ef_finalize calls of this handle's threads share
- * one write transaction and one sync; each caller still returns only once
- * its finalization is committed, with its own result. A lone caller waits
- * for nobody. */
+/** @var EF_OK
+ * 0: success. */
+/** @var EF_EXISTS
+ * 1: a non-error status: ef_finalize() found the reservation already in
+ * the owner's feed and changed nothing (first write wins). A duplicate
+ * finalization is a success for the caller. */
+/** @var EF_EINVAL
+ * -1: an argument is invalid (a NULL pointer, a bad owner, reservation id,
+ * time, IP, payload, limit or cursor, a bad ef_config field), a write on a
+ * store opened with #EF_RDONLY, or a malformed import file. Nothing was
+ * written; ef_errmsg() names the field and what is wrong with it. */
+/** @var EF_ENOTFOUND
+ * -2: the thing asked for does not exist: no such entry (ef_get_entry(),
+ * ef_mark_read()), no store in the directory (ef_open() with #EF_RDONLY),
+ * no such file (ef_import_kvbulk()). */
+/** @var EF_EBUSY
+ * -3: someone else has what is needed: the maintenance lock is held and
+ * #EF_LOCK_NOWAIT was given; ef_compact() found the store open elsewhere;
+ * or LMDB's reader table is full. Retrying later may succeed. */
+/** @var EF_ECORRUPT
+ * -4: the store holds a record or page that does not decode. ef_check()
+ * reports what is wrong. */
+/** @var EF_ENOMEM
+ * -5: an allocation failed. Nothing was changed. */
+/** @var EF_EIO
+ * -6: an I/O or LMDB error (permission, a failing disk, a lock file that
+ * cannot be opened); ef_errmsg() has the system's message. */
+/** @var EF_EFULL
+ * -7: no space left: the disk or a quota is full, or the memory map cannot
+ * grow any further. Nothing of the failed write was kept. */
+/** @var EF_EVERSION
+ * -8: the store was written by a newer format than this library reads
+ * (ef_errmsg() says which); it was not modified. Upgrade the library. */
+
+/** @} */
+
+/**
+ * @defgroup config Configuration, limits and defaults
+ * @{
+ */
+
+/** ef_config.flags: do not fsync on commit. Fast, but the last commits
+ * may be lost (never half-applied) on power loss or an OS crash. */
+#define EF_NOSYNC 0x1u
+/** ef_config.flags: open read-only; every write returns #EF_EINVAL. Opening
+ * creates nothing, and fails with #EF_ENOTFOUND where there is no store. */
+#define EF_RDONLY 0x2u
+/** ef_config.flags: group commit. Concurrent ef_finalize() calls of this
+ * handle's threads share one write transaction and one sync; each caller
+ * still returns only once its finalization is committed, with its own
+ * result. A lone caller waits for nobody. Worth it with many threads per
+ * process and synced commits. */
 #define EF_GROUP_COMMIT 0x4u
 
-/* Limits of the contract (DESIGN.md). */
-#define EF_PAYLOAD_MAX 16384u     /* bytes of payload JSON */
-#define EF_OWNER_KEY_MAX 320u     /* bytes of the escaped owner */
-#define EF_RESERVATION_KEY_MAX 160u /* bytes of the escaped reservation id */
-#define EF_CREATED_MAX 9999999999999LL /* largest created_ms */
+/** Largest payload, in bytes of JSON (ef_receive.payload_json). */
+#define EF_PAYLOAD_MAX 16384u
+/** Largest owner, in bytes once ':', '%' and space are escaped as %XX. */
+#define EF_OWNER_KEY_MAX 320u
+/** Largest reservation id, in bytes once escaped like the owner. */
+#define EF_RESERVATION_KEY_MAX 160u
+/** Largest created_ms (and time ef_time_parse() accepts): 9999999999999,
+ * in the year 2286. */
+#define EF_CREATED_MAX 9999999999999LL
+/** Largest page ef_feed_page() returns. */
 #define EF_PAGE_LIMIT_MAX 1000u
+/** Page size of ef_feed_page() when its limit is 0. */
 #define EF_PAGE_LIMIT_DEFAULT 50u
 
-/* Defaults of ef_config (a field left 0 takes its default). */
+/** Default ef_config.map_size: 4 MiB to start with; the map grows by itself
+ * (also when another process grew it). */
 #define EF_DEFAULT_MAP_SIZE ((size_t)4 << 20)
+/** Default ef_config.feed_cap: the newest 100 entries of each owner. */
 #define EF_DEFAULT_FEED_CAP 100u
+/** Default ef_config.feed_ttl_ms: 90 days. */
 #define EF_DEFAULT_FEED_TTL_MS (90LL * 24 * 3600 * 1000)
+/** Default ef_config.ip_retention_ms: 30 days. */
 #define EF_DEFAULT_IP_RETENTION_MS (30LL * 24 * 3600 * 1000)
 
-/* Size of a buffer that holds any ef_time_format() result, with its NUL. */
+/** Size of a buffer that holds any ef_time_format() result, with its NUL. */
 #define EF_TIME_BUFSZ 32u
 
-/** An opaque store handle; see ef_open(). */
+/**
+ * An open store: opaque. Made by ef_open(), freed by ef_close(). Shared by
+ * the threads of one process; never used across fork() (see the file's
+ * notes on processes).
+ */
 typedef struct ef_store ef_store;
 
 /**
- * A clock: returns the current time in milliseconds since the Unix epoch.
- * Called from any thread that uses the store; it must be thread-safe.
+ * A clock, for ef_config.clock_ms: returns the current time in milliseconds
+ * since the Unix epoch. Called from any thread that uses the store, so it
+ * must be thread-safe; it must not call back into the library.
+ * @param ctx  ef_config.clock_ctx, as given.
+ * @return milliseconds since 1970-01-01T00:00:00Z.
  */
 typedef int64_t (*ef_clock_fn)(void *ctx);
 
 /**
- * Store configuration. Zero-initialize it ({0}) and set what you need; every
- * field left 0 (or NULL) takes its default.
+ * Store configuration, for ef_open(). Zero-initialize it (`= {0}`) and set
+ * what you need; every field left 0 (or NULL) takes its default. ef_open()
+ * copies it. All processes sharing a store should use the same feed_cap,
+ * feed_ttl_ms and ip_retention_ms: they are applied by whoever reads or
+ * writes, and are not stored.
  */
 typedef struct ef_config {
-	size_t map_size;          /* initial LMDB map size; it grows by itself */
-	uint32_t feed_cap;        /* newest entries kept per owner (default 100) */
-	int64_t feed_ttl_ms;      /* entries older than this are stale (90 days) */
-	int64_t ip_retention_ms;  /* IPs are returned only this long (30 days) */
-	unsigned flags;           /* EF_NOSYNC, EF_RDONLY, EF_GROUP_COMMIT */
-	ef_clock_fn clock_ms;     /* injectable clock; NULL: the system clock */
-	void *clock_ctx;          /* passed to clock_ms */
+	size_t map_size;          /**< initial LMDB map size in bytes (default
+				   * #EF_DEFAULT_MAP_SIZE); it grows by itself */
+	uint32_t feed_cap;        /**< newest entries kept per owner (default
+				   * #EF_DEFAULT_FEED_CAP) */
+	int64_t feed_ttl_ms;      /**< entries older than this are stale (default
+				   * #EF_DEFAULT_FEED_TTL_MS); negative: #EF_EINVAL */
+	int64_t ip_retention_ms;  /**< IPs are returned, and kept readable, only
+				   * this long (default #EF_DEFAULT_IP_RETENTION_MS);
+				   * negative: #EF_EINVAL */
+	unsigned flags;           /**< #EF_NOSYNC, #EF_RDONLY, #EF_GROUP_COMMIT;
+				   * other bits: #EF_EINVAL */
+	ef_clock_fn clock_ms;     /**< injectable clock (tests, replays); NULL:
+				   * the system's real-time clock */
+	void *clock_ctx;          /**< passed to clock_ms; must outlive the store */
 } ef_config;
 
-/** One finalized reservation, as given to ef_finalize(). */
+/** @} */
+
+/**
+ * @defgroup feed Finalizing and reading feeds
+ * @{
+ */
+
+/**
+ * One finalized reservation, as given to ef_finalize(). Every pointer is
+ * borrowed for the call only.
+ */
 typedef struct ef_receive {
-	const char *owner;          /* required; canonicalized (trim, lowercase) */
-	const char *reservation_id; /* required; taken as given (case-sensitive) */
-	int64_t created_ms;         /* 0: now (the store's clock) */
-	const char *ip;             /* IPv4 or IPv6 text, or NULL */
-	const char *payload_json;   /* a JSON object of at most 16 KiB, or NULL */
+	const char *owner;          /**< required; canonicalized (ASCII white
+				     * space trimmed, ASCII lowercased): see
+				     * ef_canonical_owner() */
+	const char *reservation_id; /**< required; taken as given (case-sensitive),
+				     * valid UTF-8, no control characters, at
+				     * most #EF_RESERVATION_KEY_MAX bytes escaped */
+	int64_t created_ms;         /**< milliseconds since the epoch, in
+				     * [0, #EF_CREATED_MAX]; 0: now (the store's
+				     * clock) */
+	const char *ip;             /**< IPv4 or IPv6 text, or NULL; stored sealed,
+				     * and not at all if already past retention */
+	const char *payload_json;   /**< a JSON object of at most #EF_PAYLOAD_MAX
+				     * bytes, kept byte for byte; or NULL */
 } ef_receive;
 
-/** One feed entry in an ef_page. All strings are owned by the page. */
+/**
+ * One feed entry, in an ::ef_page or from ef_get_entry(). All strings are
+ * owned by the page (or entry) and live until ef_page_free() (or
+ * ef_entry_free()).
+ */
 typedef struct ef_entry {
-	char *reservation_id; /* as finalized */
-	int64_t created_ms;   /* milliseconds since the Unix epoch */
-	char *ip;             /* canonical text; NULL if absent or past retention */
-	char *payload_json;   /* byte-for-byte as given; NULL if none was given */
-	int unread;           /* 1 if the owner has not marked it read */
+	char *reservation_id; /**< as finalized */
+	int64_t created_ms;   /**< milliseconds since the Unix epoch */
+	char *ip;             /**< canonical text; NULL if none was given or it
+			       * is past ip_retention */
+	char *payload_json;   /**< byte for byte as given; NULL if none was given */
+	int unread;           /**< 1 until the owner marks it read, else 0 */
 } ef_entry;
 
-/** A page of an owner's feed, newest first. Free with ef_page_free(). */
+/**
+ * A page of an owner's feed, newest first, filled by ef_feed_page(). The
+ * caller owns the struct; its contents are freed by ef_page_free().
+ */
 typedef struct ef_page {
-	ef_entry *entries;  /* count entries */
-	size_t count;
-	char *next_cursor;  /* pass to ef_feed_page for the next page; NULL at the end */
+	ef_entry *entries;  /**< @c count entries, newest first */
+	size_t count;       /**< number of entries (0 on an empty feed) */
+	char *next_cursor;  /**< pass to ef_feed_page() for the next page; NULL
+			     * when there is none */
 } ef_page;
+
+/** @} */
+
+/**
+ * @defgroup open Opening and closing
+ * @{
+ */
 
 /* ---- opening and closing ---------------------------------------------- */
 
 /**
- * Open (creating it if missing) the store in directory @dir.
+ * Open (creating it if missing) the store in directory @p dir.
  *
  * @param out  receives the handle; on failure it is set to NULL and nothing
  *             needs freeing.
- * @param dir  store directory; created (mode 0700) if it does not exist.
+ * @param dir  store directory; created (mode 0700) if it does not exist
+ *             (not with #EF_RDONLY). Borrowed; the handle keeps a copy.
  * @param cfg  configuration, or NULL for every default. Copied.
- * @return EF_OK; EF_EINVAL (@dir is not a directory, or a bad cfg field);
- *         EF_ENOTFOUND (EF_RDONLY and there is no store at @dir);
- *         EF_EIO (cannot create or open: permission, I/O); EF_EVERSION (a store
- *         written by a newer format); EF_ECORRUPT; EF_ENOMEM. For the detail of
- *         a failed open, call ef_errmsg(NULL) on the same thread.
+ * @return #EF_OK; #EF_EINVAL (@p out is NULL, @p dir is empty or not a
+ *         directory, or a bad @p cfg field); #EF_ENOTFOUND (#EF_RDONLY and
+ *         there is no store at @p dir); #EF_EIO (cannot create or open:
+ *         permission, I/O); #EF_EFULL; #EF_EVERSION (a store written by a
+ *         newer format); #EF_ECORRUPT; #EF_ENOMEM. For the detail of a
+ *         failed open, call ef_errmsg(NULL) on the same thread.
  *
  * Holds a shared lock on the store for as long as it is open (so that
- * compaction never runs under a live handle) and clears the reader slots of
- * dead processes. Thread-safe; the handle may be shared by threads.
+ * compaction never runs under a live handle; it waits while a compaction
+ * runs) and clears the reader slots of dead processes. Thread-safe; the
+ * handle may be shared by all the threads of the process. Open each store
+ * once per process, and after fork(), in the child.
  */
 EF_EXPORT int ef_open(ef_store **out, const char *dir, const ef_config *cfg);
 
-/** Close a store. Accepts NULL. No other thread may be using it. */
+/**
+ * Close a store and free the handle.
+ * @param st  the handle, or NULL (nothing is done).
+ * No other thread may be using @p st, and every ::ef_maint taken on it
+ * should be released first. Results already returned (pages, entries) stay
+ * valid: they are owned by the caller. Never call it in a forked child on
+ * a handle inherited from the parent.
+ */
 EF_EXPORT void ef_close(ef_store *st);
+
+/** @} */
+
+/**
+ * @addtogroup feed
+ * @{
+ */
 
 /* ---- writing ------------------------------------------------------------ */
 
 /**
- * Record that reservation @r->reservation_id finalized for @r->owner, in one
- * atomic write transaction together with its uniqueness index and unread
- * marker, then enforce the owner's cap and staleness in the same transaction.
+ * Record that reservation @p r->reservation_id finalized for @p r->owner, in
+ * one atomic write transaction together with its uniqueness index and
+ * unread marker, then enforce the owner's cap and staleness in the same
+ * transaction.
  *
- * @return EF_OK (written); EF_EXISTS (the reservation is already in the
- *         owner's feed: nothing changed, first write wins); EF_EINVAL (bad
- *         input: nothing written, ef_errmsg names the field); EF_EFULL (disk
- *         full); EF_EIO; EF_ENOMEM.
- * Thread-safe. Durable when it returns unless the store has EF_NOSYNC.
+ * @param st  the store.
+ * @param r   the receive; every field is validated before anything is
+ *            written. Borrowed for the call.
+ * @return #EF_OK (written); #EF_EXISTS (the reservation is already in the
+ *         owner's feed, as an entry or in a legacy array: nothing changed,
+ *         first write wins, even if @p r carries other fields); #EF_EINVAL
+ *         (bad input, or a read-only store: nothing written, ef_errmsg
+ *         names the field, e.g. "ip: '1.2.3' is not an IPv4 or IPv6
+ *         address"); #EF_EIO (also: the keyring that seals IPs cannot be
+ *         used); #EF_EFULL; #EF_ENOMEM; or another store error.
+ *
+ * A crash at any point leaves all of the finalization or none of it. A
+ * duplicate finalization from any process, at any time, leaves exactly one
+ * entry. An entry already stale or beyond the owner's cap when it is
+ * finalized is written and trimmed at once: ef_get_entry() then finds
+ * nothing. Thread-safe. Durable when it returns unless the store has
+ * #EF_NOSYNC.
  */
 EF_EXPORT int ef_finalize(ef_store *st, const ef_receive *r);
 
 /* ---- reading ------------------------------------------------------------ */
 
 /**
- * Read one page of @owner's feed, newest first.
+ * Read one page of @p owner's feed, newest first.
  *
- * @param cursor  NULL for the first page, else a next_cursor of an earlier page.
- * @param limit   1..1000; 0 means the default (50).
- * @param out     receives the page (owned by the caller: ef_page_free()).
- *                On failure it is left empty and needs no freeing.
- * @return EF_OK (possibly with 0 entries); EF_EINVAL (bad owner, limit or
- *         cursor); EF_ENOMEM; EF_ECORRUPT; EF_EIO.
+ * @param st      the store.
+ * @param owner   the owner, in any spelling that canonicalizes to it.
+ * @param cursor  NULL (or "") for the first page, else the next_cursor of
+ *                an earlier page of the same owner. Borrowed.
+ * @param limit   at most this many entries, 1..#EF_PAGE_LIMIT_MAX; 0 means
+ *                #EF_PAGE_LIMIT_DEFAULT.
+ * @param out     receives the page (its contents owned by the caller: free
+ *                them with ef_page_free()). On failure it is left empty
+ *                and needs no freeing.
+ * @return #EF_OK (possibly with 0 entries); #EF_EINVAL (NULL @p st or
+ *         @p out, a bad owner, limit or cursor); #EF_ENOMEM; #EF_ECORRUPT;
+ *         #EF_EIO; or another store error.
  *
  * Paging is stable: entries finalized between pages never make a client see
  * an entry twice or skip an older one. Stale and over-cap entries are never
- * returned. An entry's ip is NULL once it is past ip_retention.
+ * returned. An entry's ip is NULL once it is past ip_retention. While the
+ * owner still has a legacy array, its elements are merged in. Reads one
+ * snapshot, never blocks writers. Thread-safe.
  */
 EF_EXPORT int ef_feed_page(ef_store *st, const char *owner, const char *cursor,
 			   size_t limit, ef_page *out);
 
-/** Free a page's contents (not the ef_page itself). Accepts NULL. */
+/**
+ * Free a page's contents (not the ::ef_page itself, which the caller owns)
+ * and set it empty, so freeing twice is harmless.
+ * @param page  the page, or NULL (nothing is done).
+ */
 EF_EXPORT void ef_page_free(ef_page *page);
 
 /**
- * Look up one entry of @owner's feed by reservation id (an indexed read).
- * @param out  receives a new entry, owned by the caller: ef_entry_free().
- * @return EF_OK; EF_ENOTFOUND (no such entry, or it is stale); EF_EINVAL.
- * The read rules of ef_feed_page apply to its ip.
+ * Look up one entry of @p owner's feed by reservation id (an indexed read,
+ * never a scan).
+ * @param st              the store.
+ * @param owner           the owner, in any spelling.
+ * @param reservation_id  the reservation, exactly as finalized.
+ * @param out             receives a new entry, owned by the caller: free it
+ *                        with ef_entry_free(). NULL on failure.
+ * @return #EF_OK; #EF_ENOTFOUND (no such entry, or it is stale or beyond
+ *         the owner's cap); #EF_EINVAL (NULL @p st or @p out, a bad owner or
+ *         reservation id); or a store error.
+ * The read rules of ef_feed_page() apply to its ip and unread fields.
+ * Thread-safe.
  */
 EF_EXPORT int ef_get_entry(ef_store *st, const char *owner,
 			   const char *reservation_id, ef_entry **out);
 
-/** Free an entry from ef_get_entry(). Accepts NULL. */
+/**
+ * Free an entry from ef_get_entry() (the struct and its strings).
+ * @param e  the entry, or NULL (nothing is done).
+ */
 EF_EXPORT void ef_entry_free(ef_entry *e);
 
 /**
- * The canonical spelling of an owner (trimmed, ASCII lowercased), the one
- * identity every path uses, into @buf of @cap bytes.
- * @return EF_OK; EF_EINVAL (not a valid owner, or @cap too small).
+ * Write the canonical spelling of an owner (ASCII white space trimmed,
+ * ASCII letters lowercased), the one identity every path uses, into @p buf.
+ * Needs no store; thread-safe.
+ * @param owner  the owner as given (valid UTF-8, no control characters).
+ * @param buf    receives the canonical owner, NUL-terminated.
+ * @param cap    size of @p buf; #EF_OWNER_KEY_MAX + 1 bytes always suffice.
+ * @return #EF_OK; #EF_EINVAL (NULL @p buf, not a valid owner, or @p cap too
+ *         small).
  */
 EF_EXPORT int ef_canonical_owner(const char *owner, char *buf, size_t cap);
 
 /**
- * Number of unread entries that a full read of @owner's feed would return.
- * @return EF_OK; EF_EINVAL; EF_EIO; EF_ECORRUPT.
+ * Count the unread entries that a full read of @p owner's feed would return
+ * (markers of stale or over-cap entries not deleted yet do not count).
+ * @param st     the store.
+ * @param owner  the owner, in any spelling.
+ * @param out    receives the count (0 when the owner has no entry).
+ * @return #EF_OK; #EF_EINVAL (NULL @p st or @p out, a bad owner); #EF_EIO;
+ *         #EF_ECORRUPT; or another store error. Thread-safe.
  */
 EF_EXPORT int ef_unread_count(ef_store *st, const char *owner, uint64_t *out);
 
 /**
  * Mark one entry read. Idempotent.
- * @return EF_OK (read now, whether or not it was unread before);
- *         EF_ENOTFOUND (the owner has no such reservation); EF_EINVAL.
+ * @param st              the store.
+ * @param owner           the owner, in any spelling.
+ * @param reservation_id  the reservation, exactly as finalized.
+ * @return #EF_OK (read now, whether or not it was unread before);
+ *         #EF_ENOTFOUND (the owner has no such reservation); #EF_EINVAL
+ *         (bad arguments, or a read-only store); or a store error.
+ * Thread-safe.
  */
 EF_EXPORT int ef_mark_read(ef_store *st, const char *owner,
 			   const char *reservation_id);
 
 /**
- * Mark every entry of @owner read. Idempotent.
- * @return EF_OK; EF_EINVAL; EF_EIO.
+ * Mark every entry of @p owner read, in one write transaction. Idempotent;
+ * an owner without entries is not an error.
+ * @param st     the store.
+ * @param owner  the owner, in any spelling.
+ * @return #EF_OK; #EF_EINVAL (bad arguments, or a read-only store); #EF_EIO;
+ *         or another store error. Thread-safe.
  */
 EF_EXPORT int ef_mark_all_read(ef_store *st, const char *owner);
 
+/** @} */
+
+/**
+ * @defgroup maint Maintenance: lock, reset, seed, migrate, check
+ * @{
+ */
+
 /* ---- maintenance -------------------------------------------------------- */
 
-/* Flags for ef_maint_lock(). */
-#define EF_LOCK_NOWAIT 0x1u /* return EF_EBUSY at once instead of waiting */
+/** Flag of ef_maint_lock() and the lock_flags of the long operations:
+ * return #EF_EBUSY at once instead of waiting for the lock. */
+#define EF_LOCK_NOWAIT 0x1u
 
 /**
  * Called once, before blocking, when another process holds the maintenance
- * lock. @holder describes it ("pid 1234 (edgefeed seed --reset)"); borrowed
- * for the call only.
+ * lock.
+ * @param holder  describes the holder ("pid 1234 (edgefeed seed --reset)");
+ *                borrowed for the call only.
+ * @param ctx     the context given with the callback.
  */
 typedef void (*ef_wait_fn)(const char *holder, void *ctx);
 
-/** A held maintenance lock; see ef_maint_lock(). */
+/** A held maintenance lock: opaque; see ef_maint_lock(). */
 typedef struct ef_maint ef_maint;
 
 /**
  * Take the store's maintenance lock, which serializes long operations (seed,
- * migrate, sweep, compact) across processes. It is held by the process and
- * released by ef_maint_unlock(), or by the kernel if the process dies.
+ * migrate, import, sweep, compact) across processes. It is held by the
+ * process (a flock on maint.lock in the store directory) and released by
+ * ef_maint_unlock(), or by the kernel if the process dies. It does not keep
+ * workers from finalizing or reading.
  *
- * @param what    a short description of the holder's job, shown to waiters.
- * @param on_wait called before waiting (may be NULL).
- * @param out     receives the held lock; NULL on failure.
- * @return EF_OK; EF_EBUSY (held elsewhere and EF_LOCK_NOWAIT); EF_EIO.
+ * The long operations take it themselves: take it only to run a job of
+ * your own (e.g. ef_reset()), and do not call them while holding it (they
+ * would wait for it forever, or fail with #EF_EBUSY under #EF_LOCK_NOWAIT).
+ *
+ * @param st       the store.
+ * @param what     a short description of the holder's job, shown to
+ *                 waiters; NULL: "maintenance". Borrowed.
+ * @param flags    0 (wait) or #EF_LOCK_NOWAIT.
+ * @param on_wait  called before waiting (may be NULL).
+ * @param ctx      passed to @p on_wait.
+ * @param out      receives the held lock, released by ef_maint_unlock();
+ *                 NULL on failure.
+ * @return #EF_OK; #EF_EBUSY (held elsewhere and #EF_LOCK_NOWAIT; ef_errmsg
+ *         names the holder); #EF_EINVAL (NULL @p st or @p out); #EF_EIO;
+ *         #EF_ENOMEM.
+ * Thread-safe, but a lock is the process's: a second thread taking it waits
+ * like another process would. Do not fork() while holding it.
  */
 EF_EXPORT int ef_maint_lock(ef_store *st, const char *what, unsigned flags,
 			    ef_wait_fn on_wait, void *ctx, ef_maint **out);
 
-/** Release a maintenance lock. Accepts NULL. */
+/**
+ * Release a maintenance lock and free it.
+ * @param lk  the lock, or NULL (nothing is done).
+ */
 EF_EXPORT void ef_maint_unlock(ef_maint *lk);
 
 /** Result of ef_reset(). */
 typedef struct ef_reset_stats {
-	uint64_t keys_deleted; /* feed keys removed (entries, indexes, markers, legacy) */
-	uint64_t batches;      /* write transactions used */
+	uint64_t keys_deleted; /**< feed keys removed (entries, indexes, markers,
+				* legacy arrays) */
+	uint64_t batches;      /**< write transactions used */
 } ef_reset_stats;
 
 /**
  * Remove every feed record (entries, index keys, unread markers and legacy
- * arrays) in batches of short write transactions. The caller should hold the
- * maintenance lock. @stats may be NULL.
- * @return EF_OK; EF_EIO; EF_EFULL.
+ * arrays) in batches of short write transactions, so workers keep writing
+ * meanwhile (what they write during the reset may or may not survive it).
+ * The caller should hold the maintenance lock. If it fails, the batches
+ * already committed stay removed; running it again finishes the job.
+ * @param st     the store.
+ * @param stats  receives what was done; may be NULL.
+ * @return #EF_OK; #EF_EINVAL (NULL @p st, or a read-only store); #EF_EIO;
+ *         #EF_EFULL; or another store error.
  */
 EF_EXPORT int ef_reset(ef_store *st, ef_reset_stats *stats);
 
 /**
- * Progress of a long operation: @done of @total units. Called from the
- * operation's thread; keep it quick.
+ * Progress of a long operation: @p done of @p total units (the unit is
+ * named by the operation's options). Called from the operation's thread;
+ * keep it quick, and do not call the library from it.
+ * @param done   units done so far.
+ * @param total  units in all (it may grow, e.g. while reading a pipe).
+ * @param ctx    the context given with the callback.
  */
 typedef void (*ef_progress_fn)(uint64_t done, uint64_t total, void *ctx);
 
 /** Options of ef_seed(). Zero-initialize, then set. */
 typedef struct ef_seed_opts {
-	uint32_t owners;       /* owners user0000@example.com ... (>= 1) */
-	uint32_t receives;     /* receives per owner (>= 1) */
-	int reset;             /* first remove every feed record (ef_reset) */
-	uint64_t rng_seed;     /* same seed and now_ms: same data */
-	int64_t now_ms;        /* times are over the 60 days before it; 0: now */
-	unsigned lock_flags;   /* EF_LOCK_NOWAIT */
-	ef_wait_fn on_wait;    /* see ef_maint_lock() */
-	void *wait_ctx;
-	ef_progress_fn progress; /* may be NULL */
-	void *progress_ctx;
+	uint32_t owners;       /**< owners user0000@example.com ... (1..10000000) */
+	uint32_t receives;     /**< receives per owner (1..1000000) */
+	int reset;             /**< nonzero: first remove every feed record
+				* (ef_reset()) */
+	uint64_t rng_seed;     /**< same seed and now_ms: same data */
+	int64_t now_ms;        /**< times are over the 60 days before it; 0: now */
+	unsigned lock_flags;   /**< 0 or #EF_LOCK_NOWAIT */
+	ef_wait_fn on_wait;    /**< see ef_maint_lock(); may be NULL */
+	void *wait_ctx;        /**< passed to on_wait */
+	ef_progress_fn progress; /**< receives done / total; may be NULL */
+	void *progress_ctx;    /**< passed to progress */
 } ef_seed_opts;
 
 /** Result of ef_seed(). */
 typedef struct ef_seed_stats {
-	uint64_t created;       /* finalizations that returned EF_OK */
-	uint64_t duplicates;    /* that returned EF_EXISTS */
-	uint64_t reset_deleted; /* keys removed by the reset */
-	uint32_t owners;
+	uint64_t created;       /**< finalizations that returned #EF_OK */
+	uint64_t duplicates;    /**< that returned #EF_EXISTS */
+	uint64_t reset_deleted; /**< keys removed by the reset */
+	uint32_t owners;        /**< owners seeded */
 } ef_seed_stats;
 
 /**
@@ -313,74 +582,92 @@ typedef struct ef_seed_stats {
  * documentation-range IPs (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
  * 2001:db8::/32), times over the 60 days before now_ms, and a payload with
  * fileName, size, senderEmail and linkId. Holds the maintenance lock for its
- * whole run; finalizations are written in batches of short transactions.
- * @return EF_OK; EF_EINVAL (owners or receives 0); EF_EBUSY (lock held and
- *         EF_LOCK_NOWAIT); a store error.
+ * whole run; finalizations are written in batches of short transactions
+ * (on failure, the batches already committed stay).
+ * @param st     the store.
+ * @param opts   what to make; required.
+ * @param stats  receives what was done; may be NULL.
+ * @return #EF_OK; #EF_EINVAL (NULL @p st or @p opts, owners or receives out
+ *         of range, a read-only store); #EF_EBUSY (lock held and
+ *         #EF_LOCK_NOWAIT); or a store error.
  */
 EF_EXPORT int ef_seed(ef_store *st, const ef_seed_opts *opts,
 		      ef_seed_stats *stats);
 
 /** Options of ef_migrate(). Zero-initialize, then set. */
 typedef struct ef_migrate_opts {
-	uint32_t batch;          /* legacy owners per write transaction (0: 16) */
-	int dry_run;             /* compute everything, write nothing */
-	unsigned lock_flags;     /* EF_LOCK_NOWAIT */
-	ef_wait_fn on_wait;      /* see ef_maint_lock() */
-	void *wait_ctx;
-	ef_progress_fn progress; /* owners done / total; may be NULL */
-	void *progress_ctx;
+	uint32_t batch;          /**< legacy owners per write transaction
+				  * (0: 16) */
+	int dry_run;             /**< nonzero: compute everything, write nothing */
+	unsigned lock_flags;     /**< 0 or #EF_LOCK_NOWAIT */
+	ef_wait_fn on_wait;      /**< see ef_maint_lock(); may be NULL */
+	void *wait_ctx;          /**< passed to on_wait */
+	ef_progress_fn progress; /**< owners done / total; may be NULL */
+	void *progress_ctx;      /**< passed to progress */
 } ef_migrate_opts;
 
 /** What ef_migrate() did (or, with dry_run, would do). */
 typedef struct ef_migrate_stats {
-	uint64_t owners;          /* legacy arrays converted */
-	uint64_t elements;        /* elements in them */
-	uint64_t migrated;        /* entries written */
-	uint64_t duplicates;      /* elements merged: a reservation repeated in
+	uint64_t owners;          /**< legacy arrays converted */
+	uint64_t elements;        /**< elements in them */
+	uint64_t migrated;        /**< entries written */
+	uint64_t duplicates;      /**< elements merged: a reservation repeated in
 				   * an array, or already finalized */
-	uint64_t quarantined;     /* elements (or whole values) moved to quarantine */
-	uint64_t kept_without_ip; /* migrated, but their ip was not an address */
-	uint64_t markers_kept;    /* unread markers of migrated entries */
-	uint64_t orphan_markers;  /* markers of these owners without an entry */
-	uint64_t batches;         /* write transactions */
+	uint64_t quarantined;     /**< elements (or whole values) moved to
+				   * quarantine */
+	uint64_t kept_without_ip; /**< migrated, but their ip was not an address */
+	uint64_t markers_kept;    /**< unread markers of migrated entries */
+	uint64_t orphan_markers;  /**< markers of these owners without an entry */
+	uint64_t batches;         /**< write transactions */
 } ef_migrate_stats;
 
 /**
- * Convert every legacy array (recentReceives:<owner>) into per-entry records
+ * Convert every legacy array (`recentReceives:<owner>`) into per-entry records
  * through the finalize logic: each owner in one write transaction (several
  * owners per transaction, up to opts->batch), then the legacy key deleted.
  * What cannot be converted is kept byte-for-byte in a quarantine record
- * (quarantine:<owner>:<hash>) with the reasons. Existing unread markers are
- * kept; none are created. Re-running does nothing new. Holds the
- * maintenance lock. @opts and @stats may be NULL.
- * @return EF_OK; EF_EBUSY (lock held and EF_LOCK_NOWAIT); a store error.
+ * (`quarantine:<owner>:<hash>`) with the reasons. Existing unread markers are
+ * kept; none are created. Re-running does nothing new, and picks up arrays
+ * an old writer recreated; a crash leaves each owner fully migrated or not
+ * at all. Holds the maintenance lock; workers keep writing meanwhile.
+ * @param st     the store.
+ * @param opts   options; NULL for the defaults.
+ * @param stats  receives what was done (or would be); may be NULL.
+ * @return #EF_OK; #EF_EBUSY (lock held and #EF_LOCK_NOWAIT); #EF_EINVAL (a
+ *         read-only store); #EF_EIO (also: the keyring cannot seal an IP);
+ *         or a store error.
  */
 EF_EXPORT int ef_migrate(ef_store *st, const ef_migrate_opts *opts,
 			 ef_migrate_stats *stats);
 
-/** Called by ef_check() once per violation: @what says which invariant,
- * @key the key involved (printable; borrowed for the call). */
+/**
+ * Called by ef_check() once per violation.
+ * @param what  which invariant is broken (a short English phrase).
+ * @param key   the key involved, printable, or NULL; borrowed for the call.
+ * @param ctx   ef_check_opts.report_ctx.
+ */
 typedef void (*ef_violation_fn)(const char *what, const char *key, void *ctx);
 
-/** Options of ef_check(). */
+/** Options of ef_check(). Zero-initialize, then set. */
 typedef struct ef_check_opts {
-	int strict;              /* also flag what a sweep would delete: owners
-				  * over their cap, markers of stale entries */
-	ef_violation_fn report;  /* may be NULL */
-	void *report_ctx;
-	ef_progress_fn progress; /* keys done / total; may be NULL */
-	void *progress_ctx;
+	int strict;              /**< nonzero: also flag what a sweep would
+				  * delete (owners over their cap, markers of
+				  * stale entries) */
+	ef_violation_fn report;  /**< called per violation; may be NULL */
+	void *report_ctx;        /**< passed to report */
+	ef_progress_fn progress; /**< keys done / total; may be NULL */
+	void *progress_ctx;      /**< passed to progress */
 } ef_check_opts;
 
 /** What ef_check() looked at and found. */
 typedef struct ef_check_stats {
-	uint64_t keys;        /* every key read */
-	uint64_t entries;
-	uint64_t index_keys;
-	uint64_t markers;
-	uint64_t legacy_arrays;
-	uint64_t quarantined;
-	uint64_t violations;  /* 0: every invariant holds */
+	uint64_t keys;        /**< every key read */
+	uint64_t entries;     /**< entry records */
+	uint64_t index_keys;  /**< receiveIndex: keys */
+	uint64_t markers;     /**< unread markers */
+	uint64_t legacy_arrays; /**< legacy arrays still present */
+	uint64_t quarantined; /**< quarantine records */
+	uint64_t violations;  /**< 0: every invariant holds */
 } ef_check_stats;
 
 /**
@@ -388,28 +675,42 @@ typedef struct ef_check_stats {
  * consistent snapshot, while workers write): keys in canonical form, every
  * record decodes and agrees with its key, every entry has its index (same
  * createdSort) and every index its entry, every unread marker an entry, the
- * format version present. @opts and @stats may be NULL.
- * @return EF_OK (check the violations count); a store error.
+ * format version present, sealed IPs open with their window's key, the
+ * keyring file sound. Works on a read-only handle; changes nothing.
+ * @param st     the store.
+ * @param opts   options; NULL for the defaults.
+ * @param stats  receives what was found; may be NULL.
+ * @return #EF_OK (look at the violations count: a violation is not an
+ *         error of the call); a store error.
  */
 EF_EXPORT int ef_check(ef_store *st, const ef_check_opts *opts,
 		       ef_check_stats *stats);
 
+/** @} */
+
+/**
+ * @defgroup kvbulk Workers KV bulk import and export
+ * @{
+ */
+
 /* ---- Workers KV bulk import and export ------------------------------------ */
 
-/*
+/**
  * Why an element of a bulk file was not imported. One X-macro list makes
- * the enum and ef_import_skip_name(), so they cannot drift apart.
- *   X(name, JSON name)
- *   UNKNOWN_PREFIX  not a key of a feed family (meta: keys too)
- *   BAD_KEY         a feed key, but malformed
- *   NOT_STRING      "value" is not a string
- *   BAD_BASE64      "base64" is not a boolean, or the value does not decode
- *   BAD_VALUE       the value is not what its key family holds
- *   MISMATCH        a record disagrees with its key
- *   CONFLICT        the store holds another entry for the reservation
- *                   (first write wins)
- *   NO_ENTRY        an index key or unread marker whose entry is neither
- *                   in the file nor in the store
+ * the enum #ef_import_skip and ef_import_skip_name(), so they cannot drift
+ * apart. Each row is `X(name, JSON name)`:
+ *  - UNKNOWN_PREFIX "unknownPrefix": not a key of a feed family (meta: keys
+ *    too)
+ *  - BAD_KEY "badKey": a feed key, but malformed
+ *  - NOT_STRING "valueNotString": "value" is not a string
+ *  - BAD_BASE64 "badBase64": "base64" is not a boolean, or the value does
+ *    not decode
+ *  - BAD_VALUE "badValue": the value is not what its key family holds
+ *  - MISMATCH "keyMismatch": a record disagrees with its key
+ *  - CONFLICT "conflict": the store holds another entry for the
+ *    reservation (first write wins)
+ *  - NO_ENTRY "noEntry": an index key or unread marker whose entry is
+ *    neither in the file nor in the store
  */
 #define EF_IMPORT_SKIP_MAP(X)                                                  \
 	X(UNKNOWN_PREFIX, "unknownPrefix")                                     \
@@ -421,6 +722,8 @@ EF_EXPORT int ef_check(ef_store *st, const ef_check_opts *opts,
 	X(CONFLICT, "conflict")                                                \
 	X(NO_ENTRY, "noEntry")
 
+/** Reasons for skipping an element of a bulk file (see
+ * #EF_IMPORT_SKIP_MAP); they index ef_import_stats.skipped_by_reason. */
 typedef enum ef_import_skip {
 #define EF__SKIP_ENUM(name, json) EF_IMPORT_SKIP_##name,
 	EF_IMPORT_SKIP_MAP(EF__SKIP_ENUM)
@@ -428,16 +731,45 @@ typedef enum ef_import_skip {
 	EF_IMPORT_SKIP_COUNT
 } ef_import_skip;
 
-/** The JSON name of a skip reason ("badKey"); never NULL ("unknown"). */
+/** @var EF_IMPORT_SKIP_UNKNOWN_PREFIX
+ * "unknownPrefix": not a key of a feed family (meta: keys too). */
+/** @var EF_IMPORT_SKIP_BAD_KEY
+ * "badKey": a feed key, but malformed. */
+/** @var EF_IMPORT_SKIP_NOT_STRING
+ * "valueNotString": "value" is not a string. */
+/** @var EF_IMPORT_SKIP_BAD_BASE64
+ * "badBase64": "base64" is not a boolean, or the value does not decode. */
+/** @var EF_IMPORT_SKIP_BAD_VALUE
+ * "badValue": the value is not what its key family holds. */
+/** @var EF_IMPORT_SKIP_MISMATCH
+ * "keyMismatch": a record disagrees with its key. */
+/** @var EF_IMPORT_SKIP_CONFLICT
+ * "conflict": the store holds another entry for the reservation (first
+ * write wins). */
+/** @var EF_IMPORT_SKIP_NO_ENTRY
+ * "noEntry": an index key or unread marker whose entry is neither in the
+ * file nor in the store. */
+/** @var EF_IMPORT_SKIP_COUNT
+ * The number of reasons (not a reason). */
+
+/**
+ * The JSON name of a skip reason ("badKey"), as the CLI's skippedReasons
+ * prints it.
+ * @param reason  an ::ef_import_skip.
+ * @return a static string; never NULL ("unknown" for an unknown reason).
+ */
 EF_EXPORT const char *ef_import_skip_name(int reason);
 
 /**
  * Called once for each element that ef_import_kvbulk() does not take.
- * @element  its index in the file's array (0-based, as jq '.[N]')
- * @key      its "key", @key_len bytes (may hold any UTF-8, even NUL)
- * @reason   an ef_import_skip
- * @detail   what exactly was wrong
  * Strings are borrowed for the call only.
+ * @param element  its index in the file's array (0-based, as jq '.[N]').
+ * @param key      its "key", @p key_len bytes (may hold any UTF-8, even NUL;
+ *                 not NUL-terminated).
+ * @param key_len  length of @p key in bytes.
+ * @param reason   an ::ef_import_skip.
+ * @param detail   what exactly was wrong, NUL-terminated.
+ * @param ctx      ef_import_opts.skip_ctx.
  */
 typedef void (*ef_import_skip_fn)(uint64_t element, const char *key,
 				  size_t key_len, int reason,
@@ -445,46 +777,47 @@ typedef void (*ef_import_skip_fn)(uint64_t element, const char *key,
 
 /** Options of ef_import_kvbulk(). Zero-initialize, then set. */
 typedef struct ef_import_opts {
-	uint32_t batch;            /* elements per write transaction (0: 1000) */
-	unsigned lock_flags;       /* EF_LOCK_NOWAIT */
-	ef_wait_fn on_wait;        /* see ef_maint_lock() */
-	void *wait_ctx;
-	ef_progress_fn progress;   /* elements done / total; may be NULL */
-	void *progress_ctx;
-	ef_import_skip_fn on_skip; /* may be NULL (the counts still say) */
-	void *skip_ctx;
+	uint32_t batch;            /**< elements per write transaction (0: 1000) */
+	unsigned lock_flags;       /**< 0 or #EF_LOCK_NOWAIT */
+	ef_wait_fn on_wait;        /**< see ef_maint_lock(); may be NULL */
+	void *wait_ctx;            /**< passed to on_wait */
+	ef_progress_fn progress;   /**< elements done / total; may be NULL */
+	void *progress_ctx;        /**< passed to progress */
+	ef_import_skip_fn on_skip; /**< may be NULL (the counts still say) */
+	void *skip_ctx;            /**< passed to on_skip */
 } ef_import_opts;
 
 /** What ef_import_kvbulk() did. */
 typedef struct ef_import_stats {
-	uint64_t elements;        /* elements read */
-	uint64_t legacy_arrays;   /* legacy arrays stored under a key of their own */
-	uint64_t legacy_merged;   /* legacy arrays merged into another array of
+	uint64_t elements;        /**< elements read */
+	uint64_t legacy_arrays;   /**< legacy arrays stored under a key of their own */
+	uint64_t legacy_merged;   /**< legacy arrays merged into another array of
 				   * the same owner (another spelling of it) */
-	uint64_t merged_owners;   /* owners whose legacy arrays were merged */
-	uint64_t entries;         /* entry records written, with their index keys */
-	uint64_t index_keys;      /* index keys found to match their entry */
-	uint64_t markers;         /* unread markers written */
-	uint64_t quarantine_records; /* quarantine records of the file, stored
+	uint64_t merged_owners;   /**< owners whose legacy arrays were merged */
+	uint64_t entries;         /**< entry records written, with their index keys */
+	uint64_t index_keys;      /**< index keys found to match their entry */
+	uint64_t markers;         /**< unread markers written */
+	uint64_t quarantine_records; /**< quarantine records of the file, stored
 				      * (or already there) */
-	uint64_t quarantined;     /* legacy values that could not merge, kept in
+	uint64_t quarantined;     /**< legacy values that could not merge, kept in
 				   * new quarantine records */
-	uint64_t ips_dropped;     /* IPs past ip_retention, left out */
-	uint64_t unchanged;       /* elements the store already held */
-	uint64_t skipped;         /* elements not taken: see on_skip */
-	uint64_t skipped_by_reason[EF_IMPORT_SKIP_COUNT];
-	uint64_t batches;         /* write transactions */
+	uint64_t ips_dropped;     /**< IPs past ip_retention, left out */
+	uint64_t unchanged;       /**< elements the store already held */
+	uint64_t skipped;         /**< elements not taken: see on_skip */
+	uint64_t skipped_by_reason[EF_IMPORT_SKIP_COUNT]; /**< skipped, by
+				   * ::ef_import_skip */
+	uint64_t batches;         /**< write transactions */
 } ef_import_stats;
 
 /**
  * Import a Workers KV bulk file (a JSON array of {"key", "value",
  * "base64", "expiration", "expiration_ttl", "metadata"}) into the store:
- *  - legacy arrays (recentReceives:<owner>): the owner canonicalized, the
+ *  - legacy arrays (`recentReceives:<owner>`): the owner canonicalized, the
  *    raw owner of the old worker's keys accepted; arrays of one owner under
  *    several spellings are merged into one (elements concatenated, leaving
  *    out those the array already holds); a value that cannot merge (not a
  *    JSON array) is kept byte for byte in a quarantine record instead;
- *  - entry records (recentReceive:<owner>:<createdSort>:<reservationId>,
+ *  - entry records (`recentReceive:<owner>:<createdSort>:<reservationId>`,
  *    value: the record bytes, base64): the record must decode and agree
  *    with its key; it is written again through the finalize encoding, with
  *    its index key, its IP (from "metadata": {"ip"}) sealed under this
@@ -505,14 +838,18 @@ typedef struct ef_import_stats {
  * nothing and progress knows its total; other files (a pipe) are read once,
  * and their progress total grows with the elements done.
  *
+ * @param st     the store.
  * @param path   the file; borrowed for the call.
  * @param opts   may be NULL (the defaults).
  * @param stats  may be NULL; filled also on failure (what was done).
- * @return EF_OK; EF_EINVAL (a malformed file: not JSON, not an array, an
+ * @return #EF_OK; #EF_EINVAL (a malformed file: not JSON, not an array, an
  *         element that is not an object or lacks "key" (a string) or
  *         "value"; ef_errmsg names the path, line, column, byte offset and
- *         element index); EF_ENOTFOUND, EF_EIO (cannot read the file);
- *         EF_EBUSY (lock held and EF_LOCK_NOWAIT); a store error.
+ *         element index; or a read-only store); #EF_ENOTFOUND, #EF_EIO
+ *         (cannot read the file); #EF_EBUSY (lock held and #EF_LOCK_NOWAIT);
+ *         or a store error. On an error after the first batch (a pipe that
+ *         turns out malformed, a full disk), the batches committed stay;
+ *         importing the file again completes it.
  */
 EF_EXPORT int ef_import_kvbulk(ef_store *st, const char *path,
 			       const ef_import_opts *opts,
@@ -520,30 +857,30 @@ EF_EXPORT int ef_import_kvbulk(ef_store *st, const char *path,
 
 /** Options of ef_export_kvbulk(). Zero-initialize, then set. */
 typedef struct ef_export_opts {
-	ef_progress_fn progress; /* keys done / total; may be NULL */
-	void *progress_ctx;
+	ef_progress_fn progress; /**< keys done / total; may be NULL */
+	void *progress_ctx;      /**< passed to progress */
 } ef_export_opts;
 
 /** What ef_export_kvbulk() wrote. */
 typedef struct ef_export_stats {
-	uint64_t elements;        /* elements written */
-	uint64_t entries;
-	uint64_t index_keys;
-	uint64_t markers;
-	uint64_t legacy_arrays;
-	uint64_t quarantine_records;
-	uint64_t ips_dropped;     /* IPs past ip_retention left out: of entries,
+	uint64_t elements;        /**< elements written */
+	uint64_t entries;         /**< entry records */
+	uint64_t index_keys;      /**< receiveIndex: keys */
+	uint64_t markers;         /**< unread markers */
+	uint64_t legacy_arrays;   /**< legacy arrays */
+	uint64_t quarantine_records; /**< quarantine records */
+	uint64_t ips_dropped;     /**< IPs past ip_retention left out: of entries,
 				   * legacy elements and quarantined values */
-	uint64_t unparsed;        /* legacy or quarantined values written as
+	uint64_t unparsed;        /**< legacy or quarantined values written as
 				   * they are because they are not JSON (any IP
 				   * in them could not be found) */
-	uint64_t left_out;        /* records that do not decode, keys that are
+	uint64_t left_out;        /**< records that do not decode, keys that are
 				   * not UTF-8: not written */
-	uint64_t other_keys;      /* meta: keys: not part of the format */
+	uint64_t other_keys;      /**< meta: keys: not part of the format */
 } ef_export_stats;
 
 /**
- * Write the store's feed records to @out in the Workers KV bulk format,
+ * Write the store's feed records to @p out in the Workers KV bulk format,
  * from one read snapshot, in key order: entry records (value: the record
  * bytes in base64, "base64": true; the IP, while within retention at the
  * store's clock, as "metadata": {"ip"}), index keys, unread markers,
@@ -553,43 +890,55 @@ typedef struct ef_export_stats {
  * gets the id the feed gives it, so it stays the same entry). Importing the
  * file into an empty store reproduces every feed page.
  *
- * @param out    an open stream; written, flushed, not closed.
- * @param opts   may be NULL. @stats may be NULL.
- * @return EF_OK; EF_EIO (cannot write @out); EF_ENOMEM; a store error.
+ * @param st     the store (a read-only handle will do).
+ * @param out    an open stream; written, flushed, not closed. On failure it
+ *               may hold part of the file.
+ * @param opts   may be NULL.
+ * @param stats  may be NULL.
+ * @return #EF_OK; #EF_EIO (cannot write @p out); #EF_ENOMEM; or a store
+ *         error.
  * Does not block writers (it holds a read snapshot while it writes).
+ * The file holds IPs within retention: keep it private.
  */
 EF_EXPORT int ef_export_kvbulk(ef_store *st, FILE *out,
 			       const ef_export_opts *opts,
 			       ef_export_stats *stats);
 
+/** @} */
+
+/**
+ * @defgroup retention IP retention: sweep and compact; statistics
+ * @{
+ */
+
 /* ---- IP retention: sweep and compact ------------------------------------ */
 
 /** Options of ef_sweep_ex(). Zero-initialize, then set. */
 typedef struct ef_sweep_opts {
-	int64_t now_ms;          /* sweep as of this time; 0: the store's clock */
-	uint32_t batch;          /* work per write transaction: entries deleted
+	int64_t now_ms;          /**< sweep as of this time; 0: the store's clock */
+	uint32_t batch;          /**< work per write transaction: entries deleted
 				  * or rewritten, owners and markers examined
 				  * (0: 256) */
-	unsigned lock_flags;     /* EF_LOCK_NOWAIT */
-	ef_wait_fn on_wait;      /* see ef_maint_lock() */
-	void *wait_ctx;
-	ef_progress_fn progress; /* keys examined / total, after each
+	unsigned lock_flags;     /**< 0 or #EF_LOCK_NOWAIT */
+	ef_wait_fn on_wait;      /**< see ef_maint_lock(); may be NULL */
+	void *wait_ctx;          /**< passed to on_wait */
+	ef_progress_fn progress; /**< keys examined / total, after each
 				  * transaction; may be NULL */
-	void *progress_ctx;
+	void *progress_ctx;      /**< passed to progress */
 } ef_sweep_opts;
 
 /** What ef_sweep_ex() did. */
 typedef struct ef_sweep_stats {
-	uint64_t keys_destroyed;   /* window keys destroyed: every IP sealed
+	uint64_t keys_destroyed;   /**< window keys destroyed: every IP sealed
 				    * under them is unrecoverable */
-	uint64_t keyring_wiped;    /* damaged keyring slots overwritten */
-	uint64_t entries_deleted;  /* stale and over-cap entries, each with its
+	uint64_t keyring_wiped;    /**< damaged keyring slots overwritten */
+	uint64_t entries_deleted;  /**< stale and over-cap entries, each with its
 				    * index key and unread marker */
-	uint64_t markers_dropped;  /* unread markers without an entry */
-	uint64_t records_resealed; /* version-1 records (plaintext IP) rewritten:
+	uint64_t markers_dropped;  /**< unread markers without an entry */
+	uint64_t records_resealed; /**< version-1 records (plaintext IP) rewritten:
 				    * IP sealed, or dropped if past retention */
-	uint64_t batches;          /* write transactions committed */
-	int64_t now_ms;            /* the time it swept as of */
+	uint64_t batches;          /**< write transactions committed */
+	int64_t now_ms;            /**< the time it swept as of */
 } ef_sweep_stats;
 
 /**
@@ -604,22 +953,32 @@ typedef struct ef_sweep_stats {
  *     legacy array).
  * Holds the maintenance lock; works in short write transactions (opts->batch)
  * so workers keep writing meanwhile. Safe to interrupt at any point (even
- * kill -9) and run again. Other threads may use @st meanwhile; progress is
- * called from the calling thread. @opts and @stats may be NULL.
- * @return EF_OK; EF_EBUSY (lock held and EF_LOCK_NOWAIT); EF_EINVAL
- *         (read-only store); EF_EIO (keyring or store); EF_EFULL.
+ * kill -9) and run again. Other threads may use @p st meanwhile; progress is
+ * called from the calling thread. Run it daily.
+ * @param st     the store.
+ * @param opts   options; NULL for the defaults.
+ * @param stats  receives what was done; may be NULL.
+ * @return #EF_OK; #EF_EBUSY (lock held and #EF_LOCK_NOWAIT); #EF_EINVAL
+ *         (read-only store); #EF_EIO (keyring or store); #EF_EFULL; or
+ *         another store error.
  */
 EF_EXPORT int ef_sweep_ex(ef_store *st, const ef_sweep_opts *opts,
 			  ef_sweep_stats *stats);
 
-/** ef_sweep_ex() with every option at its default. */
+/**
+ * ef_sweep_ex() with every option at its default (now, waiting for the
+ * lock, no progress).
+ * @param st     the store.
+ * @param stats  receives what was done; may be NULL.
+ * @return as ef_sweep_ex().
+ */
 EF_EXPORT int ef_sweep(ef_store *st, ef_sweep_stats *stats);
 
 /** What ef_compact() did. */
 typedef struct ef_compact_stats {
-	uint64_t bytes_before; /* size of data.mdb before */
-	uint64_t bytes_after;  /* and after */
-	uint64_t keys;         /* records copied */
+	uint64_t bytes_before; /**< size of data.mdb before */
+	uint64_t bytes_after;  /**< and after */
+	uint64_t keys;         /**< records copied */
 } ef_compact_stats;
 
 /**
@@ -630,67 +989,117 @@ typedef struct ef_compact_stats {
  * how plaintext from before sealing (legacy arrays, version-1 records) leaves
  * the file once migrate and sweep removed it from the live records.
  *
- * Needs the store to itself: it refuses at once with EF_EBUSY while any
+ * Needs the store to itself: it refuses at once with #EF_EBUSY while any
  * other handle (in any process) has the store open, or another maintenance
- * job runs. No other thread may use @st during the call; on success @st is
- * open on the new file. If it fails after the old file was closed (an
- * EF_EIO, EF_ENOMEM or EF_ECORRUPT that ef_errmsg says happened while
- * reopening), @st can only be closed. @stats may be NULL.
- * @return EF_OK; EF_EBUSY; EF_EINVAL (read-only store); EF_EIO; EF_EFULL.
+ * job runs. No other thread may use @p st during the call; on success @p st
+ * is open on the new file. If it fails after the old file was closed (an
+ * #EF_EIO, #EF_ENOMEM or #EF_ECORRUPT that ef_errmsg says happened while
+ * reopening), @p st can only be closed.
+ * @param st     the store: the only handle open on it, anywhere.
+ * @param stats  receives what was done; may be NULL.
+ * @return #EF_OK; #EF_EBUSY; #EF_EINVAL (read-only store); #EF_EIO;
+ *         #EF_EFULL; or another store error.
  */
 EF_EXPORT int ef_compact(ef_store *st, ef_compact_stats *stats);
 
 /** Store statistics; see ef_stat(). */
 typedef struct ef_stat_info {
-	uint64_t entries;        /* recentReceive: records */
-	uint64_t index_keys;     /* receiveIndex: keys */
-	uint64_t unread_markers; /* unread: keys */
-	uint64_t legacy_arrays;  /* recentReceives: keys */
-	uint64_t quarantined;    /* quarantine: records */
-	uint64_t owners;         /* distinct owners with entries */
-	uint64_t other_keys;     /* meta: and anything else */
-	uint64_t map_size;       /* current map size, bytes */
-	uint64_t map_used;       /* bytes of the map in use (last page) */
-	uint64_t page_size;
-	uint32_t format_version;
-	uint32_t max_readers;
-	uint32_t readers_used;
+	uint64_t entries;        /**< recentReceive: records */
+	uint64_t index_keys;     /**< receiveIndex: keys */
+	uint64_t unread_markers; /**< unread: keys */
+	uint64_t legacy_arrays;  /**< recentReceives: keys */
+	uint64_t quarantined;    /**< quarantine: records */
+	uint64_t owners;         /**< distinct owners with entries */
+	uint64_t other_keys;     /**< meta: and anything else */
+	uint64_t map_size;       /**< current map size, bytes */
+	uint64_t map_used;       /**< bytes of the map in use (last page) */
+	uint64_t page_size;      /**< LMDB page size, bytes */
+	uint32_t format_version; /**< the store's format (0: never written) */
+	uint32_t max_readers;    /**< size of LMDB's reader table */
+	uint32_t readers_used;   /**< reader slots in use, all processes */
 } ef_stat_info;
 
-/** Count what the store holds, under one read transaction. */
+/**
+ * Count what the store holds, under one read transaction (a scan of every
+ * key: cost grows with the store). Thread-safe; works on a read-only handle.
+ * @param st   the store.
+ * @param out  receives the statistics.
+ * @return #EF_OK; #EF_EINVAL (NULL @p st or @p out); or a store error.
+ */
 EF_EXPORT int ef_stat(ef_store *st, ef_stat_info *out);
+
+/** @} */
+
+/**
+ * @addtogroup errors
+ * @{
+ */
 
 /* ---- errors and helpers ------------------------------------------------- */
 
-/** Text of an error code; never NULL ("unknown error" for unknown codes). */
+/**
+ * The text of a return code ("invalid argument").
+ * @param rc  an ::ef_errno value (any int is accepted).
+ * @return a static string; never NULL ("unknown error" for unknown codes).
+ * Thread-safe; needs no store.
+ */
 EF_EXPORT const char *ef_strerror(int rc);
 
-/** Name of an error code ("EF_EINVAL"); never NULL. */
+/**
+ * The name of a return code ("EF_EINVAL").
+ * @param rc  an ::ef_errno value (any int is accepted).
+ * @return a static string; never NULL ("EF_UNKNOWN" for unknown codes).
+ * Thread-safe; needs no store.
+ */
 EF_EXPORT const char *ef_err_name(int rc);
 
 /**
- * Detail of the calling thread's last error on @st (e.g. "owner: invalid
- * UTF-8 at byte 5"), or of its last failed ef_open() when @st is NULL.
- * Borrowed: valid until the thread's next call on the store. Never NULL ("").
+ * The detail of the calling thread's last error on @p st (such as "owner:
+ * invalid UTF-8 at byte 5"), or of its last failed ef_open() when @p st is
+ * NULL. Each thread has its own: read it on the thread that got the error.
+ * @param st  the store, or NULL for ef_open()'s errors.
+ * @return a NUL-terminated message, "" if there is none; never NULL.
+ *         Borrowed: valid until the thread's next call on the store (copy
+ *         it to keep it). It may be "" after a call that failed without
+ *         detail; ef_strerror() of the code then says enough.
  */
 EF_EXPORT const char *ef_errmsg(const ef_store *st);
+
+/** @} */
+
+/**
+ * @defgroup helpers Times and version
+ * @{
+ */
 
 /**
  * Parse a time: epoch milliseconds ("1700000000000") or ISO-8601
  * ("2026-05-06T02:58:52.123Z", "2026-05-06T04:58:52+02:00", fraction
- * optional). @return EF_OK, or EF_EINVAL if it is neither or out of range
- * [0, EF_CREATED_MAX].
+ * optional). Thread-safe; needs no store.
+ * @param text    the time, NUL-terminated.
+ * @param out_ms  receives milliseconds since the epoch.
+ * @return #EF_OK, or #EF_EINVAL if it is neither, or out of range
+ *         [0, #EF_CREATED_MAX].
  */
 EF_EXPORT int ef_time_parse(const char *text, int64_t *out_ms);
 
 /**
- * Format @ms as ISO-8601 UTC with milliseconds ("2026-05-06T02:58:52.123Z")
- * into @buf of EF_TIME_BUFSZ bytes. @return EF_OK or EF_EINVAL (out of range).
+ * Format @p ms as ISO-8601 UTC with milliseconds
+ * ("2026-05-06T02:58:52.123Z"). Thread-safe; needs no store.
+ * @param ms   milliseconds since the epoch, in [0, #EF_CREATED_MAX].
+ * @param buf  receives the NUL-terminated text; #EF_TIME_BUFSZ bytes.
+ * @return #EF_OK or #EF_EINVAL (out of range).
  */
 EF_EXPORT int ef_time_format(int64_t ms, char buf[EF_TIME_BUFSZ]);
 
-/** The library's version, e.g. "0.1.0". */
+/**
+ * The library's version, such as "0.1.0" (#EF_VERSION_STRING of the headers it
+ * was built with; compare them to detect a mismatch at run time).
+ * @return a static string; never NULL.
+ */
 EF_EXPORT const char *ef_version(void);
+
+/** @} */
 
 #ifdef __cplusplus
 }
