@@ -38,6 +38,48 @@ int cli_fail(const cli *c, const char *fmt, ...)
 	return EXIT_FAIL;
 }
 
+/* The long option whose val is @val, or NULL. */
+static const struct option *long_of(const struct option *lo, int val)
+{
+	for (; lo && lo->name; lo++)
+		if (lo->val == val)
+			return lo;
+	return NULL;
+}
+
+int cli_bad_option(const cli *c, int o, const struct option *lo, char **argv)
+{
+	const char *arg = argv[optind - 1];
+	const char *usage = cli_usage_of(c->cmd);
+	const struct option *l = optopt ? long_of(lo, optopt) : NULL;
+	int len = (int)strcspn(arg, "=");
+
+	if (o == ':' && l)
+		return cli_usage_error(c, "--%s: needs a value (usage: edgefeed "
+				       "[--db DIR] %s)", l->name, usage);
+	if (o == ':')
+		return cli_usage_error(c, "-%c: needs a value (usage: edgefeed "
+				       "[--db DIR] %s)", optopt, usage);
+	if (l && strncmp(arg, "--", 2) == 0)
+		return cli_usage_error(c, "--%s: takes no value, but was given "
+				       "'%s' (usage: edgefeed [--db DIR] %s)",
+				       l->name, arg + len + (arg[len] == '='),
+				       usage);
+	if (optopt && strncmp(arg, "--", 2) != 0)
+		return cli_usage_error(c, "'-%c' is not an option of %s (usage: "
+				       "edgefeed [--db DIR] %s)", optopt, c->cmd,
+				       usage);
+	return cli_usage_error(c, "'%.*s' is not an option of %s (usage: "
+			       "edgefeed [--db DIR] %s)", len, arg, c->cmd,
+			       usage);
+}
+
+int cli_extra_arg(const cli *c, const char *arg)
+{
+	return cli_usage_error(c, "unexpected argument '%s' (usage: edgefeed "
+			       "[--db DIR] %s)", arg, cli_usage_of(c->cmd));
+}
+
 int cli_uint(const cli *c, const char *opt, const char *text, uint64_t min,
 	     uint64_t max, uint64_t *out)
 {
@@ -82,6 +124,53 @@ static const struct {
 	{"receives:", "--receives:"},
 };
 
+/* What to do about a message that does not say it itself: (code, start of
+ * the message as shown, command or NULL for any, the hint). */
+static const struct {
+	int rc;
+	const char *msg, *cmd, *hint;
+} hints[] = {
+	{EF_EINVAL, "--owner: empty", NULL,
+	 "an owner needs a character besides white space, e.g. "
+	 "--owner alice@example.com"},
+	{EF_EINVAL, "--reservation: empty", NULL,
+	 "give the reservation id, e.g. --reservation rsv-1"},
+	{EF_EINVAL, "--owner: control character", NULL,
+	 "owners may not hold control characters (bytes below 0x20, or 0x7f)"},
+	{EF_EINVAL, "--reservation: control character", NULL,
+	 "reservation ids may not hold control characters (bytes below 0x20, "
+	 "or 0x7f)"},
+	{EF_EBUSY, "the maintenance lock is held", "compact",
+	 "compact waits for no one: run it again once that job is done"},
+	{EF_EBUSY, "the maintenance lock is held", NULL,
+	 "--no-wait: run it again later, or without --no-wait to wait its turn"},
+	{EF_EBUSY, "the store is open", NULL,
+	 "compact needs the store to itself: stop the workers and every other "
+	 "edgefeed command using it, then run compact again"},
+	{EF_ENOTFOUND, "cannot open store", NULL,
+	 "create it with 'edgefeed --db DIR init', or give the directory of an "
+	 "existing store with --db DIR or EDGEFEED_DB"},
+	{EF_EINVAL, "cannot open store", NULL,
+	 "--db must name the store's directory, or a path where one can be "
+	 "created"},
+};
+
+/* Print @msg (or the code's text) with its hint, if it has one. */
+static void fail_hinted(const cli *c, int rc, const char *msg)
+{
+	if (!*msg)
+		msg = ef_strerror(rc);
+	for (size_t i = 0; i < sizeof(hints) / sizeof(*hints); i++) {
+		if (hints[i].rc == rc &&
+		    strncmp(msg, hints[i].msg, strlen(hints[i].msg)) == 0 &&
+		    (!hints[i].cmd || strcmp(hints[i].cmd, c->cmd) == 0)) {
+			cli_fail(c, "%s (%s)", msg, hints[i].hint);
+			return;
+		}
+	}
+	cli_fail(c, "%s", msg);
+}
+
 int cli_ef_error(const cli *c, ef_store *st, int rc)
 {
 	const char *msg = ef_errmsg(st);
@@ -97,10 +186,7 @@ int cli_ef_error(const cli *c, ef_store *st, int rc)
 			break;
 		}
 	}
-	if (*shown)
-		cli_fail(c, "%s", shown);
-	else
-		cli_fail(c, "%s", ef_strerror(rc));
+	fail_hinted(c, rc, shown);
 	if (rc == EF_EINVAL)
 		return EXIT_USAGE;
 	if (rc == EF_EBUSY)
@@ -125,7 +211,7 @@ int cli_open(const cli *c, unsigned flags, ef_store **st)
 	}
 	rc = ef_open(st, c->db, &cfg);
 	if (rc != EF_OK) {
-		cli_fail(c, "%s", ef_errmsg(NULL));
+		fail_hinted(c, rc, ef_errmsg(NULL));
 		return rc == EF_EINVAL ? EXIT_USAGE : EXIT_FAIL;
 	}
 	return EXIT_OK;

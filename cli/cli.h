@@ -5,6 +5,7 @@
 #ifndef EF_CLI_CLI_H
 #define EF_CLI_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -32,6 +33,15 @@ int cli_usage_error(const cli *c, const char *fmt, ...)
 /* Print "edgefeed: CMD: fmt..." to stderr. Returns EXIT_FAIL. */
 int cli_fail(const cli *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* getopt_long's option string for every command: ':' first, so that a
+ * missing value (':') is told apart from an unknown option ('?'). */
+#define CLI_OPTSTRING ":h"
+/* Report what getopt_long returned as @o (':' or '?') for @c's options @lo:
+ * the option that needs a value, takes none, or does not exist, with the
+ * command's usage line. Returns EXIT_USAGE. */
+int cli_bad_option(const cli *c, int o, const struct option *lo, char **argv);
+/* Report an argument the command does not take. Returns EXIT_USAGE. */
+int cli_extra_arg(const cli *c, const char *arg);
 /* A whole number in [min, max] for option @opt; EXIT_OK or EXIT_USAGE. */
 int cli_uint(const cli *c, const char *opt, const char *text, uint64_t min,
 	     uint64_t max, uint64_t *out);

@@ -25,7 +25,7 @@ int cmd_check(cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		switch (o) {
 		case 's': co.strict = 1; break;
 		case 'h':
@@ -33,14 +33,11 @@ int cmd_check(cli *c, int argc, char **argv)
 			       cli_usage_lines[CLI_USAGE_CHECK]);
 			return EXIT_OK;
 		default:
-			return cli_usage_error(c, "option '%s' is unknown or "
-					       "needs a value (see --help)",
-					       argv[optind - 1]);
+			return cli_bad_option(c, o, lo, argv);
 		}
 	}
 	if (optind < argc)
-		return cli_usage_error(c, "unexpected argument '%s'",
-				       argv[optind]);
+		return cli_extra_arg(c, argv[optind]);
 	co.report = print_violation;
 	co.progress = out_progress;
 	co.progress_ctx = "keys";
@@ -66,7 +63,8 @@ int cmd_check(cli *c, int argc, char **argv)
 	if (rc != EXIT_OK)
 		return rc;
 	if (cs.violations)
-		fprintf(stderr, "edgefeed: check: %llu violation(s)\n",
+		fprintf(stderr, "edgefeed: check: %llu violation(s), one JSON "
+			"line each on stdout (see CHECK in edgefeed(1))\n",
 			(unsigned long long)cs.violations);
 	return cs.violations ? EXIT_CHECK : EXIT_OK;
 }

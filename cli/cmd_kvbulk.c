@@ -20,12 +20,6 @@ static int help(const char *cmd, const char *text)
 	return EXIT_OK;
 }
 
-static int bad_option(const cli *c, char **argv)
-{
-	return cli_usage_error(c, "option '%s' is unknown or needs a value "
-			       "(see --help)", argv[optind - 1]);
-}
-
 static int format_ok(const cli *c, const char *f)
 {
 	if (strcmp(f, "kv-bulk") == 0)
@@ -117,7 +111,7 @@ int cmd_import(cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		switch (o) {
 		case 'f': format = optarg; break;
 		case 'b':
@@ -128,18 +122,20 @@ int cmd_import(cli *c, int argc, char **argv)
 		case 'W': io.lock_flags |= EF_LOCK_NOWAIT; break;
 		case 'h':
 			return help("import", import_text);
-		default: return bad_option(c, argv);
+		default: return cli_bad_option(c, o, lo, argv);
 		}
 	}
 	if (!format)
-		return cli_usage_error(c, "--format: missing (kv-bulk)");
+		return cli_usage_error(c, "--format: missing (the one format "
+				       "is kv-bulk: --format kv-bulk)");
 	if ((rc = format_ok(c, format)))
 		return rc;
 	if (optind >= argc)
-		return cli_usage_error(c, "FILE: missing (the bulk file)");
+		return cli_usage_error(c, "FILE: missing (the bulk file to "
+				       "import, e.g. import --format kv-bulk "
+				       "kv.json)");
 	if (optind + 1 < argc)
-		return cli_usage_error(c, "unexpected argument '%s'",
-				       argv[optind + 1]);
+		return cli_extra_arg(c, argv[optind + 1]);
 	sc.file = argv[optind];
 	io.batch = (uint32_t)batch;
 	io.on_wait = out_waiting;
@@ -208,8 +204,9 @@ static int export_to_file(const cli *c, ef_store *st, const char *path,
 	snprintf(tmp, n + 16, "%s.tmp-XXXXXX", path);
 	fd = mkstemp(tmp);
 	if (fd < 0 || !(f = fdopen(fd, "wb"))) {
-		rc = cli_fail(c, "--output: cannot create '%s': %s", tmp,
-			      strerror(errno));
+		rc = cli_fail(c, "--output: cannot create '%s' (written "
+			      "first as '%s'): %s; its directory must exist "
+			      "and be writable", path, tmp, strerror(errno));
 		if (fd >= 0)
 			close(fd), unlink(tmp);
 		free(tmp);
@@ -250,7 +247,7 @@ int cmd_export(cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		switch (o) {
 		case 'f':
 			if ((rc = format_ok(c, optarg)))
@@ -263,12 +260,11 @@ int cmd_export(cli *c, int argc, char **argv)
 			break;
 		case 'h':
 			return help("export", export_text);
-		default: return bad_option(c, argv);
+		default: return cli_bad_option(c, o, lo, argv);
 		}
 	}
 	if (optind < argc)
-		return cli_usage_error(c, "unexpected argument '%s'",
-				       argv[optind]);
+		return cli_extra_arg(c, argv[optind]);
 	if (output && !*output)
 		return cli_usage_error(c, "--output: empty path");
 	if (output && strcmp(output, "-") == 0)

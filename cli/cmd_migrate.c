@@ -22,7 +22,7 @@ int cmd_migrate(cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		switch (o) {
 		case 'b':
 			if ((rc = cli_uint(c, "--batch", optarg, 1, 1024, &batch)))
@@ -35,14 +35,11 @@ int cmd_migrate(cli *c, int argc, char **argv)
 			       cli_usage_lines[CLI_USAGE_MIGRATE]);
 			return EXIT_OK;
 		default:
-			return cli_usage_error(c, "option '%s' is unknown or "
-					       "needs a value (see --help)",
-					       argv[optind - 1]);
+			return cli_bad_option(c, o, lo, argv);
 		}
 	}
 	if (optind < argc)
-		return cli_usage_error(c, "unexpected argument '%s'",
-				       argv[optind]);
+		return cli_extra_arg(c, argv[optind]);
 	mo.batch = (uint32_t)batch;
 	mo.on_wait = out_waiting;
 	mo.wait_ctx = (void *)c->cmd;

@@ -15,12 +15,6 @@ static int help(const char *cmd, const char *text)
 	return EXIT_OK;
 }
 
-static int bad_option(const cli *c, char **argv)
-{
-	return cli_usage_error(c, "option '%s' is unknown or needs a value "
-			       "(see --help)", argv[optind - 1]);
-}
-
 static const char sweep_help[] =
 	"Enforce retention on the whole store, in short transactions while\n"
 	"workers write: destroy the key of every day whose IPs are past\n"
@@ -50,7 +44,7 @@ int cmd_sweep(cli *c, int argc, char **argv)
 
 	optind = 0; /* glibc: full re-initialization */
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		switch (o) {
 		case 'n':
 			if ((rc = cli_time(c, "--now", optarg, &c->now_ms)))
@@ -58,12 +52,11 @@ int cmd_sweep(cli *c, int argc, char **argv)
 			break;
 		case 'W': so.lock_flags |= EF_LOCK_NOWAIT; break;
 		case 'h': return help("sweep", sweep_help);
-		default: return bad_option(c, argv);
+		default: return cli_bad_option(c, o, lo, argv);
 		}
 	}
 	if (optind < argc)
-		return cli_usage_error(c, "unexpected argument '%s'",
-				       argv[optind]);
+		return cli_extra_arg(c, argv[optind]);
 	so.now_ms = c->now_ms;
 	so.on_wait = out_waiting;
 	so.wait_ctx = (void *)c->cmd;
@@ -115,14 +108,13 @@ int cmd_compact(cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		if (o == 'h')
 			return help("compact", compact_help);
-		return bad_option(c, argv);
+		return cli_bad_option(c, o, lo, argv);
 	}
 	if (optind < argc)
-		return cli_usage_error(c, "unexpected argument '%s'",
-				       argv[optind]);
+		return cli_extra_arg(c, argv[optind]);
 	if ((rc = cli_open(c, 0, &st)))
 		return rc;
 	rc = ef_compact(st, &cs);

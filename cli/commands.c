@@ -53,21 +53,10 @@ static void opts_reset(void)
 	opterr = 0;
 }
 
-static int bad_option(const cli *c, char **argv)
-{
-	const char *o = argv[optind - 1];
-	if (optopt)
-		return cli_usage_error(c, "option '-%c' is unknown or needs a "
-				       "value (see --help)", optopt);
-	return cli_usage_error(c, "option '%s' is unknown or needs a value "
-			       "(see --help)", o);
-}
-
 static int extra_args(const cli *c, int argc, char **argv)
 {
 	if (optind < argc)
-		return cli_usage_error(c, "unexpected argument '%s'",
-				       argv[optind]);
+		return cli_extra_arg(c, argv[optind]);
 	return EXIT_OK;
 }
 
@@ -80,10 +69,10 @@ int cmd_init(cli *c, int argc, char **argv)
 	int o, rc;
 
 	opts_reset();
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		if (o == 'h')
 			return cmd_help(c, cli_usage_lines[0]);
-		return bad_option(c, argv);
+		return cli_bad_option(c, o, lo, argv);
 	}
 	if ((rc = extra_args(c, argc, argv)) || (rc = cli_open(c, 0, &st)))
 		return rc;
@@ -115,7 +104,7 @@ int cmd_finalize(cli *c, int argc, char **argv)
 	int o, rc, frc;
 
 	opts_reset();
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		switch (o) {
 		case 'o': r.owner = optarg; break;
 		case 'r': r.reservation_id = optarg; break;
@@ -127,17 +116,18 @@ int cmd_finalize(cli *c, int argc, char **argv)
 		case 'i': r.ip = optarg; break;
 		case 'p': r.payload_json = optarg; break;
 		case 'h': return cmd_help(c, cli_usage_lines[1]);
-		default: return bad_option(c, argv);
+		default: return cli_bad_option(c, o, lo, argv);
 		}
 	}
 	if ((rc = extra_args(c, argc, argv)))
 		return rc;
 	if (!r.owner)
-		return cli_usage_error(c, "--owner: missing (the owner's "
-				       "email address)");
+		return cli_usage_error(c, "--owner: missing (the owner, e.g. "
+				       "--owner alice@example.com)");
 	if (!r.reservation_id)
 		return cli_usage_error(c, "--reservation: missing (the "
-				       "reservation id)");
+				       "reservation id, e.g. --reservation "
+				       "rsv-1)");
 	if ((rc = cli_open(c, 0, &st)))
 		return rc;
 	frc = ef_finalize(st, &r);
@@ -182,7 +172,7 @@ int cmd_feed(cli *c, int argc, char **argv)
 	int o, rc;
 
 	opts_reset();
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		switch (o) {
 		case 'o': owner = optarg; break;
 		case 'c': cursor = optarg; break;
@@ -196,13 +186,14 @@ int cmd_feed(cli *c, int argc, char **argv)
 				return rc;
 			break;
 		case 'h': return cmd_help(c, cli_usage_lines[2]);
-		default: return bad_option(c, argv);
+		default: return cli_bad_option(c, o, lo, argv);
 		}
 	}
 	if ((rc = extra_args(c, argc, argv)))
 		return rc;
 	if (!owner)
-		return cli_usage_error(c, "--owner: missing");
+		return cli_usage_error(c, "--owner: missing (the owner, e.g. "
+				       "--owner alice@example.com)");
 	if ((rc = cli_open(c, 0, &st)))
 		return rc;
 	rc = ef_feed_page(st, owner, cursor, (size_t)limit, &page);
@@ -255,7 +246,7 @@ int cmd_unread(cli *c, int argc, char **argv)
 	int o, rc;
 
 	opts_reset();
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		switch (o) {
 		case 'o': owner = optarg; break;
 		case 'n':
@@ -263,13 +254,14 @@ int cmd_unread(cli *c, int argc, char **argv)
 				return rc;
 			break;
 		case 'h': return cmd_help(c, cli_usage_lines[3]);
-		default: return bad_option(c, argv);
+		default: return cli_bad_option(c, o, lo, argv);
 		}
 	}
 	if ((rc = extra_args(c, argc, argv)))
 		return rc;
 	if (!owner)
-		return cli_usage_error(c, "--owner: missing");
+		return cli_usage_error(c, "--owner: missing (the owner, e.g. "
+				       "--owner alice@example.com)");
 	if ((rc = cli_open(c, 0, &st)))
 		return rc;
 	rc = print_unread(c, st, owner, NULL);
@@ -290,22 +282,23 @@ int cmd_mark_read(cli *c, int argc, char **argv)
 	ef_store *st;
 
 	opts_reset();
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		switch (o) {
 		case 'o': owner = optarg; break;
 		case 'r': rid = optarg; break;
 		case 'a': all = 1; break;
 		case 'h': return cmd_help(c, cli_usage_lines[4]);
-		default: return bad_option(c, argv);
+		default: return cli_bad_option(c, o, lo, argv);
 		}
 	}
 	if ((rc = extra_args(c, argc, argv)))
 		return rc;
 	if (!owner)
-		return cli_usage_error(c, "--owner: missing");
+		return cli_usage_error(c, "--owner: missing (the owner, e.g. "
+				       "--owner alice@example.com)");
 	if (!rid == !all)
 		return cli_usage_error(c, "give exactly one of --reservation R "
-				       "and --all");
+				       "(one entry) and --all (every entry)");
 	if ((rc = cli_open(c, 0, &st)))
 		return rc;
 	rc = all ? ef_mark_all_read(st, owner) : ef_mark_read(st, owner, rid);
@@ -324,10 +317,10 @@ int cmd_stat(cli *c, int argc, char **argv)
 	int o, rc;
 
 	opts_reset();
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		if (o == 'h')
 			return cmd_help(c, cli_usage_lines[5]);
-		return bad_option(c, argv);
+		return cli_bad_option(c, o, lo, argv);
 	}
 	if ((rc = extra_args(c, argc, argv)) ||
 	    (rc = cli_open(c, EF_RDONLY, &st)))
@@ -370,7 +363,7 @@ int cmd_seed(cli *c, int argc, char **argv)
 	int o, rc;
 
 	opts_reset();
-	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, lo, NULL)) != -1) {
 		switch (o) {
 		case 'o':
 			rc = cli_uint(c, "--owners", optarg, 1, 10000000, &owners);
@@ -387,7 +380,7 @@ int cmd_seed(cli *c, int argc, char **argv)
 		case 'R': so.reset = 1, rc = EXIT_OK; break;
 		case 'W': so.lock_flags |= EF_LOCK_NOWAIT, rc = EXIT_OK; break;
 		case 'h': return cmd_help(c, cli_usage_lines[6]);
-		default: return bad_option(c, argv);
+		default: return cli_bad_option(c, o, lo, argv);
 		}
 		if (rc)
 			return rc;
@@ -395,10 +388,11 @@ int cmd_seed(cli *c, int argc, char **argv)
 	if ((rc = extra_args(c, argc, argv)))
 		return rc;
 	if (!owners)
-		return cli_usage_error(c, "--owners: missing");
+		return cli_usage_error(c, "--owners: missing (how many demo "
+				       "owners, e.g. --owners 20)");
 	if (!receives)
 		return cli_usage_error(c, "--receives: missing (receives per "
-				       "owner)");
+				       "owner, e.g. --receives 40)");
 	so.owners = (uint32_t)owners;
 	so.receives = (uint32_t)receives;
 	so.rng_seed = seed;

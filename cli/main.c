@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 		c.db = "./edgefeed.db";
 	opterr = 0;
 	/* '+': stop at the command; its options are its own */
-	while ((o = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+:h", lo, NULL)) != -1) {
 		switch (o) {
 		case 'd':
 			c.db = optarg;
@@ -85,19 +85,28 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("edgefeed %s\n", ef_version());
 			return EXIT_OK;
+		case ':':
+			fprintf(stderr, "edgefeed: --db: needs a value (the "
+				"store directory: edgefeed --db DIR COMMAND)\n");
+			return EXIT_USAGE;
 		default:
-			fprintf(stderr, "edgefeed: option '%s' is unknown or "
-				"needs a value (see edgefeed --help)\n",
+			fprintf(stderr, "edgefeed: '%.*s' is not an option before "
+				"the command (those are --db DIR, --help, "
+				"--version); a command's own options go after it: "
+				"edgefeed [--db DIR] COMMAND [OPTIONS]\n",
+				(int)strcspn(argv[optind - 1], "="),
 				argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
 		usage(stderr);
+		fprintf(stderr, "\nedgefeed: a COMMAND is needed\n");
 		return EXIT_USAGE;
 	}
 	if (!*c.db) {
-		fprintf(stderr, "edgefeed: --db: empty path\n");
+		fprintf(stderr, "edgefeed: --db: empty path (the store "
+			"directory, e.g. --db /var/lib/edgefeed)\n");
 		return EXIT_USAGE;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
@@ -106,7 +115,10 @@ int main(int argc, char **argv)
 			return commands[i].fn(&c, argc - optind, argv + optind);
 		}
 	}
-	fprintf(stderr, "edgefeed: '%s' is not a command (see edgefeed "
-		"--help)\n", argv[optind]);
+	fprintf(stderr, "edgefeed: '%s' is not a command; the commands are",
+		argv[optind]);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		fprintf(stderr, "%s %s", i ? "," : "", commands[i].name);
+	fprintf(stderr, " (see edgefeed --help)\n");
 	return EXIT_USAGE;
 }
