@@ -115,7 +115,8 @@ int feed_entry_fill(store_txn *t, ef_store *st, const store_val *k,
 
 	memset(e, 0, sizeof(*e));
 	rc = rec_decode(v->data, v->len, &r);
-	if (rc != EF_OK || key_split_entry(k->data, k->len, &ow, &so, &rid))
+	if (rc != EF_OK ||
+	    key_split_entry_stored(k->data, k->len, &ow, &so, &rid))
 		return ef__err(st->err_id, rc == EF_EVERSION ? rc : EF_ECORRUPT,
 			       "record '%.*s': cannot decode", (int)k->len,
 			       (const char *)k->data);

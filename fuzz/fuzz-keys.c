@@ -19,7 +19,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t half = size / 2;
 
 	/* arbitrary bytes as keys of each family */
-	key_split_entry(data, size, &ov, &sv, &rv);
+	if (key_split_entry(data, size, &ov, &sv, &rv) == EF_OK &&
+	    key_split_entry_stored(data, size, &ov, &sv, &rv) != EF_OK)
+		abort(); /* the trusting split accepts what the strict one does */
+	key_split_entry_stored(data, size, &ov, &sv, &rv);
 	key_split_pair(data, size, KEY_P_INDEX, &ov, &rv);
 	key_split_pair(data, size, KEY_P_UNREAD, &ov, &rv);
 	/* the two halves as an owner and a reservation id */

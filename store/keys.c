@@ -355,3 +355,29 @@ int key_split_entry(const void *key, size_t klen, key_view *owner,
 		return EF_EINVAL;
 	return rid_valid(*rid) ? EF_OK : EF_EINVAL;
 }
+
+int key_split_entry_stored(const void *key, size_t klen, key_view *owner,
+			   key_view *sort, key_view *rid)
+{
+	const char *k = key;
+	const size_t plen = sizeof(KEY_P_ENTRY) - 1;
+	const char *colon;
+	size_t rest;
+
+	if (klen <= plen || memcmp(k, KEY_P_ENTRY, plen) != 0)
+		return EF_EINVAL;
+	colon = memchr(k + plen, ':', klen - plen);
+	if (!colon)
+		return EF_EINVAL;
+	owner->p = k + plen;
+	owner->len = (size_t)(colon - owner->p);
+	rest = klen - plen - owner->len - 1;
+	if (owner->len == 0 || rest < KEY_SORT_LEN + 2 ||
+	    colon[1 + KEY_SORT_LEN] != ':')
+		return EF_EINVAL;
+	sort->p = colon + 1;
+	sort->len = KEY_SORT_LEN;
+	rid->p = colon + 2 + KEY_SORT_LEN;
+	rid->len = rest - KEY_SORT_LEN - 1;
+	return EF_OK;
+}

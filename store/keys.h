@@ -88,6 +88,12 @@ typedef struct key_view {
 } key_view;
 int key_split_entry(const void *key, size_t klen, key_view *owner,
 		    key_view *sort, key_view *rid);
+/* The same split for a key read back from the store, where it was written
+ * by key_entry: the structure is checked, the escapes are not re-validated
+ * byte by byte (check does that). EF_EINVAL if the structure is wrong. */
+int key_split_entry_stored(const void *key, size_t klen, key_view *owner,
+			   key_view *sort, key_view *rid);
+
 /* Split index/unread keys: "<prefix><owner>:<rid>". */
 int key_split_pair(const void *key, size_t klen, const char *prefix,
 		   key_view *owner, key_view *rid);
