@@ -166,11 +166,9 @@ typedef struct lat {
 } lat;
 
 int lat_add(lat *l, double us);
-int lat_merge(lat *into, const lat *from);
 void lat_free(lat *l);
 /* Percentile @p in [0, 100] (sorts the samples); 0 when empty. */
 double lat_pct(lat *l, double p);
-double lat_mean(const lat *l);
 
 double median_of(double *v, size_t n); /* sorts @v */
 

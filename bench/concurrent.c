@@ -227,40 +227,42 @@ static void cell_median(const bopts *o, const cell *c, uint32_t owners,
 		   c->failed ? "  FAILED" : "");
 }
 
-int scen_concurrent(bopts *o)
+/* The shapes to run: the matrix, or --writers; uniform ones in @uni,
+ * hot-owner ones in @hot. 0, or BS_ERR on a bad --writers. */
+static int plan_shapes(const bopts *o, int uni[32][2], int *nu,
+		       int hot[32][2], int *nh)
 {
-	int uni[32][2], hot[32][2], nu, nh, ncell = 0;
-	uint32_t owners = o->owners ? o->owners : OWNERS_DEFAULT;
-	double dup = o->dup_frac;
-	cell *cells;
-	size_t cap;
-
 	if (o->writers) {
-		nu = nh = parse_writers(o->writers, uni, 32);
-		if (nu < 0) {
+		*nu = *nh = parse_writers(o->writers, uni, 32);
+		if (*nu < 0) {
 			fprintf(stderr, "edgefeed-bench: --writers: expected "
 				"PxT[,PxT...], e.g. 1x1,1x16\n");
 			return BS_ERR;
 		}
-		memcpy(hot, uni, sizeof(uni));
+		memcpy(hot, uni, sizeof(int[2]) * (size_t)*nu);
 	} else {
 		const int(*u)[2] = o->quick ? quick_uniform : full_uniform;
 		const int(*h)[2] = o->quick ? quick_hot : full_hot;
-		nu = o->quick ? 2 : 7;
-		nh = o->quick ? 1 : 4;
-		memcpy(uni, u, sizeof(int[2]) * (size_t)nu);
-		memcpy(hot, h, sizeof(int[2]) * (size_t)nh);
+		*nu = o->quick ? 2 : 7;
+		*nh = o->quick ? 1 : 4;
+		memcpy(uni, u, sizeof(int[2]) * (size_t)*nu);
+		memcpy(hot, h, sizeof(int[2]) * (size_t)*nh);
 	}
 	if (o->dist == 1)
-		nh = 0;
+		*nh = 0;
 	if (o->dist == 2)
-		nu = 0;
-	cap = NVARIANTS * 2 * (size_t)(nu + nh);
-	cells = calloc(cap, sizeof(*cells));
-	if (!cells)
-		return BS_ERR;
-	/* the systems of one shape run back to back, so that the ratios
-	 * between them compare runs made under the same load */
+		*nu = 0;
+	return 0;
+}
+
+/* Every configuration, in run order: the systems of one shape back to
+ * back, so that the ratios between them compare runs under the same
+ * load. Returns the number of cells (at most NVARIANTS * 2 * (nu + nh)). */
+static int make_cells(const bopts *o, int uni[32][2], int nu,
+		      int hot[32][2], int nh, cell *cells)
+{
+	int n = 0;
+
 	for (int d = 1; d >= 0; d--) {
 		if ((o->sync == 1 && !d) || (o->sync == 2 && d))
 			continue;
@@ -269,7 +271,7 @@ int scen_concurrent(bopts *o)
 				cell *c;
 				if (!sys_selected(o, variants[v].label))
 					continue;
-				c = &cells[ncell++];
+				c = &cells[n++];
 				c->v = &variants[v];
 				c->s.hot = i >= nu;
 				c->s.procs = c->s.hot ? hot[i - nu][0] : uni[i][0];
@@ -278,12 +280,27 @@ int scen_concurrent(bopts *o)
 			}
 		}
 	}
+	return n;
+}
+
+int scen_concurrent(bopts *o)
+{
+	int uni[32][2], hot[32][2], nu, nh, ncell;
+	uint32_t owners = o->owners ? o->owners : OWNERS_DEFAULT;
+	cell *cells;
+
+	if (plan_shapes(o, uni, &nu, hot, &nh) != 0)
+		return BS_ERR;
+	cells = calloc(NVARIANTS * 2 * (size_t)(nu + nh), sizeof(*cells));
+	if (!cells)
+		return BS_ERR;
+	ncell = make_cells(o, uni, nu, hot, nh, cells);
 	for (int rep = 0; rep < o->reps && rep < 16; rep++) {
 		for (int i = 0; i < ncell; i++) {
 			fprintf(stderr, "\rconcurrent: rep %d/%d, %d/%d %-12s",
 				rep + 1, o->reps, i + 1, ncell,
 				cells[i].v->label);
-			run_cell(o, &cells[i], owners, dup, rep);
+			run_cell(o, &cells[i], owners, o->dup_frac, rep);
 		}
 	}
 	fprintf(stderr, "\n");
@@ -294,7 +311,7 @@ int scen_concurrent(bopts *o)
 	for (size_t v = 0; v < NVARIANTS; v++)
 		for (int i = 0; i < ncell; i++)
 			if (cells[i].v == &variants[v])
-				cell_median(o, &cells[i], owners, dup);
+				cell_median(o, &cells[i], owners, o->dup_frac);
 	free(cells);
 	return 0;
 }

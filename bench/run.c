@@ -281,17 +281,62 @@ static int verify(const run_cfg *c, const char *dir, led *l,
 	return rc;
 }
 
+/* Fork the workers; a failed fork marks the run failed (the workers
+ * already forked then see it and stop). */
+static int spawn(const run_cfg *c, shm *sh, const char *dir, pid_t *pids)
+{
+	char path[4200];
+
+	fflush(NULL);
+	for (int p = 0; p < c->procs; p++) {
+		pids[p] = fork();
+		if (pids[p] == 0) {
+			snprintf(path, sizeof(path), "%s.ledger-%d", dir, p);
+			_exit(child(c, sh, dir, p, path));
+		}
+		if (pids[p] < 0) {
+			for (int q = p; q < c->procs; q++)
+				pids[q] = -1;
+			__atomic_store_n(&sh->failed, 1, __ATOMIC_RELEASE);
+			return BS_ERR;
+		}
+	}
+	return 0;
+}
+
+/* Wait for the workers, then read (and remove) their files. */
+static int gather(const run_cfg *c, const char *dir, pid_t *pids, led *l,
+		  lat *lt, run_res *out, double *t_end)
+{
+	char path[4200];
+	int rc = 0;
+
+	for (int p = 0; p < c->procs; p++) {
+		int st = 0;
+		if (pids[p] > 0 &&
+		    (waitpid(pids[p], &st, 0) != pids[p] || !WIFEXITED(st) ||
+		     WEXITSTATUS(st) != 0))
+			rc = BS_ERR;
+	}
+	for (int p = 0; p < c->procs; p++) {
+		snprintf(path, sizeof(path), "%s.ledger-%d", dir, p);
+		if (rc == 0)
+			rc = collect(path, c->threads, l, lt, out, t_end);
+		unlink(path);
+	}
+	return rc;
+}
+
 int run_conc(const run_cfg *c, const char *dir, led *prior,
 	     uint32_t check_owners, void (*during)(void *ctx), void *ctx,
 	     run_res *out)
 {
 	const int n = c->procs * c->threads;
 	pid_t pids[MAXW];
-	char path[4200];
 	led l = {0}, *L = prior ? prior : &l;
 	lat lt = {0};
 	double t_end = 0;
-	int rc = 0;
+	int rc;
 	shm *sh;
 
 	memset(out, 0, sizeof(*out));
@@ -301,21 +346,7 @@ int run_conc(const run_cfg *c, const char *dir, led *prior,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return BS_ERR;
-	fflush(NULL);
-	for (int p = 0; p < c->procs; p++) {
-		pids[p] = fork();
-		if (pids[p] == 0) {
-			snprintf(path, sizeof(path), "%s.ledger-%d", dir, p);
-			_exit(child(c, sh, dir, p, path));
-		}
-		if (pids[p] < 0) {
-			rc = BS_ERR;
-			for (int q = p; q < c->procs; q++)
-				pids[q] = -1;
-			__atomic_store_n(&sh->failed, 1, __ATOMIC_RELEASE);
-			break;
-		}
-	}
+	rc = spawn(c, sh, dir, pids);
 	if (rc == 0)
 		rc = wait_ready(sh, n, pids, c->procs);
 	if (rc != 0)
@@ -324,21 +355,8 @@ int run_conc(const run_cfg *c, const char *dir, led *prior,
 	__atomic_store_n(&sh->go, 1, __ATOMIC_RELEASE);
 	if (rc == 0 && during)
 		during(ctx);
-	for (int p = 0; p < c->procs; p++) {
-		int st = 0;
-		if (pids[p] > 0 &&
-		    (waitpid(pids[p], &st, 0) != pids[p] || !WIFEXITED(st) ||
-		     WEXITSTATUS(st) != 0))
-			rc = BS_ERR;
-	}
-	for (int p = 0; rc == 0 && p < c->procs; p++) {
-		snprintf(path, sizeof(path), "%s.ledger-%d", dir, p);
-		rc = collect(path, c->threads, L, &lt, out, &t_end);
-	}
-	for (int p = 0; p < c->procs; p++) {
-		snprintf(path, sizeof(path), "%s.ledger-%d", dir, p);
-		unlink(path);
-	}
+	if (gather(c, dir, pids, L, &lt, out, &t_end) != 0)
+		rc = BS_ERR;
 	if (rc == 0) {
 		out->secs = t_end - sh->t_start;
 		out->ops_s = out->secs > 0 ? (double)out->calls / out->secs : 0;

@@ -263,7 +263,6 @@ static int lm_entry(lm *h, MDB_txn *t, const MDB_val *k, const MDB_val *v,
 	size_t rl, pl, ul;
 	int unread = 0;
 
-	(void)plen;
 	if (v->mv_size < 14 || p[0] != 1)
 		return BS_ERR;
 	for (int i = 0; i < 8; i++)
@@ -288,7 +287,7 @@ static int lm_entry(lm *h, MDB_txn *t, const MDB_val *k, const MDB_val *v,
 		mk.mv_data = uk;
 		unread = mdb_get(t, h->dbi, &mk, &mv) == 0;
 	}
-	(void)unread;
+	(void)unread; /* looked up as a client would; not reported */
 	if (fn)
 		fn(ctx, rid, rl, (int64_t)c);
 	return 0;

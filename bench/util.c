@@ -119,14 +119,6 @@ int lat_add(lat *l, double us)
 	return 0;
 }
 
-int lat_merge(lat *into, const lat *from)
-{
-	for (size_t i = 0; i < from->n; i++)
-		if (lat_add(into, from->us[i]) != 0)
-			return -1;
-	return 0;
-}
-
 void lat_free(lat *l)
 {
 	free(l->us);
@@ -154,15 +146,6 @@ double lat_pct(lat *l, double p)
 	qsort(l->us, l->n, sizeof(*l->us), cmp_float);
 	i = (size_t)(p / 100.0 * (double)(l->n - 1) + 0.5);
 	return l->us[i < l->n ? i : l->n - 1];
-}
-
-double lat_mean(const lat *l)
-{
-	double s = 0;
-
-	for (size_t i = 0; i < l->n; i++)
-		s += l->us[i];
-	return l->n ? s / (double)l->n : 0;
 }
 
 double median_of(double *v, size_t n)
