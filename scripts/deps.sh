@@ -8,6 +8,7 @@ PKGS=(
   liblmdb-dev libsodium-dev libjansson-dev libcmocka-dev
   libsqlite3-dev
   jq gnuplot-nox
+  doxygen groff-base
 )
 [ "${EDGEFEED_EXTRA_PKGS:-}" ] && read -r -a extra <<<"$EDGEFEED_EXTRA_PKGS" && PKGS+=("${extra[@]}")
 
