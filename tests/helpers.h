@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <cmocka.h>
 
 #include "edgefeed.h"
@@ -63,5 +64,20 @@ int th_run(char *const argv[], char **out, char **err);
 /* th_run of "$EDGEFEED_BIN --db @dir" and up to 12 more arguments (then
  * NULL). */
 int th_cli(const char *dir, char **out, char **err, ...);
+
+/* fork() for a multi-process test, asserting it worked: stdout and stderr
+ * are flushed first; in the child, cmocka's handlers of fatal signals are
+ * undone (a crash must kill the child, not resume the runner in it) and
+ * alarm(@alarm_s) bounds its life. */
+pid_t th_fork(unsigned alarm_s);
+
+/* splitmix64: the next number of the stream whose state is *@s. */
+uint64_t th_rng_next(uint64_t *s);
+
+/* Sleep @us microseconds (resumed after a signal). */
+void th_sleep_us(long us);
+
+/* The environment variable @name as a number, or @dflt if unset/empty. */
+unsigned long th_env_ulong(const char *name, unsigned long dflt);
 
 #endif

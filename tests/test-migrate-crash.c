@@ -52,31 +52,6 @@ static ef_config crash_cfg(int durable)
 	return cfg;
 }
 
-/* splitmix64: one stream per round. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static void sleep_us(long us)
-{
-	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static unsigned long env_ulong(const char *name, unsigned long dflt)
-{
-	const char *s = getenv(name);
-
-	return s && *s ? strtoul(s, NULL, 10) : dflt;
-}
-
 /* ---- the child: a migrator to be killed ---------------------------------- */
 
 /* One byte on the progress pipe per committed batch. */
@@ -316,18 +291,18 @@ static size_t check_after_kill(ef_store *st, const crash_state *cs,
 /* Kill the child at a point chosen by @rng. */
 static void kill_somewhere(pid_t pid, int progress_fd, uint64_t *rng)
 {
-	uint64_t how = rng_next(rng) % 16;
+	uint64_t how = th_rng_next(rng) % 16;
 	char buf[64];
 	ssize_t n;
 
 	if (how == 0) {
 		/* at once: usually before it has even opened the store */
 	} else if (how <= 4) {
-		sleep_us((long)(rng_next(rng) % 15000));
+		th_sleep_us((long)(th_rng_next(rng) % 15000));
 	} else if (how <= 14) {
 		/* a random moment after its k-th commit: often inside the
 		 * next write transaction */
-		uint64_t k = rng_next(rng) % (OWNERS + 2);
+		uint64_t k = th_rng_next(rng) % (OWNERS + 2);
 
 		for (uint64_t i = 0; i < k; i++) {
 			do
@@ -336,7 +311,7 @@ static void kill_somewhere(pid_t pid, int progress_fd, uint64_t *rng)
 			if (n <= 0)
 				break; /* it finished */
 		}
-		sleep_us((long)(rng_next(rng) % 400));
+		th_sleep_us((long)(th_rng_next(rng) % 400));
 	} else {
 		/* after it finished (the kill then hits a zombie) */
 		do
@@ -428,8 +403,8 @@ static void crash_round(crash_state *cs, unsigned long round)
 static void test_migrate_kill9_at_random_points_then_rerun_completes(
 	void **state)
 {
-	unsigned long rounds = env_ulong("EF_CRASH_ROUNDS", ROUNDS_DEFAULT);
-	unsigned long first = env_ulong("EF_CRASH_FIRST", 0);
+	unsigned long rounds = th_env_ulong("EF_CRASH_ROUNDS", ROUNDS_DEFAULT);
+	unsigned long first = th_env_ulong("EF_CRASH_FIRST", 0);
 	crash_state cs;
 
 	(void)state;

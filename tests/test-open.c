@@ -120,30 +120,6 @@ static int count_fds(void)
 	return n - 1; /* the DIR's own descriptor */
 }
 
-static void child_setup(void)
-{
-	static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGSYS,
-				   SIGABRT};
-
-	/* a crash must kill the child, not resume cmocka's runner in it */
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++)
-		signal(sigs[i], SIG_DFL);
-	alarm(CHILD_ALARM_S);
-}
-
-static pid_t fork_child(void)
-{
-	pid_t pid;
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		child_setup();
-	return pid;
-}
-
 /* Reap @pid and assert it exited with 0. */
 static void expect_child_ok(pid_t pid)
 {
@@ -286,7 +262,7 @@ static void test_open_unwritable_directory_is_eio(void **state)
 		/* root ignores permission bits: drop to nobody in a child,
 		 * which must be able to reach the directory */
 		assert_int_equal(chmod(tmp, 0755), 0);
-		pid = fork_child();
+		pid = th_fork(CHILD_ALARM_S);
 		if (pid == 0)
 			_exit(unwritable_child(dir.s));
 		expect_child_ok(pid);
@@ -589,7 +565,7 @@ static int reader_table_child(const char *dir, pid_t pid, int want_listed)
 
 static void expect_reader_table(const char *dir, pid_t pid, int listed)
 {
-	pid_t c = fork_child();
+	pid_t c = th_fork(CHILD_ALARM_S);
 
 	if (c == 0)
 		_exit(reader_table_child(dir, pid, listed));
@@ -627,7 +603,7 @@ static void test_open_clears_dead_reader_slots(void **state)
 
 	/* a live process keeps the environment open, so LMDB does not reset
 	 * the reader table on the next open: only the library clears it */
-	keeper = fork_child();
+	keeper = th_fork(CHILD_ALARM_S);
 	if (keeper == 0) {
 		ef_store *k = NULL;
 
@@ -640,7 +616,7 @@ static void test_open_clears_dead_reader_slots(void **state)
 		ef_close(k);
 		_exit(0);
 	}
-	reader = fork_child();
+	reader = th_fork(CHILD_ALARM_S);
 	if (reader == 0) {
 		ef_store *r = NULL;
 		hold_ctx h = {ready[1]};
@@ -741,7 +717,7 @@ static void test_maint_lock_busy_then_waits_for_holder(void **state)
 	assert_int_equal(pipe(go), 0);
 	assert_int_equal(pipe(report), 0);
 	/* fork before opening anything: the child inherits no lock */
-	pid = fork_child();
+	pid = th_fork(CHILD_ALARM_S);
 	if (pid == 0) {
 		close(go[1]);
 		close(report[0]);
@@ -800,7 +776,7 @@ static void test_maint_lock_released_when_holder_killed(void **state)
 	(void)state;
 	ef_close(th_open(tmp, NULL));
 	assert_int_equal(pipe(ready), 0);
-	holder = fork_child();
+	holder = th_fork(CHILD_ALARM_S);
 	if (holder == 0) {
 		ef_store *h = NULL;
 		ef_maint *hl = NULL;
