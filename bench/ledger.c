@@ -26,6 +26,8 @@ int led_add(led *l, uint64_t rid, uint32_t owner, int rc)
 		l->a = p;
 		l->cap = cap;
 	}
+	/* zeroed padding: acks are written to files as they are */
+	memset(&l->a[l->n], 0, sizeof(*l->a));
 	l->a[l->n].rid = rid;
 	l->a[l->n].owner = owner;
 	l->a[l->n].rc = (int8_t)rc;

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Make the PNG plots of docs/BENCHMARKS.md from edgefeed-bench's JSON rows.
-#   bench/plot.sh RESULTS.jsonl [OUTDIR]     (OUTDIR: docs/plots)
+#   bench/plot.sh RESULTS.jsonl [OUTDIR] [ONLY]   (OUTDIR: docs/plots)
+# ONLY: all (default), or throughput, store, owner or read for a run that
+# made only those rows.
 # Needs jq and gnuplot (Debian: jq gnuplot-nox). Uses the "median" rows.
 set -euo pipefail
 
 in=${1:?usage: bench/plot.sh RESULTS.jsonl [OUTDIR]}
 out=${2:-$(dirname "$0")/../docs/plots}
+only=${3:-all}
 gp=$(dirname "$0")/plots.gp
 mkdir -p "$out"
 tmp=$(mktemp -d)
@@ -52,5 +55,5 @@ jq -r 'select(.scenario=="read" and .rep=="median")
   | "\(.system)\t\(.newestP50Us)\t\(.deepP50Us)\t\(.busyP50Us)"' \
   "$in" >"$tmp/read.tsv"
 
-gnuplot -e "dat='$tmp'; out='$out'" "$gp"
+gnuplot -e "dat='$tmp'; out='$out'; only='$only'" "$gp"
 ls "$out"/*.png

@@ -1,5 +1,7 @@
 # plots.gp - the plots of docs/BENCHMARKS.md; run by bench/plot.sh, which
-# sets dat (the directory of extracted .tsv files) and out (where PNGs go).
+# sets dat (the directory of extracted .tsv files), out (where PNGs go) and
+# only ("all", or one of throughput, store, owner, read: for a run that
+# made only that scenario's rows).
 
 set terminal pngcairo size 900,560 font "sans,10"
 set grid
@@ -9,6 +11,7 @@ set datafile separator "\t"
 systems = "edgefeed edgefeed-gc lmdb-raw sqlite legacy-txn legacy-lock"
 
 # ---- throughput against writers (uniform owners) ----
+if (only eq "all" || only eq "throughput") {
 do for [d in "true false"] {
     set output sprintf("%s/throughput-%s.png", out, d eq "true" ? "durable" : "nosync")
     set title sprintf("finalize calls/s against writers, %s; 1000 owners, 10%% retries", \
@@ -21,8 +24,10 @@ do for [d in "true false"] {
     plot for [i=1:words(systems)] sprintf("%s/conc-%s-%s.tsv", dat, d, word(systems, i)) \
          using 1:3:xtic(2) with linespoints lw 2 pt 7 lc i title word(systems, i)
 }
+}
 
 # ---- latency against store size ----
+if (only eq "all" || only eq "store") {
 set output sprintf("%s/latency-store-size.png", out)
 set title "latency against store size (100 entries per owner; median of 3 runs of p50)"
 set xlabel "entries in the store"
@@ -37,8 +42,13 @@ plot for [i=1:3] sprintf("%s/store-%s.tsv", dat, word(st, i)) \
         using 1:3 with linespoints lw 1 pt 9 dt 3 lc i title word(st, i)." finalize (durable)", \
      for [i=1:3] sprintf("%s/store-%s.tsv", dat, word(st, i)) \
         using 1:4 with linespoints lw 2 pt 5 dt 2 lc i title word(st, i)." newest-50 page"
+}
 
 # ---- latency against one owner's feed size ----
+if (only eq "all" || only eq "owner") {
+set logscale xy
+set format x "10^{%L}"
+set xrange [*:*]
 set output sprintf("%s/latency-owner-size.png", out)
 set title "latency against the size of one owner's feed (no sync; median of 3 runs of p50)"
 set xlabel "entries in the owner's feed"
@@ -47,8 +57,10 @@ plot for [i=1:4] sprintf("%s/owner-%s.tsv", dat, word(ow, i)) \
         using 1:2 with linespoints lw 2 pt 7 lc i title word(ow, i)." finalize", \
      for [i=1:4] sprintf("%s/owner-%s.tsv", dat, word(ow, i)) \
         using 1:3 with linespoints lw 2 pt 5 dt 2 lc i title word(ow, i)." newest-50 page"
+}
 
 # ---- page latency (read scenario) ----
+if (only eq "all" || only eq "read") {
 set output sprintf("%s/page-latency.png", out)
 set title "page latency, limit 50 (200 owners x 1000 entries; median of 3 runs of p50)"
 unset logscale x
@@ -64,3 +76,4 @@ set ylabel "microseconds (p50)"
 plot sprintf("%s/read.tsv", dat) using 2:xtic(1) title "newest page", \
      "" using 3 title "page 11 (deep)", \
      "" using 4 title "newest, beside 2 durable writers"
+}
