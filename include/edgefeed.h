@@ -426,7 +426,8 @@ EF_EXPORT void ef_entry_free(ef_entry *e);
  * @param buf    receives the canonical owner, NUL-terminated.
  * @param cap    size of @p buf; #EF_OWNER_KEY_MAX + 1 bytes always suffice.
  * @return #EF_OK; #EF_EINVAL (NULL @p buf, not a valid owner, or @p cap too
- *         small).
+ *         small); for an invalid owner, ef_errmsg(NULL) on the same thread
+ *         says why.
  */
 EF_EXPORT int ef_canonical_owner(const char *owner, char *buf, size_t cap);
 
