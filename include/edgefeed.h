@@ -50,8 +50,11 @@
  * handle either: closing it would release LMDB reader slots that belong to
  * the parent. Leave it alone (or, simplest, have the parent open its handle
  * only after forking its workers, or ef_close() it before forking). Do not
- * fork() while holding an ::ef_maint: the child would share the lock. Every
- * descriptor the library opens is close-on-exec.
+ * fork() while holding an ::ef_maint: the child would share the lock. The
+ * lock files and the keyring are close-on-exec; LMDB's descriptor of
+ * data.mdb is not, so a child that calls exec() keeps that file open until
+ * it exits (harmless to the data; after a compact it only pins the old,
+ * zeroed file).
  */
 #ifndef EDGEFEED_H
 #define EDGEFEED_H
