@@ -47,9 +47,11 @@
  * serializes their writers, and each finalize is one transaction.
  * Never use an ::ef_store in a child created by fork() after ef_open(): the
  * child calls ef_open() itself. The child must not ef_close() the inherited
- * handle either: closing it would release LMDB reader slots that belong to
- * the parent. Leave it alone (or, simplest, have the parent open its handle
- * only after forking its workers, or ef_close() it before forking). Do not
+ * handle either: LMDB supports an environment only in the process that
+ * opened it, and another of the parent's threads may have held one of the
+ * handle's locks at the moment of the fork. Leave it alone (or, simplest,
+ * have the parent open its handle only after forking its workers, or
+ * ef_close() it before forking). Do not
  * fork() while holding an ::ef_maint: the child would share the lock. The
  * lock files and the keyring are close-on-exec; LMDB's descriptor of
  * data.mdb is not, so a child that calls exec() keeps that file open until
