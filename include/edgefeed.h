@@ -53,10 +53,10 @@
  * have the parent open its handle only after forking its workers, or
  * ef_close() it before forking). Do not
  * fork() while holding an ::ef_maint: the child would share the lock. The
- * lock files and the keyring are close-on-exec; LMDB's descriptor of
- * data.mdb is not, so a child that calls exec() keeps that file open until
- * it exits (harmless to the data; after a compact it only pins the old,
- * zeroed file).
+ * lock files, the keyring and data.mdb are close-on-exec (data.mdb set so
+ * right after LMDB opens it); LMDB's own lock.mdb descriptor is not
+ * reachable through its API and stays inheritable across exec() (harmless:
+ * its locks are fcntl locks of the opening process).
  */
 #ifndef EDGEFEED_H
 #define EDGEFEED_H

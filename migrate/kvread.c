@@ -150,7 +150,7 @@ int kv_open(kv_reader *r, uint64_t err_id, const char *path)
 	r->path = path;
 	r->err_id = err_id;
 	rd_reset(r);
-	r->f = fopen(path, "rb");
+	r->f = fopen(path, "rbe"); /* e: close-on-exec */
 	if (!r->f) {
 		int e = errno;
 		return ef__err(err_id, e == ENOENT ? EF_ENOTFOUND

@@ -7,6 +7,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -223,6 +224,13 @@ int store_open(store_env **out, const char *dir, const store_opts *o,
 		else
 			rc = lmdb_err(env, "mdb_env_open", rc);
 		goto fail;
+	}
+	{
+		/* LMDB opens data.mdb without close-on-exec: a worker that
+		 * execs must not hand it on */
+		mdb_filehandle_t fd;
+		if (mdb_env_get_fd(env->env, &fd) == 0)
+			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 	}
 	reader_check(env, 1);
 	rc = open_main_dbi(env, o->rdonly);

@@ -73,7 +73,10 @@ static int part_make(uint64_t id, const char *field, const unsigned char *s,
 	out->len = 0;
 	out->s[0] = '\0';
 	if (len == 0)
-		return ef__err(id, EF_EINVAL, "%s: empty", field);
+		return ef__err(id, EF_EINVAL, skip ? "%s: empty once white space "
+						     "is trimmed"
+						   : "%s: empty",
+			       field);
 	if (!utf8_valid(s, len, &bad))
 		return ef__err(id, EF_EINVAL, "%s: invalid UTF-8 at byte %zu",
 			       field, skip + bad);
