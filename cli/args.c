@@ -194,6 +194,14 @@ int cli_ef_error(const cli *c, ef_store *st, int rc)
 	return EXIT_FAIL;
 }
 
+int cli_finish(const cli *c, ef_store *st, int rc)
+{
+	int code = rc == EF_OK ? EXIT_OK : cli_ef_error(c, st, rc);
+
+	ef_close(st);
+	return code;
+}
+
 static int64_t fixed_clock(void *ctx)
 {
 	return *(const int64_t *)ctx;

@@ -51,6 +51,9 @@ int cli_time(const cli *c, const char *opt, const char *text, int64_t *out);
  * else 1) after printing the message, with API field names translated to
  * the CLI's options. */
 int cli_ef_error(const cli *c, ef_store *st, int rc);
+/* Close @st after the library call that returned @rc: EXIT_OK, or the
+ * exit code of the error (reported as cli_ef_error does). */
+int cli_finish(const cli *c, ef_store *st, int rc);
 /* Open the store for a command (honours --now through the clock). */
 int cli_open(const cli *c, unsigned flags, ef_store **st);
 

@@ -45,12 +45,8 @@ int cmd_check(cli *c, int argc, char **argv)
 		return rc;
 	rc = ef_check(st, &co, &cs);
 	out_progress_end();
-	if (rc != EF_OK) {
-		rc = cli_ef_error(c, st, rc);
-		ef_close(st);
+	if ((rc = cli_finish(c, st, rc)) != EXIT_OK)
 		return rc;
-	}
-	ef_close(st);
 	rc = out_print(json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 				 "ok", cs.violations == 0, "violations",
 				 (json_int_t)cs.violations, "keys",

@@ -148,12 +148,8 @@ int cmd_import(cli *c, int argc, char **argv)
 		return rc;
 	rc = ef_import_kvbulk(st, sc.file, &io, &is);
 	out_progress_end();
-	if (rc != EF_OK) {
-		rc = cli_ef_error(c, st, rc);
-		ef_close(st);
+	if ((rc = cli_finish(c, st, rc)) != EXIT_OK)
 		return rc;
-	}
-	ef_close(st);
 	return out_print(import_summary(sc.file, &is));
 }
 

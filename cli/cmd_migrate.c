@@ -49,12 +49,8 @@ int cmd_migrate(cli *c, int argc, char **argv)
 		return rc;
 	rc = ef_migrate(st, &mo, &ms);
 	out_progress_end();
-	if (rc != EF_OK) {
-		rc = cli_ef_error(c, st, rc);
-		ef_close(st);
+	if ((rc = cli_finish(c, st, rc)) != EXIT_OK)
 		return rc;
-	}
-	ef_close(st);
 	if (ms.quarantined)
 		fprintf(stderr, "edgefeed: migrate: %llu element(s) could not "
 			"migrate and were kept in quarantine: records",

@@ -66,12 +66,8 @@ int cmd_sweep(cli *c, int argc, char **argv)
 		return rc;
 	rc = ef_sweep_ex(st, &so, &ss);
 	out_progress_end();
-	if (rc != EF_OK) {
-		rc = cli_ef_error(c, st, rc);
-		ef_close(st);
+	if ((rc = cli_finish(c, st, rc)) != EXIT_OK)
 		return rc;
-	}
-	ef_close(st);
 	ef_time_format(ss.now_ms, when);
 	fprintf(stderr, "edgefeed: sweep: as of %s: %llu day key(s) destroyed, "
 		"%llu entries deleted, %llu orphan marker(s) dropped\n", when,
@@ -118,12 +114,8 @@ int cmd_compact(cli *c, int argc, char **argv)
 	if ((rc = cli_open(c, 0, &st)))
 		return rc;
 	rc = ef_compact(st, &cs);
-	if (rc != EF_OK) {
-		rc = cli_ef_error(c, st, rc);
-		ef_close(st);
+	if ((rc = cli_finish(c, st, rc)) != EXIT_OK)
 		return rc;
-	}
-	ef_close(st);
 	return out_print(json_pack("{s:I, s:I, s:I}", "bytesBefore",
 				   (json_int_t)cs.bytes_before, "bytesAfter",
 				   (json_int_t)cs.bytes_after, "keys",

@@ -77,12 +77,8 @@ int cmd_init(cli *c, int argc, char **argv)
 	if ((rc = extra_args(c, argc, argv)) || (rc = cli_open(c, 0, &st)))
 		return rc;
 	rc = ef_stat(st, &si);
-	if (rc != EF_OK) {
-		rc = cli_ef_error(c, st, rc);
-		ef_close(st);
+	if ((rc = cli_finish(c, st, rc)) != EXIT_OK)
 		return rc;
-	}
-	ef_close(st);
 	return out_print(json_pack("{s:s, s:i, s:I}", "db", c->db, "format",
 				   (int)si.format_version, "entries",
 				   (json_int_t)si.entries));
@@ -197,12 +193,8 @@ int cmd_feed(cli *c, int argc, char **argv)
 	if ((rc = cli_open(c, 0, &st)))
 		return rc;
 	rc = ef_feed_page(st, owner, cursor, (size_t)limit, &page);
-	if (rc != EF_OK) {
-		rc = cli_ef_error(c, st, rc);
-		ef_close(st);
+	if ((rc = cli_finish(c, st, rc)) != EXIT_OK)
 		return rc;
-	}
-	ef_close(st);
 	list = json_array();
 	for (size_t i = 0; list && i < page.count; i++)
 		json_array_append_new(list, out_entry(&page.entries[i]));
@@ -326,12 +318,8 @@ int cmd_stat(cli *c, int argc, char **argv)
 	    (rc = cli_open(c, EF_RDONLY, &st)))
 		return rc;
 	rc = ef_stat(st, &s);
-	if (rc != EF_OK) {
-		rc = cli_ef_error(c, st, rc);
-		ef_close(st);
+	if ((rc = cli_finish(c, st, rc)) != EXIT_OK)
 		return rc;
-	}
-	ef_close(st);
 	return out_print(json_pack(
 		"{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, "
 		"s:i}",
@@ -405,12 +393,8 @@ int cmd_seed(cli *c, int argc, char **argv)
 		return rc;
 	rc = ef_seed(st, &so, &ss);
 	out_progress_end();
-	if (rc != EF_OK) {
-		rc = cli_ef_error(c, st, rc);
-		ef_close(st);
+	if ((rc = cli_finish(c, st, rc)) != EXIT_OK)
 		return rc;
-	}
-	ef_close(st);
 	fprintf(stderr, "created %llu entries for %u owners\n",
 		(unsigned long long)ss.created, ss.owners);
 	return out_print(json_pack(
