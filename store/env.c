@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "store/error.h"
@@ -20,6 +21,7 @@
 #define GROW_STEP_MAX ((size_t)1 << 30) /* grow by doubling up to 1 GiB steps */
 #define RETRY_MAX 64           /* bound on re-runs of one transaction */
 #define READER_CHECK_NS 1000000000LL /* clear dead readers at most once a second */
+#define FULL_SLACK ((unsigned long long)1 << 20) /* "nearly full": see commit_err */
 
 struct store_cur {
 	MDB_cursor *c;   /* NULL when the slot is free */
@@ -255,6 +257,30 @@ void store_close(store_env *env)
 	free(env);
 }
 
+/* A failed commit. LMDB writes a commit's pages with pwrite(v) and turns
+ * a short write into EIO (mdb_page_flush); the kernel writes short when the
+ * file system fills in the middle of a write, which then leaves it (nearly)
+ * full. So EIO from a commit on a file system with less than FULL_SLACK
+ * free is a full disk, and said as one; any other EIO stays EF_EIO. */
+static int commit_err(store_env *env, int rc)
+{
+	mdb_filehandle_t fd;
+	struct statvfs vfs;
+
+	if (rc == EIO && mdb_env_get_fd(env->env, &fd) == 0 &&
+	    fstatvfs(fd, &vfs) == 0) {
+		unsigned long long avail =
+			(unsigned long long)vfs.f_bavail * vfs.f_frsize;
+
+		if (avail < FULL_SLACK)
+			return ef__err(env->err_id, EF_EFULL,
+				       "lmdb: commit: No space left on device "
+				       "(a write was cut short; %llu bytes "
+				       "free)", avail);
+	}
+	return lmdb_err(env, "commit", rc);
+}
+
 /* Grow the map, unless another thread already did since @seen was read. */
 static int map_grow(store_env *env, size_t seen)
 {
@@ -403,7 +429,7 @@ int store_write(store_env *env, store_txn_fn fn, void *ctx)
 			continue;
 		}
 		if (rc)
-			return lmdb_err(env, "commit", rc);
+			return commit_err(env, rc);
 		reader_check(env, 0);
 		return EF_OK;
 	}

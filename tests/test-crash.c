@@ -282,14 +282,15 @@ static int tid_alive(uint32_t word)
 }
 
 /* Wake every sleeper on an LMDB mutex that is free (or whose holder is
- * gone); how many were woken. */
-static long lk_wake_free(const lockview *lv)
+ * gone): woken[0] gets how many slept on the reader table's mutex,
+ * woken[1] on the writer's. */
+static void lk_wake_free(const lockview *lv, long woken[2])
 {
 	static const size_t at[] = {LK_READER_MUTEX, LK_WRITER_MUTEX};
-	long woken = 0;
 
+	woken[0] = woken[1] = 0;
 	if (lv->len < LK_READERS || lk_u32(lv, 0) != LK_MAGIC)
-		return 0;
+		return;
 	for (size_t i = 0; i < sizeof(at) / sizeof(*at); i++) {
 		uint32_t word = lk_u32(lv, at[i]);
 		long n;
@@ -299,9 +300,8 @@ static long lk_wake_free(const lockview *lv)
 		n = syscall(SYS_futex, (const uint32_t *)(lv->p + at[i]),
 			    FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 		if (n > 0)
-			woken += n;
+			woken[i] = n;
 	}
-	return woken;
 }
 
 static int64_t mono_ms(void)
@@ -327,16 +327,17 @@ static void stall_moved(stall *sw)
 static void stall_watch(stall *sw, const lockview *lv, const char *where)
 {
 	int64_t idle = mono_ms() - sw->since;
-	long woken;
+	long woken[2];
 
 	if (idle < STALL_MS)
 		return;
-	woken = lk_wake_free(lv);
-	if (woken > 0) {
+	lk_wake_free(lv, woken);
+	if (woken[0] + woken[1] > 0) {
 		sw->rescues++;
-		printf("crash: %s: no progress for %lld ms, and %ld threads "
-		       "were asleep on a free LMDB mutex (a wake-up lost to a "
-		       "kill): woken\n", where, (long long)idle, woken);
+		printf("crash: %s: no progress for %lld ms; asleep on a free "
+		       "LMDB mutex (a wake-up lost to a kill): %ld on the "
+		       "writer's, %ld on the reader table's: woken\n", where,
+		       (long long)idle, woken[1], woken[0]);
 		fflush(stdout);
 		if (th_env_ulong("EF_CRASH_STRICT", 0))
 			fail_msg("%s: a survivor was blocked on a free LMDB "

@@ -6,8 +6,6 @@
  *
  * Needs root (mount(2) of a tmpfs); without it, or if the mount fails, the
  * test is skipped and says why. .ci/run runs as root, so CI never skips it.
- * EF_DISKFULL_STRICT=1: also fail when a full disk is reported as EF_EIO
- * (see is_full()).
  */
 #define _GNU_SOURCE
 #include "tests/helpers.h"
@@ -125,13 +123,6 @@ static void df_make(int i, df_item *d)
 	d->r.payload_json = d->payload;
 }
 
-static int getenv_strict(void)
-{
-	const char *s = getenv("EF_DISKFULL_STRICT");
-
-	return s && *s && strcmp(s, "0") != 0;
-}
-
 /* The acknowledged finalizations (kept in memory, outside the store). */
 typedef struct ledger {
 	int *n;
@@ -178,24 +169,20 @@ static void ledger_verify(ef_store *st, const ledger *l, const char *when)
 }
 
 /*
- * What a full disk may answer. EF_EFULL, with LMDB's "No space left on
- * device". But when the pages of a commit only partly fit, the kernel
- * writes what fits and LMDB (mdb_page_flush) turns that short write into
- * EIO: edgefeed then says EF_EIO, "lmdb: commit: Input/output error", for
- * what is a full disk. Known, and reported; until it is fixed that answer
- * is counted, not failed, unless EF_DISKFULL_STRICT=1. Either way nothing
- * may be written, lost or left inconsistent, which is checked.
+ * What a full disk answers: EF_EFULL, saying so. Also when the pages of a
+ * commit only partly fit: the kernel then writes what fits, and LMDB
+ * (mdb_page_flush) turns that short write into EIO, which edgefeed must
+ * still report as the full disk it is. Nothing may be written, lost or left
+ * inconsistent either way, which the callers check.
  */
-static int is_full(ef_store *st, int rc, unsigned *eio)
+static int is_full(ef_store *st, int rc)
 {
-	if (rc == EF_EFULL)
-		return 1;
-	if (rc == EF_EIO && strstr(ef_errmsg(st), "commit: Input/output error") &&
-	    !getenv_strict()) {
-		(*eio)++;
-		return 1;
-	}
-	return 0;
+	if (rc != EF_EFULL)
+		return 0;
+	if (!strstr(ef_errmsg(st), "No space left on device"))
+		fail_msg("EF_EFULL says \"%s\": want it to say the disk is "
+			 "full", ef_errmsg(st));
+	return 1;
 }
 
 /* What one fill did. */
@@ -203,7 +190,6 @@ typedef struct df_result {
 	size_t acked;       /* acknowledged before the first failure */
 	int first_rc;       /* the first failure */
 	char first_msg[256];
-	unsigned eio;       /* full-disk failures said as EF_EIO */
 } df_result;
 
 /* Finalize new items from *@next until the disk is full; returns the
@@ -224,7 +210,7 @@ static int fill_up(ef_store *st, int *next, ledger *l, df_result *res)
 		res->first_rc = rc;
 		snprintf(res->first_msg, sizeof(res->first_msg), "%s",
 			 ef_errmsg(st));
-		if (!is_full(st, rc, &res->eio))
+		if (!is_full(st, rc))
 			fail_msg("finalize %s on a filling disk: %s: %s (want "
 				 "EF_OK or EF_EFULL)", d.rid, ef_err_name(rc),
 				 ef_errmsg(st));
@@ -237,8 +223,7 @@ static int fill_up(ef_store *st, int *next, ledger *l, df_result *res)
 /* Still full: every write fails the same clean way (or succeeds, when it
  * finds a freed page), the one that failed too; reads and check work, and
  * so does a reopen. Returns the failed one, or -1 if it went in since. */
-static int while_full(fx *f, int failed, int *next, ledger *l,
-		      df_result *res)
+static int while_full(fx *f, int failed, int *next, ledger *l)
 {
 	ef_page pg;
 	df_item d;
@@ -253,7 +238,7 @@ static int while_full(fx *f, int failed, int *next, ledger *l,
 			ledger_add(l, i);
 			if (i == failed)
 				failed = -1;
-		} else if (!is_full(f->st, rc, &res->eio)) {
+		} else if (!is_full(f->st, rc)) {
 			fail_msg("finalize %s on a full disk: %s: %s", d.rid,
 				 ef_err_name(rc), ef_errmsg(f->st));
 		}
@@ -312,7 +297,7 @@ static void df_scenario(fx *f, size_t filler, df_result *res)
 	f->st = df_open(f);
 	failed = fill_up(f->st, &next, &l, res);
 	assert_true(res->acked > 100);
-	failed = while_full(f, failed, &next, &l, res);
+	failed = while_full(f, failed, &next, &l);
 	after_free(f, failed, next, &l);
 	ef_close(f->st);
 	f->st = NULL;
@@ -336,9 +321,8 @@ static void test_diskfull_finalize_efull_consistent_then_recovers(void **state)
 
 	skip_unless_mounted(f);
 	df_scenario(f, FILLER_BYTES, &res);
-	print_message("disk full after %zu finalizations: %s: %s; later "
-		      "full-disk failures said as EF_EIO: %u\n", res.acked,
-		      ef_err_name(res.first_rc), res.first_msg, res.eio);
+	print_message("disk full after %zu finalizations: %s: %s\n",
+		      res.acked, ef_err_name(res.first_rc), res.first_msg);
 	assert_int_equal(res.first_rc, EF_EFULL);
 	if (!strstr(res.first_msg, "No space left on device"))
 		fail_msg("EF_EFULL says \"%s\": want it to say the disk is "
@@ -352,7 +336,6 @@ static void test_diskfull_fills_at_many_points(void **state)
 {
 	static const unsigned steps[] = {1, 2, 3, 5, 11, 41};
 	fx *f = *state;
-	unsigned runs_eio = 0;
 	df_result res;
 
 	skip_unless_mounted(f);
@@ -361,16 +344,9 @@ static void test_diskfull_fills_at_many_points(void **state)
 
 		df_scenario(f, filler, &res);
 		print_message("filler %zu bytes: full after %zu "
-			      "finalizations: %s: %s; full-disk failures said "
-			      "as EF_EIO: %u\n", filler, res.acked,
-			      ef_err_name(res.first_rc), res.first_msg,
-			      res.eio);
-		runs_eio += res.eio > 0;
+			      "finalizations: %s: %s\n", filler, res.acked,
+			      ef_err_name(res.first_rc), res.first_msg);
 	}
-	print_message("%u of %zu fills met a commit cut short that was "
-		      "reported as EF_EIO, not EF_EFULL (known; "
-		      "EF_DISKFULL_STRICT=1 fails on it)\n", runs_eio,
-		      sizeof(steps) / sizeof(*steps));
 }
 
 int main(void)
