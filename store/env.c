@@ -1,6 +1,13 @@
 /*
  * env.c - the LMDB environment behind store.h: transactions that retry on a
  * full or resized map, reader-slot hygiene, and the LMDB error mapping.
+ *
+ * No thread waits on LMDB's process-shared mutexes (a kill can lose their
+ * wake-ups, txnlock.h): a write transaction holds txn.lock from begin to
+ * commit or abort; a read transaction is a reset one kept from before
+ * (mdb_txn_renew keeps its reader slot: no mutex), or begun under txn.lock
+ * when there is none; dead readers are cleared under txn.lock. Lock order:
+ * txn.lock, then the resize lock.
  */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include "store/alloc.h"
@@ -16,11 +23,13 @@
 #include <time.h>
 
 #include "store/error.h"
+#include "store/txnlock.h"
 
 #define CURS_MAX 4             /* cursors open at once in one transaction */
 #define GROW_STEP_MAX ((size_t)1 << 30) /* grow by doubling up to 1 GiB steps */
 #define RETRY_MAX 64           /* bound on re-runs of one transaction */
 #define READER_CHECK_NS 1000000000LL /* clear dead readers at most once a second */
+#define RPOOL_MAX 16           /* reset read transactions kept for reuse */
 #define FULL_SLACK ((unsigned long long)1 << 20) /* "nearly full": see commit_err */
 
 struct store_cur {
@@ -31,6 +40,7 @@ struct store_cur {
 struct store_txn {
 	store_env *env;
 	MDB_txn *txn;
+	int write;
 	int map_full;       /* a write hit MDB_MAP_FULL: grow and re-run */
 	int failed;         /* an LMDB error: the transaction must abort */
 	int fail_code;      /* EF_E* of that error */
@@ -50,6 +60,12 @@ struct store_env {
 	int rdonly;
 	uint64_t grows;              /* map grown or adopted (atomic) */
 	int64_t last_reader_check;   /* monotonic ns (atomic) */
+	txnlock *tl;                 /* NULL: LMDB's mutexes alone */
+	/* Reset read transactions, each keeping its reader slot (MDB_NOTLS:
+	 * the slot belongs to the transaction, which any thread may renew). */
+	pthread_mutex_t pool_mu;
+	MDB_txn *pool[RPOOL_MAX];
+	int npool;
 };
 
 /* store__inject's state: off when inj_left is 0 */
@@ -131,6 +147,8 @@ uint64_t store_map_grows(const store_env *env)
 	return __atomic_load_n(&env->grows, __ATOMIC_RELAXED);
 }
 
+/* Clear the reader slots of dead processes (under txn.lock: it takes the
+ * reader table's mutex when it finds one). */
 static void reader_check(store_env *env, int force)
 {
 	int64_t now = mono_ns();
@@ -194,6 +212,8 @@ int store_open(store_env **out, const char *dir, const store_opts *o,
 		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	rc = pthread_rwlock_init(&env->resize, &attr);
 	pthread_rwlockattr_destroy(&attr);
+	if (rc == 0 && (rc = pthread_mutex_init(&env->pool_mu, NULL)) != 0)
+		pthread_rwlock_destroy(&env->resize);
 	if (rc) {
 		free(env);
 		return ef__err(err_id, EF_ENOMEM, "cannot create a lock");
@@ -234,8 +254,13 @@ int store_open(store_env **out, const char *dir, const store_opts *o,
 		if (mdb_env_get_fd(env->env, &fd) == 0)
 			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 	}
+	rc = txnlock_open(dir, err_id, &env->tl);
+	if (rc != EF_OK)
+		goto fail;
+	txnlock_take(env->tl);
 	reader_check(env, 1);
 	rc = open_main_dbi(env, o->rdonly);
+	txnlock_give(env->tl);
 	if (rc) {
 		rc = lmdb_err(env, "open main database", rc);
 		goto fail;
@@ -251,8 +276,12 @@ void store_close(store_env *env)
 {
 	if (!env)
 		return;
+	for (int i = 0; i < env->npool; i++)
+		mdb_txn_abort(env->pool[i]);
 	if (env->env)
 		mdb_env_close(env->env);
+	txnlock_close(env->tl);
+	pthread_mutex_destroy(&env->pool_mu);
 	pthread_rwlock_destroy(&env->resize);
 	free(env);
 }
@@ -321,33 +350,83 @@ static int map_adopt(store_env *env)
 	return EF_OK;
 }
 
-/* Begin a transaction under the shared resize lock. On EF_OK the lock is
- * held; otherwise it is not, and *retry says whether to try again. */
-static int txn_begin(store_env *env, int write, store_txn *t, int *retry)
+static MDB_txn *pool_pop(store_env *env)
+{
+	MDB_txn *txn = NULL;
+
+	pthread_mutex_lock(&env->pool_mu);
+	if (env->npool > 0)
+		txn = env->pool[--env->npool];
+	pthread_mutex_unlock(&env->pool_mu);
+	return txn;
+}
+
+/* Keep a read transaction for reuse (reset: no snapshot, slot kept), or
+ * end it when enough are kept. */
+static void pool_push(store_env *env, MDB_txn *txn)
+{
+	mdb_txn_reset(txn);
+	pthread_mutex_lock(&env->pool_mu);
+	if (env->npool < RPOOL_MAX) {
+		env->pool[env->npool++] = txn;
+		txn = NULL;
+	}
+	pthread_mutex_unlock(&env->pool_mu);
+	if (txn)
+		mdb_txn_abort(txn); /* gives its slot back: no mutex */
+}
+
+static void txn_init(store_env *env, int write, store_txn *t)
 {
 	MDB_envinfo info;
-	int rc;
 
-	*retry = 0;
 	memset(t, 0, sizeof(*t));
 	t->env = env;
+	t->write = write;
 	pthread_rwlock_rdlock(&env->resize);
 	mdb_env_info(env->env, &info);
 	t->map_seen = info.me_mapsize;
+}
+
+/* Begin a transaction under the shared resize lock (and for a write,
+ * txn.lock). On EF_OK the locks are held; otherwise not, and *retry says
+ * whether to try again. */
+static int txn_begin(store_env *env, int write, store_txn *t, int *retry)
+{
+	MDB_txn *kept = write ? NULL : pool_pop(env);
+	int rc;
+
+	*retry = 0;
+	if (kept) {
+		txn_init(env, 0, t);
+		if (mdb_txn_renew(kept) == MDB_SUCCESS) {
+			t->txn = kept;
+			return EF_OK;
+		}
+		/* the map moved on, or the slot is gone: begin anew */
+		mdb_txn_abort(kept);
+		pthread_rwlock_unlock(&env->resize);
+	}
+	txnlock_take(env->tl);
+	txn_init(env, write, t);
 	rc = mdb_txn_begin(env->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
-	if (rc == MDB_SUCCESS)
+	if (rc == MDB_SUCCESS) {
+		if (!write)
+			txnlock_give(env->tl);
 		return EF_OK;
+	}
 	pthread_rwlock_unlock(&env->resize);
+	if (rc == MDB_READERS_FULL) {
+		/* dead processes may hold slots: clear them and try again */
+		reader_check(env, 1);
+		*retry = 1;
+	}
+	txnlock_give(env->tl);
 	if (rc == MDB_MAP_RESIZED) {
 		/* no transaction began: adopt the new size, then retry */
 		rc = map_adopt(env);
 		*retry = rc == EF_OK;
 		return rc == EF_OK ? EF_EBUSY : rc;
-	}
-	if (rc == MDB_READERS_FULL) {
-		/* dead processes may hold slots: clear them and try again */
-		reader_check(env, 1);
-		*retry = 1;
 	}
 	return lmdb_err(env, write ? "begin write" : "begin read", rc);
 }
@@ -362,11 +441,18 @@ static void txn_close_cursors(store_txn *t)
 	}
 }
 
+/* End a transaction without committing, and let go of its locks. */
 static void txn_abort(store_txn *t)
 {
 	txn_close_cursors(t);
-	mdb_txn_abort(t->txn);
-	pthread_rwlock_unlock(&t->env->resize);
+	if (t->write) {
+		mdb_txn_abort(t->txn);
+		pthread_rwlock_unlock(&t->env->resize);
+		txnlock_give(t->env->tl);
+	} else {
+		pool_push(t->env, t->txn);
+		pthread_rwlock_unlock(&t->env->resize);
+	}
 }
 
 int store_read(store_env *env, store_txn_fn fn, void *ctx)
@@ -422,6 +508,9 @@ int store_write(store_env *env, store_txn_fn fn, void *ctx)
 		else
 			rc = mdb_txn_commit(t.txn);
 		pthread_rwlock_unlock(&env->resize);
+		if (rc == MDB_SUCCESS)
+			reader_check(env, 0);
+		txnlock_give(env->tl);
 		if (rc == MDB_MAP_FULL) {
 			rc = map_grow(env, t.map_seen);
 			if (rc != EF_OK)
@@ -430,7 +519,6 @@ int store_write(store_env *env, store_txn_fn fn, void *ctx)
 		}
 		if (rc)
 			return commit_err(env, rc);
-		reader_check(env, 0);
 		return EF_OK;
 	}
 	return ef__err(env->err_id, EF_EBUSY,

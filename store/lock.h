@@ -5,6 +5,7 @@
  *   open.lock   every open handle holds it shared; compaction exclusively
  *   maint.lock  the maintenance lock that serializes long operations; the
  *               holder writes "pid N (what)" into it for waiters to show
+ *   (txn.lock   a POSIX record lock, not a flock: see txnlock.h)
  *
  * flock locks belong to an open file description: two handles in one process
  * exclude each other like two processes do; a child forked while a lock is
