@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static ef_store *store;
-static char dir[] = "/tmp/edgefeed-fuzz-XXXXXX";
 
 static int rm_one(const char *p, const struct stat *sb, int f, struct FTW *w)
 {
@@ -18,24 +18,50 @@ static int rm_one(const char *p, const struct stat *sb, int f, struct FTW *w)
 	return remove(p);
 }
 
+const char *fuzz_tmpdir(void)
+{
+	return access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp";
+}
+
+ef_store *fuzz_store_new(const ef_config *cfg)
+{
+	ef_config nosync = {.flags = EF_NOSYNC};
+	char dir[64];
+	ef_store *st;
+
+	snprintf(dir, sizeof(dir), "%s/edgefeed-fuzz-XXXXXX", fuzz_tmpdir());
+	if (!mkdtemp(dir))
+		abort();
+	if (ef_open(&st, dir, cfg ? cfg : &nosync) != EF_OK)
+		abort();
+	return st;
+}
+
+void fuzz_store_drop(ef_store *st)
+{
+	char *dir;
+
+	if (!st)
+		return;
+	dir = strdup(st->dir); /* st->dir goes with the handle */
+	ef_close(st);
+	if (dir)
+		nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
 static void cleanup(void)
 {
-	ef_close(store);
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	fuzz_store_drop(store);
 }
 
 ef_store *fuzz_store(void)
 {
-	ef_config cfg = {0};
 	char rid[16];
 
 	if (store)
 		return store;
-	if (!mkdtemp(dir))
-		abort();
-	cfg.flags = EF_NOSYNC;
-	if (ef_open(&store, dir, &cfg) != EF_OK)
-		abort();
+	store = fuzz_store_new(NULL);
 	for (int i = 0; i < 8; i++) {
 		ef_receive r = {"fuzz@example.com", rid, 0, "192.0.2.1",
 				"{\"fileName\":\"f\"}"};

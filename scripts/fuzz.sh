@@ -18,7 +18,7 @@ ninja -C build-fuzz >&2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
-for t in legacy keys record cursor; do
+for t in legacy keys record cursor kvbulk; do
   dict=()
   [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="fuzz/dict/$t.dict")
   [ "$t" = record ] || [ "$t" = cursor ] && dict=()
