@@ -43,8 +43,10 @@
  * (ef_config.clock_ms) runs on whichever thread uses the store.
  *
  * @par Processes and fork()
- * Any number of processes may open the same store directory at once; LMDB
- * serializes their writers, and each finalize is one transaction.
+ * Any number of processes may open the same store directory at once; their
+ * writers take turns (txn.lock in the store directory, then LMDB's writer
+ * lock: a process killed at any point never leaves the others waiting),
+ * and each finalize is one transaction.
  * Never use an ::ef_store in a child created by fork() after ef_open(): the
  * child calls ef_open() itself. The child must not ef_close() the inherited
  * handle either: LMDB supports an environment only in the process that

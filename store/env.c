@@ -31,6 +31,7 @@
 #define READER_CHECK_NS 1000000000LL /* clear dead readers at most once a second */
 #define RPOOL_MAX 16           /* reset read transactions kept for reuse */
 #define FULL_SLACK ((unsigned long long)1 << 20) /* "nearly full": see commit_err */
+#define REGION_RETRY_MAX 2000  /* reopens (1 ms apart) for a half-made lock.mdb */
 
 struct store_cur {
 	MDB_cursor *c;   /* NULL when the slot is free */
@@ -193,6 +194,41 @@ static int open_main_dbi(store_env *env, int rdonly)
 	return MDB_MAP_RESIZED;
 }
 
+/* Is lock.mdb's region half-made: its transaction id 0 while data.mdb has
+ * commits? LMDB's first opener sets it to 0 when it (re)initializes the
+ * region and to the last commit's when done; killed in between, it leaves
+ * 0, and the next writer would build on meta page 0 whatever the last
+ * commit was. Call under txn.lock (the read takes the reader mutex). */
+static int region_half_made(MDB_env *e)
+{
+	MDB_envinfo info;
+	MDB_txn *txn;
+	size_t id;
+
+	if (mdb_env_info(e, &info) != 0 || info.me_last_txnid == 0)
+		return 0;
+	if (mdb_txn_begin(e, NULL, MDB_RDONLY, &txn) != 0)
+		return 0;
+	id = mdb_txn_id(txn);
+	mdb_txn_abort(txn);
+	return id == 0;
+}
+
+/* mdb_env_create and mdb_env_open, under txn.lock: an LMDB code. */
+static int env_open(store_env *env, const char *dir, const store_opts *o,
+		    unsigned flags)
+{
+	int rc = mdb_env_create(&env->env);
+
+	if (rc) {
+		env->env = NULL;
+		return rc;
+	}
+	mdb_env_set_mapsize(env->env, o->map_size);
+	mdb_env_set_maxreaders(env->env, o->max_readers);
+	return mdb_env_open(env->env, dir, flags, 0600);
+}
+
 int store_open(store_env **out, const char *dir, const store_opts *o,
 	       uint64_t err_id)
 {
@@ -222,15 +258,41 @@ int store_open(store_env **out, const char *dir, const store_opts *o,
 		flags |= MDB_NOSYNC;
 	if (o->rdonly)
 		flags |= MDB_RDONLY;
-	rc = mdb_env_create(&env->env);
-	if (rc) {
-		rc = lmdb_err(env, "mdb_env_create", rc);
+	rc = txnlock_open(dir, err_id, &env->tl);
+	if (rc != EF_OK)
 		goto fail;
+	/*
+	 * Opens take txn.lock too. The first process to open the store
+	 * (re)initializes lock.mdb (region_half_made()); killed in between
+	 * while another opener waited on lock.mdb, that one took the region
+	 * as made and wrote on a stale snapshot: the last commit before it was
+	 * lost (tests/test-txnlock.c). Openers wait on txn.lock instead, and
+	 * the next one finds nobody using lock.mdb and initializes it again;
+	 * or, if it came in while the killed one's lock.mdb was still being
+	 * let go, it sees the half-made region, closes and opens again.
+	 */
+	txnlock_take(env->tl);
+	for (int attempt = 0;; attempt++) {
+		rc = env_open(env, dir, o, flags);
+		if (rc || !region_half_made(env->env))
+			break;
+		mdb_env_close(env->env);
+		env->env = NULL;
+		if (attempt == REGION_RETRY_MAX) {
+			txnlock_give(env->tl);
+			rc = ef__err(err_id, EF_EBUSY,
+				     "cannot open store '%s': lock.mdb was left "
+				     "half-made by a process killed while opening "
+				     "the store, and a process that does not take "
+				     "txn.lock (such as LMDB's own tools) holds it "
+				     "open; stop the processes using the store, "
+				     "then open it again", dir);
+			goto fail;
+		}
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
 	}
-	mdb_env_set_mapsize(env->env, o->map_size);
-	mdb_env_set_maxreaders(env->env, o->max_readers);
-	rc = mdb_env_open(env->env, dir, flags, 0600);
 	if (rc) {
+		txnlock_give(env->tl);
 		if (rc == EACCES || rc == EPERM)
 			rc = ef__err(err_id, EF_EIO,
 				     "cannot open store '%s': permission denied",
@@ -254,10 +316,6 @@ int store_open(store_env **out, const char *dir, const store_opts *o,
 		if (mdb_env_get_fd(env->env, &fd) == 0)
 			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 	}
-	rc = txnlock_open(dir, err_id, &env->tl);
-	if (rc != EF_OK)
-		goto fail;
-	txnlock_take(env->tl);
 	reader_check(env, 1);
 	rc = open_main_dbi(env, o->rdonly);
 	txnlock_give(env->tl);

@@ -14,7 +14,9 @@
  * releases when its holder dies and hands to the next waiter itself. It is
  * held around every call that takes one of LMDB's mutexes: a write
  * transaction from begin to commit or abort, the begin of a read
- * transaction that needs a new reader slot, and clearing dead readers.
+ * transaction that needs a new reader slot, and clearing dead readers;
+ * and around opening the store, whose first opener initializes lock.mdb
+ * (store/env.c, store_open).
  *
  * POSIX record locks belong to the process: a forked child does not inherit
  * one, and the kernel drops them when the process dies. They do not keep

@@ -24,13 +24,14 @@
  * every process: the write mutex (a glibc robust pthread_mutex_t) at byte
  * 64, whose __owner (byte 72) is the thread id of the write lock's holder,
  * and 64-byte reader slots from byte 128 (txnid, then pid; txnid -1 when
- * the slot holds no snapshot), their count at byte 56. The parent reads it,
- * with the victim stopped, to tell whether a kill landed inside a write or
- * a read transaction. The layout is not API: lk_calibrate() checks it on a
+ * the slot holds no snapshot), their count at byte 56, the last committed
+ * transaction id at byte 48. The parent reads it, with the victim stopped,
+ * to tell whether a kill landed inside a write or a read transaction. The layout is not API: lk_calibrate() checks it on a
  * transaction of its own and, if it does not match, the counts are off
  * (reported as such) while everything else still runs.
  */
 #define LK_MAGIC 0xBEEFC0DEu
+#define LK_TXNID 48
 #define LK_NUMREADERS 56
 #define LK_WRITER_TID 72
 #define LK_READERS 128
@@ -69,6 +70,16 @@ uint32_t lk_u32(const lockview *lv, size_t off)
 
 	memcpy(&v, lv->p + off, sizeof(v));
 	return v;
+}
+
+uint64_t lk_txnid(const lockview *lv)
+{
+	uint64_t id;
+
+	if (lv->len < LK_READERS || lk_u32(lv, 0) != LK_MAGIC)
+		return 0;
+	memcpy(&id, lv->p + LK_TXNID, sizeof(id));
+	return id;
 }
 
 /* The thread id that holds the write lock, or 0. */

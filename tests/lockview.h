@@ -25,6 +25,10 @@ void lk_map(const char *dir, lockview *lv);
 void lk_unmap(lockview *lv);
 uint32_t lk_u32(const lockview *lv, size_t off);
 
+/* The last committed transaction id as the lock region says (what the next
+ * writer builds on); 0 while an opener initializes the region. */
+uint64_t lk_txnid(const lockview *lv);
+
 /* The thread id that holds the write lock, or 0. */
 pid_t lk_writer(const lockview *lv);
 /* Does a reader slot of process @pid hold a snapshot? */

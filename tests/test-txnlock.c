@@ -5,6 +5,13 @@
  * writer goes on at once, even while children forked by the killed process
  * still live (an flock would stay held by them); and the threads of one
  * process take turns at it.
+ *
+ * And opening a store: the first process to open it (re)initializes LMDB's
+ * lock region (lock.mdb), setting its last transaction id to 0 until it is
+ * done. Killed in between while another process waits to open, that one
+ * found the region "initialized" and wrote on top of a stale snapshot: the
+ * last transaction before it was lost. Opens take txn.lock too, so the next
+ * opener initializes the region again.
  */
 #define _GNU_SOURCE
 #include "tests/helpers.h"
@@ -23,6 +30,7 @@
 
 #include "feed/feed.h"
 #include "store/txnlock.h"
+#include "tests/lockview.h"
 
 #define T0 1790000000000LL
 #define CHILD_ALARM_S 60
@@ -34,6 +42,7 @@ static ef_config cfg_nosync(void)
 	ef_config cfg = {0};
 
 	cfg.flags = EF_NOSYNC;
+	cfg.feed_cap = 1000000; /* never trim what a test counts */
 	cfg.clock_ms = th_clock;
 	cfg.clock_ctx = &test_now;
 	return cfg;
@@ -238,6 +247,129 @@ static void test_txnlock_threads_take_turns_and_opens_share_one_lock(
 	th_cleanup(dir);
 }
 
+static void fin_one(ef_store *st, const char *rid)
+{
+	ef_receive r = {0};
+	int rc;
+
+	r.owner = "alice@example.com";
+	r.reservation_id = rid;
+	r.created_ms = T0 - 1000;
+	r.payload_json = "{}";
+	rc = ef_finalize(st, &r);
+	if (rc != EF_OK)
+		fail_msg("finalize %s: %s: %s", rid, ef_err_name(rc),
+			 ef_errmsg(st));
+}
+
+#define INIT_TRIES 400  /* opens stopped until this many landed in time */
+#define INIT_HITS 12    /* kills inside the initialization wanted */
+
+/*
+ * Stop a process inside LMDB's initialization of lock.mdb (the region's
+ * transaction id reads 0 while the data file has committed transactions),
+ * start a second opener that writes one entry, kill the first: nothing
+ * committed before may be lost, and the second's entry must be there.
+ */
+static void test_open_killed_while_it_initializes_lock_mdb_loses_nothing(
+	void **state)
+{
+	char *dir = th_tmpdir();
+	ef_config cfg = cfg_nosync();
+	int hits = 0, tries = 0, committed = 0;
+	lockview lv;
+	ef_store *st;
+
+	(void)state;
+	lk_calibrate();
+	if (lk_layout_ok != 1) {
+		print_message("skipped: lock.mdb is not laid out as expected\n");
+		th_cleanup(dir);
+		skip();
+	}
+	st = th_open(dir, &cfg);
+	fin_one(st, "first");
+	committed++;
+	ef_close(st);
+	lk_map(dir, &lv);
+	while (hits < INIT_HITS && tries < INIT_TRIES) {
+		char rid[32], after[32];
+		pid_t a, b;
+		int status;
+
+		tries++;
+		/* the latest transaction: written, then nobody has it open */
+		st = th_open(dir, &cfg);
+		snprintf(rid, sizeof(rid), "latest-%d", tries);
+		fin_one(st, rid);
+		committed++;
+		ef_close(st);
+
+		a = th_fork(CHILD_ALARM_S);
+		if (a == 0) {
+			ef_store *s2 = NULL;
+
+			_exit(ef_open(&s2, dir, &cfg) == EF_OK ? 0 : 2);
+		}
+		while (lk_txnid(&lv) != 0 && waitpid(a, &status, WNOHANG) == 0)
+			;
+		kill(a, SIGSTOP);
+		if (waitpid(a, &status, WUNTRACED) != a || !WIFSTOPPED(status) ||
+		    lk_txnid(&lv) != 0) {
+			/* missed the window: it ran past it, or finished */
+			kill(a, SIGKILL);
+			waitpid(a, &status, 0);
+			continue;
+		}
+		hits++;
+		snprintf(after, sizeof(after), "after-%d", tries);
+		b = th_fork(CHILD_ALARM_S);
+		if (b == 0) {
+			ef_store *s2 = NULL;
+			ef_receive r = {0};
+
+			if (ef_open(&s2, dir, &cfg) != EF_OK)
+				_exit(2);
+			r.owner = "alice@example.com";
+			r.reservation_id = after;
+			r.created_ms = T0 - 1000;
+			r.payload_json = "{}";
+			_exit(ef_finalize(s2, &r) == EF_OK ? 0 : 3);
+		}
+		th_sleep_us(50000); /* b waits for the lock */
+		assert_int_equal(kill(a, SIGKILL), 0);
+		assert_int_equal(waitpid(a, &status, 0), a);
+		assert_int_equal(waitpid(b, &status, 0), b);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		committed++;
+		st = th_open(dir, &cfg);
+		{
+			ef_entry *e = NULL;
+
+			if (ef_get_entry(st, "alice@example.com", rid, &e) != EF_OK)
+				fail_msg("try %d: %s, committed before the "
+					 "killed open, is lost", tries, rid);
+			ef_entry_free(e);
+			if (ef_get_entry(st, "alice@example.com", after, &e) !=
+			    EF_OK)
+				fail_msg("try %d: %s, acknowledged after the "
+					 "killed open, is lost", tries, after);
+			ef_entry_free(e);
+		}
+		assert_int_equal(th_count_prefix(st, KEY_P_ENTRY),
+				 (size_t)committed);
+		th_assert_consistent(st);
+		ef_close(st);
+	}
+	print_message("%d opens stopped inside the initialization of "
+		      "lock.mdb in %d tries; nothing lost\n", hits, tries);
+	if (hits == 0)
+		fail_msg("no open was stopped inside the initialization in %d "
+			 "tries: the test proves nothing here", tries);
+	lk_unmap(&lv);
+	th_cleanup(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -245,6 +377,8 @@ int main(void)
 			test_txnlock_killed_holder_frees_it_though_its_child_lives),
 		cmocka_unit_test(
 			test_txnlock_threads_take_turns_and_opens_share_one_lock),
+		cmocka_unit_test(
+			test_open_killed_while_it_initializes_lock_mdb_loses_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
