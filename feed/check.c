@@ -221,7 +221,9 @@ static int check_marker(check_ctx *c, store_txn *t, const store_val *k,
 		return EF_OK;
 	}
 	/* the marker's value is its entry's createdSort; markers of the old
-	 * design may hold anything, so then the index tells */
+	 * design, or imported ones, may hold anything (also another value of
+	 * that shape), so when that finds no entry the index tells, as it
+	 * does for a sweep (an index without its entry is reported there) */
 	if (key_created_from_sort(v->data, v->len, &created) == EF_OK &&
 	    entry_key(&ek, ow, (key_view){v->data, v->len}, rid) == EF_OK) {
 		rc = store_get(t, ek.s, ek.len, NULL);
@@ -232,12 +234,11 @@ static int check_marker(check_ctx *c, store_txn *t, const store_val *k,
 					     "deletes both)", k);
 			return rc;
 		}
-	} else {
-		key_pair_views(&ek, KEY_P_INDEX, ow, rid);
-		rc = store_get(t, ek.s, ek.len, NULL);
-		if (rc != EF_ENOTFOUND)
-			return rc;
 	}
+	key_pair_views(&ek, KEY_P_INDEX, ow, rid);
+	rc = store_get(t, ek.s, ek.len, NULL);
+	if (rc != EF_ENOTFOUND)
+		return rc;
 	/* no record: a legacy element still in its array counts */
 	memcpy(op.s, ow.p, ow.len);
 	op.s[ow.len] = '\0';

@@ -161,6 +161,25 @@ static void test_check_finds_orphan_marker_and_bad_keys(void **state)
 	assert_true(saw(&s, "quarantine: record is not a JSON object"));
 }
 
+/* A marker's value is normally its entry's createdSort, but an imported or
+ * old-design marker may hold another value of that shape (an epoch-ms time
+ * of the old worker): the entry is there all the same, found through the
+ * index as a sweep finds it, so the marker is no orphan (found by
+ * fuzz-kvbulk). */
+static void test_check_marker_with_another_sort_shaped_value_is_no_orphan(
+	void **state)
+{
+	fx *f = *state;
+	struct seen s;
+
+	fill(f);
+	th_put_raw(f->st, "unread:a@x:r2", "1700000000000", 13);
+	assert_int_equal(check(f->st, 1, &s), 0);
+	th_put_raw(f->st, "unread:a@x:gone", "1700000000000", 13);
+	assert_int_equal(check(f->st, 0, &s), 1);
+	assert_true(saw(&s, "marker: no entry"));
+}
+
 static void test_check_finds_record_that_disagrees_with_its_key(void **state)
 {
 	fx *f = *state;
@@ -265,6 +284,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_check_healthy_store_passes,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_check_marker_with_another_sort_shaped_value_is_no_orphan,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_check_finds_entry_without_index_and_index_without_entry,
 			setup, teardown),
