@@ -190,7 +190,8 @@ void txnlock_take(txnlock *l)
 		return;
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
-		if (setlk(l, l->type) == 0 || errno == EBADF || errno == ENOLCK)
+		if (setlk(l, l->type) == 0 ||
+		    (errno != EINTR && errno != EDEADLK))
 			return; /* held, or not to be had: LMDB's mutex alone */
 		if (errno == EDEADLK) {
 			/* The kernel sees deadlocks between processes, not
