@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets (clang, ASan + UBSan) and run each: replay its
 # corpus, then fuzz for SECONDS (default 20) from a scratch copy of it.
-# Usage: scripts/fuzz.sh [SECONDS] [RUNS]   (RUNS: stop after that many
-# executions instead; the long run of docs/RELIABILITY.md uses 10000000)
+# Usage: scripts/fuzz.sh [SECONDS] [RUNS] [TARGET...]   (RUNS: stop after
+# that many executions instead; the long run of docs/RELIABILITY.md uses
+# 10000000; TARGET: legacy, keys, record, cursor, kvbulk; default all)
 # For each target it says on stderr what docs/RELIABILITY.md reports: the
 # final libFuzzer stats line (executions, cov, ft, corpus, exec/s), the wall
 # time, and whether it ended clean (exit 0, no crash, leak or sanitizer
@@ -13,6 +14,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-20}
 runs=${2:-}
+shift $(($# < 2 ? $# : 2))
+all=(legacy keys record cursor kvbulk)
+targets=("${all[@]}")
+[ $# -eq 0 ] || targets=("$@")
+for t in "${targets[@]}"; do
+  case " ${all[*]} " in
+    *" $t "*) ;;
+    *) echo "fuzz.sh: no target '$t' (targets: ${all[*]})" >&2; exit 2 ;;
+  esac
+done
 keep=${EDGEFEED_FUZZ_ARTIFACTS:-build-fuzz/artifacts}
 # UBSan only prints and goes on unless told to stop; stopped, libFuzzer
 # keeps the input
@@ -39,7 +50,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
 summary=()
-for t in legacy keys record cursor kvbulk; do
+for t in "${targets[@]}"; do
   dict=()
   [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="fuzz/dict/$t.dict")
   [ "$t" = record ] || [ "$t" = cursor ] && dict=()
@@ -68,6 +79,8 @@ for t in legacy keys record cursor kvbulk; do
     verdict=clean
   else
     verdict="NOT clean (exit $rc)"
+    grep -qs 'libFuzzer: run interrupted' "$log" &&
+      verdict="NOT clean: interrupted by a signal from outside (exit $rc)"
     status=1
     tail -60 "$log" >&2
     mkdir -p "$keep"
