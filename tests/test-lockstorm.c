@@ -27,7 +27,6 @@
 #define _GNU_SOURCE
 #include "tests/helpers.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -48,6 +48,18 @@ static ef_config cfg_nosync(void)
 	return cfg;
 }
 
+/* The one kind of finalization these tests make. */
+static ef_receive receive_of(const char *rid)
+{
+	ef_receive r = {0};
+
+	r.owner = "alice@example.com";
+	r.reservation_id = rid;
+	r.created_ms = T0 - 1000;
+	r.payload_json = "{}";
+	return r;
+}
+
 /* The process holding txn.lock in @dir (F_GETLK), or 0 if none. */
 static pid_t lock_owner(const char *dir)
 {
@@ -113,7 +125,7 @@ static void test_txnlock_killed_holder_frees_it_though_its_child_lives(
 	pid_t holder, child = 0;
 	ef_config cfg = cfg_nosync();
 	ef_store *st;
-	ef_receive r = {0};
+	ef_receive r = receive_of("after-kill");
 
 	(void)state;
 	ef_close(th_open(dir, &cfg));
@@ -156,10 +168,6 @@ static void test_txnlock_killed_holder_frees_it_though_its_child_lives(
 
 	alarm(30); /* a hang here is the failure */
 	st = th_open(dir, &cfg);
-	r.owner = "alice@example.com";
-	r.reservation_id = "after-kill";
-	r.created_ms = T0 - 1000;
-	r.payload_json = "{}";
 	assert_int_equal(ef_finalize(st, &r), EF_OK);
 	alarm(0);
 	th_assert_consistent(st);
@@ -249,14 +257,8 @@ static void test_txnlock_threads_take_turns_and_opens_share_one_lock(
 
 static void fin_one(ef_store *st, const char *rid)
 {
-	ef_receive r = {0};
-	int rc;
-
-	r.owner = "alice@example.com";
-	r.reservation_id = rid;
-	r.created_ms = T0 - 1000;
-	r.payload_json = "{}";
-	rc = ef_finalize(st, &r);
+	ef_receive r = receive_of(rid);
+	int rc = ef_finalize(st, &r);
 	if (rc != EF_OK)
 		fail_msg("finalize %s: %s: %s", rid, ef_err_name(rc),
 			 ef_errmsg(st));
@@ -326,14 +328,10 @@ static void test_open_killed_while_it_initializes_lock_mdb_loses_nothing(
 		b = th_fork(CHILD_ALARM_S);
 		if (b == 0) {
 			ef_store *s2 = NULL;
-			ef_receive r = {0};
+			ef_receive r = receive_of(after);
 
 			if (ef_open(&s2, dir, &cfg) != EF_OK)
 				_exit(2);
-			r.owner = "alice@example.com";
-			r.reservation_id = after;
-			r.created_ms = T0 - 1000;
-			r.payload_json = "{}";
 			_exit(ef_finalize(s2, &r) == EF_OK ? 0 : 3);
 		}
 		th_sleep_us(50000); /* b waits for the lock */
