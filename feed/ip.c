@@ -27,9 +27,10 @@ int ip_parse(uint64_t err_id, const char *field, const char *text,
 		*kind = REC_IP_V6;
 		return EF_OK;
 	}
+	/* the text is not quoted: it may hold an address all the same */
 	return ef__err(err_id, EF_EINVAL,
-		       "%s: '%.64s' is not an IPv4 or IPv6 address", field,
-		       text);
+		       "%s: not an IPv4 or IPv6 address (%zu bytes)", field,
+		       strlen(text));
 }
 
 void ip_format(uint8_t kind, const uint8_t *bin, char *buf, size_t cap)

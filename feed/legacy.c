@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "feed/jsonerr.h"
 #include "store/error.h"
 
 int legacy_issue_add(legacy_array *a, long index, int kept, const char *fmt,
@@ -276,7 +277,7 @@ int legacy_parse(ef_store *st, const key_part *owner, const void *json,
 				 "invalid JSON at line %d column %d (byte %d): "
 				 "%s",
 				 jerr.line, jerr.column, jerr.position,
-				 jerr.text);
+				 jsonerr_what(&jerr));
 	if (!json_is_array(root)) {
 		json_decref(root);
 		return legacy_issue_add(a, -1, 0, "not a JSON array");

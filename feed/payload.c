@@ -5,6 +5,7 @@
 #include <jansson.h>
 
 #include "feed/feed.h"
+#include "feed/jsonerr.h"
 #include "store/alloc.h"
 #include "store/error.h"
 
@@ -27,8 +28,9 @@ int payload_check(uint64_t err_id, const char *field, const char *json,
 		return ef__err(err_id, EF_ENOMEM, "out of memory");
 	if (!v)
 		return ef__err(err_id, EF_EINVAL,
-			       "%s: invalid JSON at line %d column %d: %s",
-			       field, jerr.line, jerr.column, jerr.text);
+			       "%s: invalid JSON at line %d column %d (byte "
+			       "%d): %s", field, jerr.line, jerr.column,
+			       jerr.position, jsonerr_what(&jerr));
 	ok = json_is_object(v);
 	json_decref(v);
 	if (!ok)

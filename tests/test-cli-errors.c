@@ -187,7 +187,7 @@ static void test_cli_errors_bad_owner_reservation_ip_payload(void **state)
 		{{"feed", "--owner", "", NULL}, 2, "--owner: empty",
 		 "alice@example.com"},
 		{{"finalize", "--owner", "a", "--reservation", "r", "--ip",
-		  "1.2.3", NULL}, 2, "--ip: '1.2.3'", "is not an IPv4 or IPv6 address"},
+		  "1.2.3", NULL}, 2, "--ip: not an IPv4 or IPv6 address", "(5 bytes)"},
 		{{"finalize", "--owner", "a", "--reservation", "r", "--payload",
 		  "[1]", NULL}, 2, "--payload", "must be a JSON object"},
 		{{"finalize", "--owner", "a", "--reservation", "r", "--payload",

@@ -152,7 +152,7 @@ static void test_cli_bad_input_exits_2_naming_the_option(void **state)
 		 "--owner: control character"},
 		{{"finalize", "--owner", "a", "--reservation", "r", "--ip",
 		  "1.2.3", NULL},
-		 "--ip: '1.2.3'"},
+		 "--ip: not an IPv4 or IPv6 address"},
 		{{"finalize", "--owner", "a", "--reservation", "r", "--payload",
 		  "[]", NULL},
 		 "--payload: must be a JSON object"},
