@@ -20,14 +20,16 @@ static const char sweep_help[] =
 	"workers write: destroy the key of every day whose IPs are past\n"
 	"retention (they can then never be read again, from any copy),\n"
 	"delete stale and over-cap entries with their index keys and unread\n"
-	"markers, and drop markers without an entry. Safe to interrupt and\n"
-	"run again; run it daily (e.g. from cron).\n"
+	"markers, drop markers without an entry, and seal legacy arrays\n"
+	"that hold IP addresses in plaintext. Safe to interrupt and run\n"
+	"again; run it daily (e.g. from cron).\n"
 	"\n"
 	"  --now MS|ISO  sweep as of this time (default: now)\n"
 	"  --no-wait     exit 75 at once if another maintenance job runs\n"
 	"\n"
 	"Prints {\"now\",\"keysDestroyed\",\"keyringSlotsWiped\",\n"
-	"\"entriesDeleted\",\"markersDropped\",\"recordsResealed\",\"batches\"}.\n";
+	"\"entriesDeleted\",\"markersDropped\",\"recordsResealed\",\n"
+	"\"legacySealed\",\"batches\"}.\n";
 
 int cmd_sweep(cli *c, int argc, char **argv)
 {
@@ -75,13 +77,15 @@ int cmd_sweep(cli *c, int argc, char **argv)
 		(unsigned long long)ss.entries_deleted,
 		(unsigned long long)ss.markers_dropped);
 	return out_print(json_pack(
-		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "now", when, "nowMs",
+		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "now", when,
+		"nowMs",
 		(json_int_t)ss.now_ms, "keysDestroyed",
 		(json_int_t)ss.keys_destroyed, "keyringSlotsWiped",
 		(json_int_t)ss.keyring_wiped, "entriesDeleted",
 		(json_int_t)ss.entries_deleted, "markersDropped",
 		(json_int_t)ss.markers_dropped, "recordsResealed",
-		(json_int_t)ss.records_resealed, "batches",
+		(json_int_t)ss.records_resealed, "legacySealed",
+		(json_int_t)ss.legacy_sealed, "batches",
 		(json_int_t)ss.batches));
 }
 

@@ -52,8 +52,13 @@ typedef struct rec_entry {
 	const uint8_t *ip;     /* ip_len bytes, per ip_kind */
 	size_t ip_len;
 	int has_payload;
-	const char *payload;   /* JSON object text, byte-for-byte as given */
+	const char *payload;   /* JSON object text, byte-for-byte as given;
+				* with psealed, the one without addresses */
 	size_t payload_len;
+	const uint8_t *psealed; /* legacy data only: the original payload, which
+				 * holds IP addresses (ipscan.h), sealed like
+				 * an IP (feed_payload_reveal); NULL if none */
+	size_t psealed_len;
 } rec_entry;
 
 /* Encode into a new buffer (*out, *len; free()). EF_ENOMEM, EF_OK, or
@@ -100,6 +105,27 @@ void fin_item_free(fin_item *it);
  * cap and staleness. May run again if the transaction is re-run. */
 int fin_apply(store_txn *txn, ef_store *st, const fin_item *it, int64_t now,
 	      unsigned flags);
+
+/*
+ * Hold the payload of the prepared @it to the rule of legacy data: when it
+ * holds IP addresses at any depth (ipscan.h), the record keeps it without
+ * them and seals the original under the entry's window (shown while within
+ * retention, like the entry's IP; shredded with it). For what comes from
+ * legacy arrays and import files, whose payloads are free-form old data;
+ * ef_finalize's own payloads are the caller's and kept as given.
+ * EF_OK (nothing to do, or done); EF_ENOMEM; an ipseal_seal error.
+ */
+int fin_seal_payload(ef_store *st, fin_item *it, int64_t now);
+
+/*
+ * The payload of record @r (entry of escaped @owner and @rid) as it reads
+ * at @now: the original while its seal opens, else the stored one. *text
+ * points into @r or at *owned (malloc'd, free() it; NULL when not used).
+ * EF_OK or EF_ENOMEM. Only meaningful when r->has_payload.
+ */
+int feed_payload_reveal(ef_store *st, key_view owner, key_view rid,
+			const rec_entry *r, int64_t now, const char **text,
+			size_t *len, char **owned);
 
 /* ---- batches and group commit (group.c) ---- */
 

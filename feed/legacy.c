@@ -202,6 +202,15 @@ static int elem_convert(ef_store *st, const key_part *owner, json_t *el,
 		rc = fin_prepare(st, &r, now, &e.it);
 	}
 	free(payload);
+	if (rc == EF_OK) {
+		/* addresses deeper in the element obey retention too */
+		rc = fin_seal_payload(st, &e.it, now);
+		if ((rc == EF_EIO || rc == EF_EFULL || rc == EF_EVERSION) &&
+		    !(flags & LEGACY_STRICT))
+			rc = EF_OK; /* a read's record stays in memory */
+		if (rc != EF_OK)
+			fin_item_free(&e.it);
+	}
 	if (rc == EF_ENOMEM || rc == EF_EIO || rc == EF_EFULL ||
 	    rc == EF_EVERSION)
 		return rc;
@@ -319,6 +328,8 @@ int legacy_load(store_txn *t, ef_store *st, const key_part *owner,
 {
 	key_buf k;
 	store_val v;
+	uint8_t *view;
+	size_t vlen;
 	int rc;
 
 	memset(a, 0, sizeof(*a));
@@ -326,13 +337,20 @@ int legacy_load(store_txn *t, ef_store *st, const key_part *owner,
 	rc = store_get(t, k.s, k.len, &v);
 	if (rc != EF_OK)
 		return rc;
-	rc = legacy_parse(st, owner, v.data, v.len, now, 0, a);
+	rc = legacy_value_view(st, &k, v.data, v.len, now, &view, &vlen);
+	if (rc == EF_ENOTFOUND || rc == EF_ECORRUPT)
+		return EF_ENOTFOUND; /* nothing of it reads (check reports it) */
+	if (rc != EF_OK)
+		return rc;
+	rc = legacy_parse(st, owner, view, vlen, now, 0, a);
+	sodium_memzero(view, vlen);
+	free(view);
 	if (rc != EF_OK) {
 		legacy_free(a);
 		if (rc == EF_ENOMEM)
 			rc = ef__err(st->err_id, rc, "out of memory");
 	}
-	return EF_OK;
+	return rc;
 }
 
 int legacy_has(store_txn *t, ef_store *st, const key_part *owner,

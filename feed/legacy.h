@@ -63,6 +63,44 @@ struct json_t;
  * reader of legacy data takes it; -1 if missing or unreadable (0 too). */
 int64_t legacy_elem_created(struct json_t *el);
 
+/* ---- the stored form of a legacy value (legacyval.c) ----
+ *
+ * Every write of a value under recentReceives:<owner> goes through
+ * legacy_value_encode and every read through legacy_value_view, so that no
+ * IP address of legacy data (at any depth, ipscan.h) is ever written to the
+ * store in plaintext, and what reads it obeys retention like an entry.
+ */
+
+/*
+ * The bytes to store under legacy key @lkey for the legacy value @raw (@len
+ * bytes, as the old worker wrote it) at @now: @raw itself when it is JSON
+ * that holds no IP address; otherwise a sealed form (legacyval.c) in which
+ * each element that holds one is sealed under its createdAt's window (the
+ * storing time's when that cannot be read), and a value that is not JSON is
+ * sealed whole under @now's. *out is malloc'd. EF_OK; EF_ENOMEM; a keyring
+ * error of ipseal_seal (EF_EIO, EF_EFULL, EF_EVERSION).
+ */
+int legacy_value_encode(ef_store *st, const key_buf *lkey, const void *raw,
+			size_t len, int64_t now, uint8_t **out, size_t *outlen);
+
+/*
+ * The legacy value stored under @lkey as it reads at @now (*out malloc'd,
+ * *outlen bytes): a plain value as it is; a sealed one with each element
+ * whose window is still readable put back, the others without their
+ * addresses. EF_OK; EF_ENOTFOUND (a value that was not JSON and whose
+ * bytes are shredded: nothing of it is left); EF_ECORRUPT (a malformed
+ * sealed form); EF_ENOMEM.
+ */
+int legacy_value_view(ef_store *st, const key_buf *lkey, const void *stored,
+		      size_t len, int64_t now, uint8_t **out, size_t *outlen);
+
+/* Is @stored in the sealed form? 1 or 0. */
+int legacy_value_sealed(const void *stored, size_t len);
+
+/* Does the plain value @stored hold what must be sealed (an IP address at
+ * any depth, or bytes that are not JSON)? 1, 0, or EF_ENOMEM. */
+int legacy_value_needs_seal(const void *stored, size_t len);
+
 /* Find the element for reservation @rid (escaped); NULL if none. */
 const legacy_elem *legacy_find(const legacy_array *a, const key_part *rid);
 

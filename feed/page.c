@@ -122,8 +122,15 @@ int feed_entry_fill(store_txn *t, ef_store *st, const store_val *k,
 			       (const char *)k->data);
 	e->created_ms = r.created_ms;
 	e->reservation_id = dupn(r.rid, r.rid_len);
-	if (r.has_payload)
-		e->payload_json = dupn(r.payload, r.payload_len);
+	if (r.has_payload) {
+		const char *pt;
+		size_t pn;
+		char *owned;
+
+		if (feed_payload_reveal(st, ow, rid, &r, now, &pt, &pn,
+					&owned) == EF_OK)
+			e->payload_json = owned ? owned : dupn(pt, pn);
+	}
 	rc = ip_reveal_entry(st, ow, rid, &r, now, ipbuf, sizeof(ipbuf));
 	if (rc == EF_OK)
 		e->ip = ef__strdup(ipbuf);

@@ -11,6 +11,9 @@
  *       look alike)
  *   u16 reservation id length, then its bytes (raw, not escaped)
  *   u32 payload length, then its bytes
+ *   with flag bit 1 (legacy data whose payload holds IP addresses, see
+ *   rec_entry.psealed): u32 length, then ipseal_seal bytes of the original
+ *   payload; the payload before it is then the one without addresses
  *
  * Version 1, still read (written before IPs were sealed):
  *   the same, except the ip form: 0 none, 4 or 6, then 4 or 16 bytes of
@@ -26,6 +29,7 @@
 #include "feed/feed.h"
 
 #define FLAG_PAYLOAD 0x1
+#define FLAG_PSEALED 0x2
 #define HEAD_LEN (1 + 1 + 8 + 1) /* version, flags, created_ms, ip form */
 
 static size_t ip_bytes(uint8_t kind)
@@ -61,14 +65,18 @@ int rec_encode(const rec_entry *e, uint8_t **out, size_t *len)
 	    (e->ip_kind != REC_IP_NONE && e->ip_kind != REC_IP_SEALED) ||
 	    (e->ip_kind == REC_IP_SEALED && e->ip_len > UINT8_MAX))
 		return EF_EINVAL;
-	n = HEAD_LEN + ipn + 2 + e->rid_len + 4 + e->payload_len;
+	if (e->psealed_len > UINT32_MAX || (e->psealed_len && !e->has_payload))
+		return EF_EINVAL;
+	n = HEAD_LEN + ipn + 2 + e->rid_len + 4 + e->payload_len +
+	    (e->psealed_len ? 4 + e->psealed_len : 0);
 	p = ef__malloc(n);
 	if (!p)
 		return EF_ENOMEM;
 	*out = p;
 	*len = n;
 	*p++ = REC_VERSION;
-	*p++ = e->has_payload ? FLAG_PAYLOAD : 0;
+	*p++ = (uint8_t)((e->has_payload ? FLAG_PAYLOAD : 0) |
+			 (e->psealed_len ? FLAG_PSEALED : 0));
 	p = put_be(p, (uint64_t)e->created_ms, 8);
 	*p++ = e->ip_kind;
 	if (ipn) {
@@ -82,6 +90,11 @@ int rec_encode(const rec_entry *e, uint8_t **out, size_t *len)
 	p = put_be(p, e->payload_len, 4);
 	if (e->payload_len)
 		memcpy(p, e->payload, e->payload_len);
+	p += e->payload_len;
+	if (e->psealed_len) {
+		p = put_be(p, e->psealed_len, 4);
+		memcpy(p, e->psealed, e->psealed_len);
+	}
 	return EF_OK;
 }
 
@@ -109,6 +122,11 @@ static size_t decode_ip(const uint8_t *p, const uint8_t *end, rec_entry *out)
 	out->ip = p;
 	out->ip_len = n;
 	return (size_t)(p - start) + n;
+}
+
+static uint8_t buf_flags(const void *buf)
+{
+	return ((const uint8_t *)buf)[1];
 }
 
 int rec_decode(const void *buf, size_t len, rec_entry *out)
@@ -142,10 +160,24 @@ int rec_decode(const void *buf, size_t len, rec_entry *out)
 	p += n;
 	n = (size_t)get_be(p, 4);
 	p += 4;
-	if ((size_t)(end - p) != n)
+	if ((size_t)(end - p) < n)
 		return EF_ECORRUPT;
 	out->payload = (const char *)p;
 	out->payload_len = n;
+	p += n;
+	if (buf_flags(buf) & FLAG_PSEALED) {
+		if (!out->has_payload || (size_t)(end - p) < 4)
+			return EF_ECORRUPT;
+		n = (size_t)get_be(p, 4);
+		p += 4;
+		if (n == 0 || (size_t)(end - p) < n)
+			return EF_ECORRUPT;
+		out->psealed = p;
+		out->psealed_len = n;
+		p += n;
+	}
+	if (p != end)
+		return EF_ECORRUPT;
 	if (out->created_ms < 0 || out->created_ms > EF_CREATED_MAX)
 		return EF_ECORRUPT;
 	return EF_OK;

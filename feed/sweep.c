@@ -1,8 +1,9 @@
 /*
- * sweep.c - ef_sweep: retention for the whole store, in three phases:
+ * sweep.c - ef_sweep: retention for the whole store, in four phases:
  * destroy the keys of windows past ip_retention (crypto-shredding), then
  * per owner delete stale and over-cap entries and reseal version-1 records,
- * then drop orphan unread markers.
+ * then drop orphan unread markers, then seal legacy values that hold IP
+ * addresses in plaintext (legacy.h).
  *
  * Every write transaction does a bounded amount of work and records where
  * the next one starts, so workers keep writing meanwhile, and a sweep killed
@@ -34,7 +35,7 @@ typedef struct sweep_ctx {
 	int end;            /* nothing is left in this phase */
 	uint64_t work;      /* work done, against batch */
 	uint64_t examined;  /* keys looked at, for progress */
-	uint64_t deleted, resealed, dropped;
+	uint64_t deleted, resealed, dropped, legacy_sealed;
 } sweep_ctx;
 
 static void ctx_reset(sweep_ctx *c)
@@ -43,7 +44,7 @@ static void ctx_reset(sweep_ctx *c)
 	c->next_after = c->pos_after;
 	c->end = 0;
 	c->work = c->examined = 0;
-	c->deleted = c->resealed = c->dropped = 0;
+	c->deleted = c->resealed = c->dropped = c->legacy_sealed = 0;
 }
 
 static void key_set(key_buf *k, const void *p, size_t n)
@@ -336,6 +337,77 @@ static int markers_txn(store_txn *t, void *p)
 	return n ? EF_OK : FEED_NOCHANGE;
 }
 
+/* ---- phase 4: legacy values kept in plaintext ---- */
+
+#define LEGACY_SEAL_MAX 16 /* values (up to 8 MiB each) sealed per txn */
+
+/* Seal the plain legacy value @v at @k (legacy_value_encode): one that an
+ * older edgefeed imported, or that reached the store another way, holds
+ * its IPs in plaintext. */
+static int legacy_seal_one(store_txn *t, sweep_ctx *c, const store_val *k,
+			   const store_val *v)
+{
+	key_buf lk;
+	uint8_t *enc, *raw = ef__malloc(v->len ? v->len : 1);
+	size_t elen;
+	int rc;
+
+	if (!raw)
+		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+	memcpy(raw, v->data, v->len); /* the put invalidates @v */
+	key_set(&lk, k->data, k->len);
+	rc = legacy_value_encode(c->st, &lk, raw, v->len, c->now, &enc, &elen);
+	free(raw);
+	if (rc != EF_OK)
+		return rc;
+	rc = store_put(t, lk.s, lk.len, enc, elen, 0);
+	free(enc);
+	if (rc == EF_OK)
+		c->legacy_sealed++;
+	return rc;
+}
+
+static int legacy_txn(store_txn *t, void *p)
+{
+	sweep_ctx *c = p;
+	store_cur *cur;
+	store_val k, v;
+	int rc, need;
+
+	ctx_reset(c);
+	rc = store_cur_open(t, &cur);
+	if (rc != EF_OK)
+		return rc;
+	for (rc = seek_from(cur, &c->pos, c->pos_after, &k, &v);
+	     rc == EF_OK && c->examined < c->batch &&
+	     c->legacy_sealed < LEGACY_SEAL_MAX &&
+	     store_has_prefix(&k, KEY_P_LEGACY, strlen(KEY_P_LEGACY));
+	     rc = store_cur_next(cur, &k, &v)) {
+		c->examined++;
+		key_set(&c->next, k.data, k.len);
+		c->next_after = 1;
+		need = legacy_value_needs_seal(v.data, v.len);
+		if (need < 0)
+			rc = ef__err(c->st->err_id, need, "out of memory");
+		else if (need)
+			rc = legacy_seal_one(t, c, &k, &v);
+		if (rc != EF_OK)
+			break;
+		/* a put may move the cursor's page: find the key again */
+		if (need && (rc = seek_from(cur, &c->next, 0, &k, &v)) != EF_OK)
+			break;
+	}
+	store_cur_close(cur);
+	if (rc == EF_ENOTFOUND || (rc == EF_OK && c->examined < c->batch &&
+				   c->legacy_sealed < LEGACY_SEAL_MAX)) {
+		c->end = 1;
+		rc = EF_OK;
+	}
+	if (rc != EF_OK)
+		return rc;
+	return c->legacy_sealed ? EF_OK : FEED_NOCHANGE;
+}
+
 /* ---- the job ---- */
 
 typedef struct sweep_run {
@@ -362,6 +434,7 @@ static int run_phase(sweep_run *r, store_txn_fn fn, const char *start)
 		r->s->entries_deleted += c->deleted;
 		r->s->records_resealed += c->resealed;
 		r->s->markers_dropped += c->dropped;
+		r->s->legacy_sealed += c->legacy_sealed;
 		r->done += c->examined;
 		if (r->o->progress)
 			r->o->progress(r->done < r->total ? r->done : r->total,
@@ -376,13 +449,14 @@ static int run_phase(sweep_run *r, store_txn_fn fn, const char *start)
 static int count_txn(store_txn *t, void *p)
 {
 	sweep_run *r = p;
-	static const char *const prefixes[] = {KEY_P_ENTRY, KEY_P_UNREAD};
+	static const char *const prefixes[] = {KEY_P_ENTRY, KEY_P_UNREAD,
+					       KEY_P_LEGACY};
 	store_cur *cur;
 	store_val k;
 	int rc = EF_OK;
 
 	r->total = 0;
-	for (size_t i = 0; i < 2 && rc == EF_OK; i++) {
+	for (size_t i = 0; i < 3 && rc == EF_OK; i++) {
 		size_t n = strlen(prefixes[i]);
 
 		rc = store_cur_open(t, &cur);
@@ -421,6 +495,8 @@ static int sweep_locked(sweep_run *r)
 		rc = run_phase(r, entries_txn, KEY_P_ENTRY);
 	if (rc == EF_OK)
 		rc = run_phase(r, markers_txn, KEY_P_UNREAD);
+	if (rc == EF_OK)
+		rc = run_phase(r, legacy_txn, KEY_P_LEGACY);
 	return rc;
 }
 

@@ -19,6 +19,10 @@
  *    of the store that cannot merge, twice), every skip is reported once;
  *  - the store holds what the counts say, and ef_check finds no violation
  *    (but for one known false report: see check());
+ *  - no IP address is in the store in plaintext: entries' payloads, legacy
+ *    values (sealed, or holding none) and quarantine reasons and redacted
+ *    values hold none, and a legacy value read when every window is past
+ *    retention shows none (issue 11);
  *  - importing the same file again changes no byte of the store.
  * After each run the store is put back as it was (and checked to be so);
  * once the keyring has grown large (sealing makes a key per day), the
@@ -36,6 +40,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "feed/ipscan.h"
+#include "feed/legacy.h"
 #include "fuzz/fuzz-store.h"
 
 #define NOW_MS 1795500000000LL /* 2026-11-24T04:40:00Z */
@@ -175,6 +181,98 @@ static void check(ef_check_stats *cs)
 	if (r.count)
 		fail("ef_check found %llu violation(s), the first: %s",
 		     (unsigned long long)r.count, r.first);
+}
+
+/* ---- retention: no IP address at rest in plaintext --------------------- */
+
+#define LATER_MS (NOW_MS + 3650 * DAY_MS) /* every window past retention */
+
+/* A stored legacy value is sealed or holds no address; read at LATER_MS,
+ * when every window is past retention, it shows none. */
+static void plain_legacy(const store_val *k, const store_val *v)
+{
+	uint8_t *view;
+	size_t vlen;
+	key_buf lk;
+	json_t *j;
+	int rc;
+
+	if (legacy_value_needs_seal(v->data, v->len) != 0)
+		fail("a legacy value holds an IP address in plaintext");
+	memcpy(lk.s, k->data, k->len);
+	lk.s[k->len] = '\0';
+	lk.len = k->len;
+	rc = legacy_value_view(base.st, &lk, v->data, v->len, LATER_MS, &view,
+			       &vlen);
+	if (rc == EF_ENOTFOUND)
+		return; /* not JSON: shredded whole */
+	if (rc != EF_OK)
+		fail("a stored legacy value does not read (%s)",
+		     ef_err_name(rc));
+	j = json_loadb((const char *)view, vlen, 0, NULL);
+	if (!j || ipscan_json(j))
+		fail("a legacy value shows an IP address past retention");
+	json_decref(j);
+	free(view);
+}
+
+/* A quarantine record's plaintext (reasons, redacted) holds no address. */
+static void plain_quarantine(const store_val *v)
+{
+	json_t *q = json_loadb(v->data, v->len, 0, NULL), *r, *red;
+	size_t i;
+
+	json_array_foreach(json_object_get(q, "reasons"), i, r)
+		if (ipscan_json(json_object_get(r, "reason")))
+			fail("a quarantine reason quotes an IP address");
+	red = json_object_get(q, "redacted");
+	if (json_is_string(red)) {
+		json_t *j = json_loadb(json_string_value(red),
+				       json_string_length(red), JSON_DECODE_ANY,
+				       NULL);
+		if (ipscan_json(j))
+			fail("a quarantine record's redacted value holds an "
+			     "IP address");
+		json_decref(j);
+	}
+	json_decref(q);
+}
+
+static int plain_txn(store_txn *t, void *p)
+{
+	store_cur *cur;
+	store_val k, v;
+	rec_entry r;
+	int rc;
+
+	(void)p;
+	rc = store_cur_open(t, &cur);
+	if (rc != EF_OK)
+		return rc;
+	for (rc = store_cur_seek(cur, "", 0, &k, &v); rc == EF_OK;
+	     rc = store_cur_next(cur, &k, &v)) {
+		if (store_has_prefix(&k, KEY_P_ENTRY, strlen(KEY_P_ENTRY)) &&
+		    rec_decode(v.data, v.len, &r) == EF_OK &&
+		    ipscan_text(r.payload, r.payload_len))
+			fail("an entry's payload holds an IP address in "
+			     "plaintext");
+		else if (store_has_prefix(&k, KEY_P_LEGACY,
+					  strlen(KEY_P_LEGACY)))
+			plain_legacy(&k, &v);
+		else if (store_has_prefix(&k, KEY_P_QUARANTINE,
+					  strlen(KEY_P_QUARANTINE)))
+			plain_quarantine(&v);
+	}
+	store_cur_close(cur);
+	return rc == EF_ENOTFOUND ? EF_OK : rc;
+}
+
+/* Whatever the file held, no IP address is in the store in plaintext (keys
+ * aside: they name owners), and none shows past retention. */
+static void check_no_plaintext_ip(void)
+{
+	if (store_read(base.st->env, plain_txn, NULL) != EF_OK)
+		fail("cannot read the store");
 }
 
 /* Is @k one of the base store's keys? Both lists are in store order, so
@@ -569,6 +667,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	check_counts(&s);
+	check_no_plaintext_ip();
 	if (s.entries + s.markers + s.legacy_arrays + s.legacy_merged +
 		    s.quarantine_records + s.quarantined == 0) {
 		reset();

@@ -834,7 +834,11 @@ typedef struct ef_import_stats {
  *    markers (unread:) written when their entry (a record, or an element of
  *    a legacy array) is in the file or the store, and quarantine records
  *    (quarantine:) stored again.
- * IPs past ip_retention at the store's clock are left out. Whatever cannot
+ * IPs past ip_retention at the store's clock are left out. A legacy value
+ * that holds an IP address at any depth, or is not JSON, is stored sealed
+ * (each address readable while within retention, shredded with its day;
+ * docs/RETENTION.md), and so is an imported entry's payload that holds one.
+ * Whatever cannot
  * be taken is counted and reported through opts->on_skip, never dropped
  * silently; the rest is imported. Writes go in batches of short write
  * transactions; re-importing the same file changes nothing. Holds the
@@ -879,9 +883,10 @@ typedef struct ef_export_stats {
 	uint64_t quarantine_records; /**< quarantine records */
 	uint64_t ips_dropped;     /**< IPs past ip_retention left out: of entries,
 				   * legacy elements and quarantined values */
-	uint64_t unparsed;        /**< legacy or quarantined values written as
-				   * they are because they are not JSON (any IP
-				   * in them could not be found) */
+	uint64_t unparsed;        /**< legacy or quarantined values that are not
+				   * JSON: written as they are while their seal
+				   * is within retention (any IP in them cannot
+				   * be found), left out once it is shredded */
 	uint64_t left_out;        /**< records that do not decode, keys that are
 				   * not UTF-8: not written */
 	uint64_t other_keys;      /**< meta: keys: not part of the format */
@@ -894,7 +899,8 @@ typedef struct ef_export_stats {
  * store's clock, as "metadata": {"ip"}), index keys, unread markers,
  * legacy arrays still present and quarantine records. IPs past retention
  * never leave: records are written without any IP, legacy elements and
- * quarantined values lose their "ip" (an element without a reservationId
+ * quarantined values lose every IP address they hold at any depth (an
+ * element without a reservationId
  * gets the id the feed gives it, so it stays the same entry). Importing the
  * file into an empty store reproduces every feed page.
  *
@@ -947,6 +953,9 @@ typedef struct ef_sweep_stats {
 				    * IP sealed, or dropped if past retention */
 	uint64_t batches;          /**< write transactions committed */
 	int64_t now_ms;            /**< the time it swept as of */
+	uint64_t legacy_sealed;    /**< legacy values that held IP addresses in
+				    * plaintext (or bytes that are not JSON),
+				    * rewritten in their sealed form */
 } ef_sweep_stats;
 
 /**
@@ -958,7 +967,10 @@ typedef struct ef_sweep_stats {
  *  2. delete stale and over-cap entries with their index keys and markers,
  *     and rewrite version-1 records so no plaintext IP stays live;
  *  3. drop unread markers whose entry does not exist (nor is in the owner's
- *     legacy array).
+ *     legacy array);
+ *  4. rewrite legacy values that hold IP addresses in plaintext (at any
+ *     depth) or bytes that are not JSON in their sealed form, so that
+ *     what retention shreds covers legacy data too.
  * Holds the maintenance lock; works in short write transactions (opts->batch)
  * so workers keep writing meanwhile. Safe to interrupt at any point (even
  * kill -9) and run again. Other threads may use @p st meanwhile; progress is

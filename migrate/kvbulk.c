@@ -11,6 +11,7 @@
  * is not in the store yet are set aside and settled at the end, when every
  * entry of the file is in (a file in key order lists index keys first).
  */
+#include <assert.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "store/alloc.h"
 #include "migrate/kvbulk.h"
 #include "migrate/migrate.h"
+#include "feed/ipscan.h"
 #include "store/error.h"
 
 #define BATCH_DEFAULT 1000
@@ -343,6 +345,8 @@ static int entry_encode(imp_ctx *c, kv_item *it, json_t *meta, key_view ow,
 	rc = fin_prepare(c->st, &in, c->now, &it->x->fin);
 	free(rid);
 	free(payload);
+	if (rc == EF_OK) /* imported payloads obey the rule of legacy data */
+		rc = fin_seal_payload(c->st, &it->x->fin, c->now);
 	if (rc == EF_EINVAL)
 		return skip_now(c, it, EF_IMPORT_SKIP_BAD_VALUE, "%s",
 				ef_errmsg(c->st));
@@ -654,20 +658,24 @@ static int elem_legacy_id(ef_store *st, const key_part *owner, json_t *el,
 	return rc;
 }
 
+/* Drop the IP addresses of @el, at any depth (ipscan.h), and its "ip"
+ * whatever it holds, unless its createdAt shows it within retention. */
 static int scrub_elem(ef_store *st, const key_part *owner, json_t *el,
 		      int64_t now, uint64_t *dropped)
 {
 	json_t *ip = json_object_get(el, "ip"), *rid, *id;
+	int has_ip = ip && !json_is_null(ip);
 	int64_t created;
+	long n;
 	int rc;
 
-	if (!json_is_object(el) || !ip || json_is_null(ip))
+	if (!has_ip && !ipscan_json(el))
 		return EF_OK;
 	created = legacy_elem_created(el);
 	if (created >= 0 && feed_ip_visible(st, created, now))
 		return EF_OK;
 	rid = json_object_get(el, "reservationId");
-	if (owner && (!rid || json_is_null(rid))) {
+	if (owner && json_is_object(el) && (!rid || json_is_null(rid))) {
 		/* its id is a hash of all of it, ip included: keep it */
 		rc = elem_legacy_id(st, owner, el, now, &id);
 		if (rc != EF_OK)
@@ -675,8 +683,14 @@ static int scrub_elem(ef_store *st, const key_part *owner, json_t *el,
 		if (id && json_object_set_new(el, "reservationId", id) != 0)
 			return EF_ENOMEM;
 	}
-	json_object_del(el, "ip");
-	(*dropped)++;
+	if (has_ip && !ipscan_json(ip)) {
+		json_object_del(el, "ip");
+		(*dropped)++;
+	}
+	n = ipscan_redact(el);
+	if (n < 0)
+		return EF_ENOMEM;
+	*dropped += (uint64_t)n;
 	return EF_OK;
 }
 
@@ -687,9 +701,16 @@ int kv_scrub_ips(ef_store *st, const key_part *owner, json_t *v, int64_t now,
 	size_t i;
 	int rc = EF_OK;
 
-	if (json_is_object(v))
+	if (!json_is_array(v))
 		return scrub_elem(st, owner, v, now, dropped);
 	json_array_foreach(v, i, el) {
+		if (json_is_string(el) && ipscan_json(el)) {
+			/* an element of unknown age: its place stays */
+			if (json_array_set_new(v, i, json_null()) != 0)
+				return EF_ENOMEM;
+			(*dropped)++;
+			continue;
+		}
 		rc = scrub_elem(st, owner, el, now, dropped);
 		if (rc != EF_OK)
 			break;
@@ -818,7 +839,8 @@ static int rec_same(imp_ctx *c, const fin_item *f, const store_val *v)
 	    a.created_ms != b.created_ms || a.rid_len != b.rid_len ||
 	    memcmp(a.rid, b.rid, a.rid_len) != 0 ||
 	    a.has_payload != b.has_payload || a.payload_len != b.payload_len ||
-	    (a.payload_len && memcmp(a.payload, b.payload, a.payload_len)))
+	    (a.payload_len && memcmp(a.payload, b.payload, a.payload_len)) ||
+	    (a.psealed_len == 0) != (b.psealed_len == 0))
 		return 0;
 	ra = ip_reveal_entry(c->st, ow, rv, &a, c->now, ia, sizeof(ia));
 	rb = ip_reveal_entry(c->st, ow, rv, &b, c->now, ib, sizeof(ib));
@@ -906,11 +928,26 @@ static int quarantine_value(imp_ctx *c, store_txn *t, const key_part *owner,
 	return rc;
 }
 
+/* Store @val as the legacy value of @it, in the form that keeps its IP
+ * addresses sealed (legacy_value_encode): they never reach the store in
+ * plaintext. */
 static int legacy_put(imp_ctx *c, store_txn *t, const kv_item *it,
 		      const void *val, size_t len)
 {
-	int rc = store_put(t, it->k, it->k_len, val, len, 0);
+	key_buf k;
+	uint8_t *enc;
+	size_t elen;
+	int rc;
 
+	assert(it->k_len <= KEY_MAX);
+	memcpy(k.s, it->k, it->k_len);
+	k.s[it->k_len] = '\0';
+	k.len = it->k_len;
+	rc = legacy_value_encode(c->st, &k, val, len, c->now, &enc, &elen);
+	if (rc != EF_OK)
+		return rc;
+	rc = store_put(t, it->k, it->k_len, enc, elen, 0);
+	free(enc);
 	cache_drop(c); /* it may hold this owner's array as it was */
 	if (rc == EF_OK)
 		c->changed = 1;
@@ -1002,12 +1039,31 @@ static int legacy_merge(imp_ctx *c, store_txn *t, kv_item *it, size_t idx,
 	return rc;
 }
 
+/* The store's legacy value of @it as it reads now (*old malloc'd); a
+ * sealed one of which nothing reads is as good as none (EF_ENOTFOUND). */
+static int legacy_stored(imp_ctx *c, store_txn *t, const kv_item *it,
+			 uint8_t **old, size_t *len)
+{
+	key_buf k;
+	store_val v;
+	int rc = store_get(t, it->k, it->k_len, &v);
+
+	*old = NULL;
+	if (rc != EF_OK)
+		return rc;
+	memcpy(k.s, it->k, it->k_len);
+	k.s[it->k_len] = '\0';
+	k.len = it->k_len;
+	rc = legacy_value_view(c->st, &k, v.data, v.len, c->now, old, len);
+	return rc == EF_ECORRUPT ? EF_ENOTFOUND : rc;
+}
+
 static int legacy_apply(imp_ctx *c, store_txn *t, kv_item *it, size_t idx)
 {
 	json_t *ex, *in;
-	store_val v;
-	void *old;
-	int rc = store_get(t, it->k, it->k_len, &v);
+	uint8_t *old;
+	size_t len;
+	int rc = legacy_stored(c, t, it, &old, &len);
 
 	if (rc == EF_ENOTFOUND) {
 		rc = legacy_put(c, t, it, it->val, it->vlen);
@@ -1016,12 +1072,13 @@ static int legacy_apply(imp_ctx *c, store_txn *t, kv_item *it, size_t idx)
 	}
 	if (rc != EF_OK)
 		return rc;
-	if (v.len == it->vlen && memcmp(v.data, it->val, v.len) == 0) {
+	if (len == it->vlen && memcmp(old, it->val, len) == 0) {
 		c->b.unchanged++;
+		free(old);
 		return EF_OK;
 	}
 	/* another spelling of the owner, or an array already there */
-	ex = legacy_array_of(v.data, v.len);
+	ex = legacy_array_of(old, len);
 	in = legacy_array_of(it->val, it->vlen);
 	if (ex && in) {
 		rc = legacy_merge(c, t, it, idx, ex, in);
@@ -1030,20 +1087,18 @@ static int legacy_apply(imp_ctx *c, store_txn *t, kv_item *it, size_t idx)
 				      it->val, it->vlen,
 				      "not a JSON array, so it cannot merge "
 				      "with the owner's legacy array");
-	} else if (!(old = dup_bytes(v.data, v.len))) {
-		rc = ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	} else {
-		/* the store's value cannot merge: it moves to quarantine (a
-		 * copy: the store's bytes do not survive the writes) */
+		/* the store's value cannot merge: it moves to quarantine */
 		rc = quarantine_value(c, t, &it->x->owner, it->k, it->k_len,
-				      old, v.len,
+				      old, len,
 				      "not a JSON array, so it cannot merge "
 				      "with the owner's imported legacy array");
-		free(old);
 		if (rc == EF_OK)
 			rc = legacy_put(c, t, it, it->val, it->vlen);
 		c->b.legacy_arrays += rc == EF_OK;
 	}
+	sodium_memzero(old, len);
+	free(old);
 	json_decref(ex);
 	json_decref(in);
 	return rc;

@@ -109,7 +109,7 @@ static int export_entry(exp_ctx *c, const store_val *k, const store_val *v)
 	key_view ow, so, rv;
 	json_t *meta = NULL;
 	rec_entry r;
-	char ip[64];
+	char ip[64], *payload = NULL;
 	uint8_t *rec;
 	size_t len;
 	int rc;
@@ -126,11 +126,20 @@ static int export_entry(exp_ctx *c, const store_val *k, const store_val *v)
 		return ef__err(c->st->err_id, rc, "out of memory");
 	if (rc != EF_OK && r.ip_kind != REC_IP_NONE)
 		c->s.ips_dropped++; /* past retention, or its key is gone */
-	/* sealed bytes open in this store only: the record leaves without */
+	/* sealed bytes open in this store only: the record leaves without;
+	 * a sealed payload leaves as it reads now */
 	r.ip_kind = REC_IP_NONE;
 	r.ip = NULL;
 	r.ip_len = 0;
-	rc = rec_encode(&r, &rec, &len);
+	rc = r.has_payload ? feed_payload_reveal(c->st, ow, rv, &r, c->now,
+						 &r.payload, &r.payload_len,
+						 &payload)
+			   : EF_OK;
+	r.psealed = NULL;
+	r.psealed_len = 0;
+	if (rc == EF_OK)
+		rc = rec_encode(&r, &rec, &len);
+	free(payload);
 	if (rc != EF_OK) {
 		json_decref(meta);
 		return ef__err(c->st->err_id, rc, "cannot encode a record");
@@ -178,13 +187,30 @@ static int export_legacy(exp_ctx *c, const store_val *k, const store_val *v)
 	int rc, unparsed;
 	int has_owner = kv_owner(c->st, (const char *)k->data + plen,
 				 k->len - plen, 1, &owner) == EF_OK;
+	key_buf lk;
+	uint8_t *view;
+	size_t vlen;
 
-	rc = scrubbed(c, has_owner ? &owner : NULL, v->data, v->len, &text,
+	memcpy(lk.s, k->data, k->len); /* a key of the store: <= KEY_MAX */
+	lk.s[k->len] = '\0';
+	lk.len = k->len;
+	rc = legacy_value_view(c->st, &lk, v->data, v->len, c->now, &view,
+			       &vlen);
+	if (rc == EF_ENOTFOUND || rc == EF_ECORRUPT) {
+		/* not JSON, and shredded: nothing of it may leave */
+		c->s.unparsed++;
+		return EF_OK;
+	}
+	if (rc != EF_OK)
+		return rc;
+	rc = scrubbed(c, has_owner ? &owner : NULL, view, vlen, &text,
 		      &dropped, &unparsed);
 	if (rc == EF_OK)
-		rc = emit(c, k, text ? text : v->data,
-			  text ? strlen(text) : v->len, 0, NULL);
+		rc = emit(c, k, text ? text : (const char *)view,
+			  text ? strlen(text) : vlen, 0, NULL);
 	free(text);
+	sodium_memzero(view, vlen);
+	free(view);
 	c->s.legacy_arrays += rc == EF_OK;
 	return rc;
 }

@@ -2,6 +2,7 @@
  * migrate.c - ef_migrate: legacy arrays into per-entry records, each owner
  * in one write transaction, through the finalize logic.
  */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,25 +97,30 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 	legacy_array a;
 	key_part owner;
 	store_val v;
-	void *raw;
-	size_t len;
-	int rc, have_owner;
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	int rc, have_owner, gone;
 
 	rc = store_get(t, lk->s, lk->len, &v);
 	if (rc != EF_OK)
 		return rc == EF_ENOTFOUND ? EF_OK : rc;
-	/* the value's bytes do not survive the writes below: copy them */
-	len = v.len;
-	raw = ef__malloc(len ? len : 1);
-	if (!raw)
-		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
-	memcpy(raw, v.data, len);
+	/* the value as it reads now (a copy: the store's bytes do not survive
+	 * the writes below); a sealed one that is gone migrates as nothing */
+	rc = legacy_value_view(c->st, lk, v.data, v.len, c->now, &raw, &len);
+	gone = rc == EF_ENOTFOUND || rc == EF_ECORRUPT;
+	if (rc != EF_OK && !gone)
+		return rc;
 	/* old writers may have written the owner unescaped: take it raw */
 	have_owner = kv_owner(c->st, lk->s + strlen(KEY_P_LEGACY),
 			      lk->len - strlen(KEY_P_LEGACY), 1,
 			      &owner) == EF_OK;
 	memset(&a, 0, sizeof(a));
-	if (have_owner)
+	if (gone)
+		rc = legacy_issue_add(&a, -1, 0, rc == EF_ECORRUPT
+				      ? "its sealed form is malformed"
+				      : "not JSON, and its bytes were shredded "
+					"with their retention window");
+	else if (have_owner)
 		rc = legacy_parse(c->st, &owner, raw, len, c->now,
 				  LEGACY_STRICT, &a);
 	else
@@ -138,12 +144,15 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 	}
 	if (rc == EF_OK && (a.nissues > 0 || !have_owner))
 		rc = quarantine_put(t, c->st, have_owner ? &owner : NULL, lk->s,
-				    lk->len, raw, len, &a, c->now);
+				    lk->len, raw ? raw : (const uint8_t *)"",
+				    len, &a, c->now);
 	if (rc == EF_OK)
 		rc = store_del(t, lk->s, lk->len);
 	if (rc == EF_OK && have_owner)
 		rc = count_markers(t, c, &owner);
 	legacy_free(&a);
+	if (raw)
+		sodium_memzero(raw, len);
 	free(raw);
 	return rc;
 }

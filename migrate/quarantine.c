@@ -6,12 +6,15 @@
  * "quarantinedMs", "bytes", "reasons":[{"index": n|null, "reason",
  * "migrated": bool}], "sealedMs", "sealed", "redacted"}:
  *  - "sealed": base64 of the original value sealed by ipseal_seal under the
- *    window of "sealedMs" (the oldest createdAt of an element with an "ip",
- *    else the quarantine time), with the record's key as associated data:
+ *    window of "sealedMs" (the oldest createdAt of an element that holds an
+ *    IP address, else the quarantine time), with the record's key as
+ *    associated data:
  *    no byte is lost, whatever it held (invalid JSON, invalid UTF-8), until
  *    retention shreds the window's key; null if already past retention.
- *  - "redacted": the value with every element's "ip" removed (compact JSON
- *    text), when it parses as JSON; null otherwise. It outlives the key.
+ *  - "redacted": the value with every IP address removed at any depth
+ *    (ipscan.h; compact JSON text), when it parses as JSON; null otherwise.
+ *    It outlives the key. A value that is not JSON keeps its bytes only
+ *    while "sealed" opens: nobody can tell which of its bytes are IPs.
  * Version 1 (bulk files, and stores written before sealing) holds the
  * plain value in "rawBase64" instead.
  */
@@ -25,10 +28,11 @@
 #include "migrate/kvbulk.h"
 #include "migrate/migrate.h"
 #include "feed/feed.h"
+#include "feed/ipscan.h"
 #include "store/error.h"
 
-/* A JSON string of @s, its invalid UTF-8 bytes (a reason may quote cut
- * input) replaced by '?'. */
+/* A JSON string of @s, its invalid UTF-8 bytes (a legacy key may hold
+ * any) replaced by '?'. */
 static json_t *text_json(const char *s, size_t n)
 {
 	char *tmp = ef__malloc(n + 1);
@@ -66,8 +70,8 @@ static json_t *reasons_json(const legacy_array *a)
 	return arr;
 }
 
-/* The window to seal under: the oldest createdAt of an element that has an
- * "ip" (its IP must go first), else @now. */
+/* The window to seal under: the oldest createdAt of an element that holds
+ * an IP address at any depth (its IP must go first), else @now. */
 static int64_t seal_window(json_t *v, int64_t now)
 {
 	int64_t oldest = now, c;
@@ -76,11 +80,10 @@ static int64_t seal_window(json_t *v, int64_t now)
 
 	if (json_is_object(v)) {
 		c = legacy_elem_created(v);
-		return json_object_get(v, "ip") && c >= 0 && c < now ? c : now;
+		return ipscan_json(v) && c >= 0 && c < now ? c : now;
 	}
 	json_array_foreach(v, i, el) {
-		json_t *ip = json_object_get(el, "ip");
-		if (!ip || json_is_null(ip))
+		if (!ipscan_json(el))
 			continue;
 		c = legacy_elem_created(el);
 		if (c >= 0 && c < oldest)
@@ -89,20 +92,12 @@ static int64_t seal_window(json_t *v, int64_t now)
 	return oldest;
 }
 
-/* The value without the "ip" of its elements, as compact JSON text; NULL
- * when it is not JSON (or out of memory). */
+/* The value without any IP address at any depth (ipscan.h), as compact
+ * JSON text; NULL when it is not JSON (or out of memory). */
 static char *redact(json_t *v)
 {
-	json_t *el;
-	size_t i;
-
-	if (!v)
+	if (!v || ipscan_redact(v) < 0)
 		return NULL;
-	if (json_is_object(v))
-		json_object_del(v, "ip");
-	json_array_foreach(v, i, el)
-		if (json_is_object(el))
-			json_object_del(el, "ip");
 	return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER |
 				     JSON_ENCODE_ANY);
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "feed/feed.h"
+#include "feed/legacy.h"
 
 #define DAY (24LL * 3600 * 1000)
 #define T0 1790000000000LL /* 2026-09-21T14:13:20Z */
@@ -441,23 +442,59 @@ static void test_kvbulk_reimport_changes_nothing(void **state)
 
 /* ---- owners ------------------------------------------------------------- */
 
-static const char *legacy_value(ef_store *st, const char *key, char *buf,
-				size_t cap)
+/* The stored bytes of @key (a th_dump line "KEY\tHEX"): malloc'd, *n. */
+static uint8_t *stored_value(ef_store *st, const char *key, size_t *n)
 {
 	char *dump = th_dump(st), *line = strstr(dump, key), *tab, *end;
-	size_t n = 0;
+	uint8_t *raw;
 
 	assert_non_null(line);
 	tab = strchr(line, '\t');
 	end = strchr(tab, '\n');
-	for (char *h = tab + 1; h < end && n + 1 < cap; h += 2) {
+	raw = malloc((size_t)(end - tab) / 2 + 1);
+	assert_non_null(raw);
+	*n = 0;
+	for (char *h = tab + 1; h + 1 < end; h += 2) {
 		unsigned v;
 		sscanf(h, "%2x", &v);
-		buf[n++] = (char)v;
+		raw[(*n)++] = (uint8_t)v;
 	}
-	buf[n] = '\0';
 	free(dump);
+	return raw;
+}
+
+/* The legacy value of @key as the store reads it now (its sealed form
+ * opened where retention allows). */
+static const char *legacy_value(ef_store *st, const char *key, char *buf,
+				size_t cap)
+{
+	size_t n, vlen;
+	uint8_t *raw = stored_value(st, key, &n), *view;
+	key_buf k;
+
+	k.len = strlen(key) - 1; /* without the tab */
+	memcpy(k.s, key, k.len);
+	k.s[k.len] = '\0';
+	assert_int_equal(legacy_value_view(st, &k, raw, n, feed_now(st), &view,
+					   &vlen),
+			 EF_OK);
+	assert_true(vlen < cap);
+	memcpy(buf, view, vlen);
+	buf[vlen] = '\0';
+	free(view);
+	free(raw);
 	return buf;
+}
+
+/* Do the stored bytes of @key hold @needle? */
+static int stored_has(ef_store *st, const char *key, const char *needle)
+{
+	size_t n;
+	uint8_t *raw = stored_value(st, key, &n);
+	int has = memmem(raw, n, needle, strlen(needle)) != NULL;
+
+	free(raw);
+	return has;
 }
 
 static void test_kvbulk_mixed_case_owners_merge(void **state)
@@ -940,6 +977,9 @@ static void test_kvbulk_no_ip_past_retention_leaves(void **state)
 		     sizeof(buf));
 	assert_null(strstr(buf, "198.51.100."));
 	assert_non_null(strstr(buf, "203.0.113.5"));
+	/* shown within retention, but sealed at rest */
+	assert_false(stored_has(f->dst, "recentReceives:legacy@example.com\t",
+				"203.0.113.5"));
 	free(file);
 }
 
