@@ -94,6 +94,10 @@ int legacy_value_encode(ef_store *st, const key_buf *lkey, const void *raw,
 int legacy_value_view(ef_store *st, const key_buf *lkey, const void *stored,
 		      size_t len, int64_t now, uint8_t **out, size_t *outlen);
 
+/* The oldest window (sealed_ms) of the seals of @stored: what is put back
+ * from it may not outlive that. INT64_MAX for a plain value. */
+int64_t legacy_value_sealed_since(const void *stored, size_t len);
+
 /* Is @stored in the sealed form? 1 or 0. */
 int legacy_value_sealed(const void *stored, size_t len);
 

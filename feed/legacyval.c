@@ -426,6 +426,29 @@ int legacy_value_view(ef_store *st, const key_buf *lkey, const void *stored,
 	return rc;
 }
 
+int64_t legacy_value_sealed_since(const void *stored, size_t len)
+{
+	const uint8_t *s = stored;
+	int64_t oldest = INT64_MAX;
+	size_t pos, rlen;
+	uint32_t nseals;
+	lv_seal sl;
+
+	if (!legacy_value_sealed(stored, len) || len < HEAD_LEN)
+		return oldest;
+	rlen = (size_t)get_be(s + MAGIC_LEN + 2, 4);
+	pos = HEAD_LEN + rlen;
+	if (len - HEAD_LEN < rlen || len - pos < 4)
+		return oldest;
+	nseals = (uint32_t)get_be(s + pos, 4);
+	pos += 4;
+	for (uint32_t i = 0; i < nseals && next_seal(s, len, &pos, &sl) == EF_OK;
+	     i++)
+		if (sl.sealed_ms < oldest)
+			oldest = sl.sealed_ms;
+	return oldest;
+}
+
 int legacy_value_needs_seal(const void *stored, size_t len)
 {
 	uint64_t oom = ef__oom_count();

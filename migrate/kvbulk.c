@@ -58,6 +58,7 @@ typedef struct kv_extra {
 	legacy_array reasons; /* quarantine: the record's reasons */
 	char *lkey;           /* quarantine: its legacyKey, lklen bytes */
 	size_t lklen;
+	int64_t seal_by;      /* quarantine: its bytes' time of quarantine */
 } kv_extra;
 
 typedef struct kv_item {
@@ -443,7 +444,7 @@ static int hash_valid(key_view h)
 /* A quarantine record's bytes (rawBase64), legacyKey and reasons. */
 static int quarantine_parts(imp_ctx *c, kv_item *it, json_t *j)
 {
-	json_t *raw = json_object_get(j, "rawBase64"), *lk, *r;
+	json_t *raw = json_object_get(j, "rawBase64"), *lk, *r, *q;
 	const char *b64 = json_string_value(raw);
 	size_t n = b64 ? json_string_length(raw) : 0, len, i;
 	uint8_t *bytes;
@@ -469,6 +470,11 @@ static int quarantine_parts(imp_ctx *c, kv_item *it, json_t *j)
 	it->vlen = len;
 	if ((rc = scrub_value(c, NULL, it)) != EF_OK)
 		return rc;
+	/* its bytes may not live longer for having moved */
+	q = json_object_get(j, "quarantinedMs");
+	it->x->seal_by = json_is_integer(q) && json_integer_value(q) > 0
+				 ? json_integer_value(q)
+				 : INT64_MAX;
 	lk = json_object_get(j, "legacyKey");
 	it->x->lkey = json_is_string(lk)
 			      ? dup_bytes(json_string_value(lk),
@@ -478,6 +484,9 @@ static int quarantine_parts(imp_ctx *c, kv_item *it, json_t *j)
 	json_array_foreach(json_object_get(j, "reasons"), i, r) {
 		json_t *ix = json_object_get(r, "index");
 		const char *why = json_string_value(json_object_get(r, "reason"));
+		/* an older version's reasons could quote the input */
+		if (why && ipscan_text(why, strlen(why)))
+			why = "(withheld: it quoted an IP address)";
 		rc = legacy_issue_add(&it->x->reasons,
 				      json_is_integer(ix)
 					      ? (long)json_integer_value(ix)
@@ -902,7 +911,8 @@ static int quarantine_apply(imp_ctx *c, store_txn *t, kv_item *it)
 	/* the quarantine's own encoding, keyed by its bytes: the same bytes
 	 * twice keep one record */
 	rc = quarantine_put(t, c->st, x->has_owner ? &x->owner : NULL, x->lkey,
-			    x->lklen, it->val, it->vlen, &x->reasons, c->now);
+			    x->lklen, it->val, it->vlen, &x->reasons, c->now,
+			    x->seal_by);
 	if (rc == EF_OK)
 		c->b.quarantine_records++, c->changed = 1;
 	return rc;
@@ -912,7 +922,7 @@ static int quarantine_apply(imp_ctx *c, store_txn *t, kv_item *it)
  * with the other legacy array of its owner. */
 static int quarantine_value(imp_ctx *c, store_txn *t, const key_part *owner,
 			    const char *key, size_t klen, const void *raw,
-			    size_t len, const char *why)
+			    size_t len, int64_t seal_by, const char *why)
 {
 	legacy_array a;
 	int rc;
@@ -921,7 +931,7 @@ static int quarantine_value(imp_ctx *c, store_txn *t, const key_part *owner,
 	rc = legacy_issue_add(&a, -1, 0, "%s", why);
 	if (rc == EF_OK)
 		rc = quarantine_put(t, c->st, owner, key, klen, raw, len, &a,
-				    c->now);
+				    c->now, seal_by);
 	legacy_free(&a);
 	if (rc == EF_OK)
 		c->b.quarantined++, c->changed = 1;
@@ -1039,10 +1049,11 @@ static int legacy_merge(imp_ctx *c, store_txn *t, kv_item *it, size_t idx,
 	return rc;
 }
 
-/* The store's legacy value of @it as it reads now (*old malloc'd); a
- * sealed one of which nothing reads is as good as none (EF_ENOTFOUND). */
+/* The store's legacy value of @it as it reads now (*old malloc'd) and the
+ * oldest window it was sealed under (*seal_by); a sealed one of which
+ * nothing reads is as good as none (EF_ENOTFOUND). */
 static int legacy_stored(imp_ctx *c, store_txn *t, const kv_item *it,
-			 uint8_t **old, size_t *len)
+			 uint8_t **old, size_t *len, int64_t *seal_by)
 {
 	key_buf k;
 	store_val v;
@@ -1051,6 +1062,7 @@ static int legacy_stored(imp_ctx *c, store_txn *t, const kv_item *it,
 	*old = NULL;
 	if (rc != EF_OK)
 		return rc;
+	*seal_by = legacy_value_sealed_since(v.data, v.len);
 	memcpy(k.s, it->k, it->k_len);
 	k.s[it->k_len] = '\0';
 	k.len = it->k_len;
@@ -1063,7 +1075,8 @@ static int legacy_apply(imp_ctx *c, store_txn *t, kv_item *it, size_t idx)
 	json_t *ex, *in;
 	uint8_t *old;
 	size_t len;
-	int rc = legacy_stored(c, t, it, &old, &len);
+	int64_t seal_by;
+	int rc = legacy_stored(c, t, it, &old, &len, &seal_by);
 
 	if (rc == EF_ENOTFOUND) {
 		rc = legacy_put(c, t, it, it->val, it->vlen);
@@ -1084,13 +1097,13 @@ static int legacy_apply(imp_ctx *c, store_txn *t, kv_item *it, size_t idx)
 		rc = legacy_merge(c, t, it, idx, ex, in);
 	} else if (!in) {
 		rc = quarantine_value(c, t, &it->x->owner, it->key, it->klen,
-				      it->val, it->vlen,
+				      it->val, it->vlen, INT64_MAX,
 				      "not a JSON array, so it cannot merge "
 				      "with the owner's legacy array");
 	} else {
 		/* the store's value cannot merge: it moves to quarantine */
 		rc = quarantine_value(c, t, &it->x->owner, it->k, it->k_len,
-				      old, len,
+				      old, len, seal_by,
 				      "not a JSON array, so it cannot merge "
 				      "with the owner's imported legacy array");
 		if (rc == EF_OK)

@@ -99,6 +99,7 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 	store_val v;
 	uint8_t *raw = NULL;
 	size_t len = 0;
+	int64_t seal_by;
 	int rc, have_owner, gone;
 
 	rc = store_get(t, lk->s, lk->len, &v);
@@ -106,6 +107,7 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 		return rc == EF_ENOTFOUND ? EF_OK : rc;
 	/* the value as it reads now (a copy: the store's bytes do not survive
 	 * the writes below); a sealed one that is gone migrates as nothing */
+	seal_by = legacy_value_sealed_since(v.data, v.len);
 	rc = legacy_value_view(c->st, lk, v.data, v.len, c->now, &raw, &len);
 	gone = rc == EF_ENOTFOUND || rc == EF_ECORRUPT;
 	if (rc != EF_OK && !gone)
@@ -145,7 +147,7 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 	if (rc == EF_OK && (a.nissues > 0 || !have_owner))
 		rc = quarantine_put(t, c->st, have_owner ? &owner : NULL, lk->s,
 				    lk->len, raw ? raw : (const uint8_t *)"",
-				    len, &a, c->now);
+				    len, &a, c->now, seal_by);
 	if (rc == EF_OK)
 		rc = store_del(t, lk->s, lk->len);
 	if (rc == EF_OK && have_owner)

@@ -15,11 +15,15 @@
  * Keep @raw (the legacy value of key @lkey, byte for byte) in a quarantine
  * record quarantine:<owner>:<hash of raw>, with the reasons of @a. The same
  * bytes quarantined twice keep the first record. @owner may be NULL when
- * the legacy key's owner is itself unusable ("-" is used).
+ * the legacy key's owner is itself unusable ("-" is used). The bytes are
+ * sealed under the window of their oldest element that holds an address,
+ * and no later than @seal_by (the oldest window they were sealed under
+ * before, legacy_value_sealed_since; INT64_MAX for none): moving them
+ * never gives them longer to live.
  */
 int quarantine_put(store_txn *txn, ef_store *st, const key_part *owner,
 		   const void *lkey, size_t lklen, const void *raw, size_t len,
-		   const legacy_array *a, int64_t now);
+		   const legacy_array *a, int64_t now, int64_t seal_by);
 
 struct json_t;
 

@@ -184,7 +184,7 @@ int quarantine_raw(ef_store *st, const void *qkey, size_t qklen, json_t *rec,
 
 int quarantine_put(store_txn *t, ef_store *st, const key_part *owner,
 		   const void *lkey, size_t lklen, const void *raw, size_t len,
-		   const legacy_array *a, int64_t now)
+		   const legacy_array *a, int64_t now, int64_t seal_by)
 {
 	unsigned char h[16];
 	char hex[33], owner_raw[EF_OWNER_KEY_MAX + 1] = "-", *text, *red;
@@ -213,6 +213,8 @@ int quarantine_put(store_txn *t, ef_store *st, const key_part *owner,
 		return rc == EF_OK ? EF_OK : rc;
 	v = json_loadb(raw, len, JSON_DECODE_ANY, NULL);
 	when = seal_window(v, now);
+	if (seal_by < when)
+		when = seal_by;
 	rc = sealed_json(st, &k, raw, len, when, now, &sealed);
 	if (rc != EF_OK) {
 		json_decref(v);

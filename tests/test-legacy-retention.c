@@ -154,16 +154,52 @@ static void assert_files_hold_no_ip(fx *f)
 	f->st = fx_open(f, EF_NOSYNC, 0);
 }
 
-/* An export at the store's clock, as one string. */
+/* Append @s, and what it decodes to when it is base64, to @out. */
+static void add_decoded(FILE *out, const char *s)
+{
+	size_t n = strlen(s), len;
+	unsigned char *raw = malloc(n + 1);
+
+	assert_non_null(raw);
+	fprintf(out, "%s\n", s);
+	if (sodium_base642bin(raw, n + 1, s, n, NULL, &len, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) == 0) {
+		fwrite(raw, 1, len, out);
+		fputc('\n', out);
+	}
+	free(raw);
+}
+
+/* An export at the store's clock, as one string: the file, then every
+ * value decoded (base64 values, and a quarantine record's rawBase64). */
 static char *export_text(fx *f)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&buf, &len);
+	char *file = NULL, *buf = NULL;
+	size_t flen = 0, len = 0, i;
+	FILE *mem = open_memstream(&file, &flen), *out;
+	json_t *arr, *el;
 
 	assert_non_null(mem);
 	assert_int_equal(ef_export_kvbulk(f->st, mem, NULL, NULL), EF_OK);
 	assert_int_equal(fclose(mem), 0);
+	out = open_memstream(&buf, &len);
+	assert_non_null(out);
+	fprintf(out, "%s\n", file);
+	arr = json_loads(file, 0, NULL);
+	assert_non_null(arr);
+	json_array_foreach(arr, i, el) {
+		const char *v = json_string_value(json_object_get(el, "value"));
+		json_t *q = json_loads(v, 0, NULL);
+		const char *raw = json_string_value(json_object_get(q, "rawBase64"));
+
+		add_decoded(out, v);
+		if (raw)
+			add_decoded(out, raw);
+		json_decref(q);
+	}
+	json_decref(arr);
+	free(file);
+	assert_int_equal(fclose(out), 0);
 	return buf;
 }
 
@@ -336,6 +372,64 @@ static void test_legacy_reasons_quote_no_input(void **state)
 	assert_null(strstr(ef_errmsg(f->st), "203.0.113"));
 }
 
+/* Moving bytes whose age is unknown (a value that is not JSON) from the
+ * legacy key into quarantine does not give them longer to live: they go
+ * with the window they were stored under, not the migration's. */
+static void test_legacy_quarantine_keeps_the_first_window(void **state)
+{
+	fx *f = *state;
+	char *text;
+
+	import_at(f, T0 - DAY);
+	f->now = T0 + 25 * DAY;
+	assert_int_equal(ef_migrate(f->st, NULL, NULL), EF_OK);
+	f->now = T0 + 32 * DAY; /* 32 days after the import, 7 after migrate */
+	sweep_at(f, f->now);
+	text = export_text(f);
+	assert_no_ip_in("an export 32 days after the import", text);
+	free(text);
+	assert_files_hold_no_ip(f);
+}
+
+/* A quarantine record from a file keeps its reasons, but not one that
+ * quotes an address (an older version wrote jansson's text into them),
+ * and its bytes keep the time they were quarantined. */
+static void test_legacy_imported_quarantine_reasons_withheld(void **state)
+{
+	fx *f = *state;
+	static const char raw[] = "[{\"ip\":\"203.0.113.17";
+	char *rec, *enc = b64(raw, strlen(raw)), *path, *text;
+	json_t *file = json_array();
+	FILE *fp;
+
+	assert_true(asprintf(&rec, "{\"version\":1,\"owner\":\"q@x.com\","
+				   "\"legacyKey\":\"recentReceives:q@x.com\","
+				   "\"quarantinedMs\":%lld,\"bytes\":%zu,"
+				   "\"reasons\":[{\"index\":null,\"reason\":"
+				   "\"invalid JSON near '\\\"203.0.113.17'\","
+				   "\"migrated\":false}],\"rawBase64\":\"%s\"}",
+			     (long long)(T0 - 2 * DAY), strlen(raw), enc) > 0);
+	json_array_append_new(file, json_pack("{s:s,s:s}", "key",
+		"quarantine:q@x.com:0123456789abcdef0123456789abcdef", "value",
+		rec));
+	assert_true(asprintf(&path, "%s.q.json", f->dir) > 0);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(json_dumpf(file, fp, 0), 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(ef_import_kvbulk(f->st, path, NULL, NULL), EF_OK);
+	assert_int_equal(th_count_prefix(f->st, "quarantine:"), 1);
+	assert_files_hold_no_ip(f);
+	f->now = T0 + 29 * DAY; /* 31 days after it was quarantined */
+	sweep_at(f, f->now);
+	text = export_text(f);
+	assert_no_ip_in("an export of the quarantine record", text);
+	free(text);
+	unlink(path);
+	json_decref(file);
+	free(rec), free(enc), free(path);
+}
+
 /* A value cut inside a string: jansson's text quotes the token; the
  * reason says where and what instead. */
 static void test_legacy_reason_of_cut_value_quotes_nothing(void **state)
@@ -429,6 +523,12 @@ int main(void)
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_legacy_reason_of_cut_value_quotes_nothing,
+			fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_legacy_quarantine_keeps_the_first_window,
+			fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_legacy_imported_quarantine_reasons_withheld,
 			fx_setup, fx_teardown),
 	};
 
