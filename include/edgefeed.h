@@ -181,6 +181,11 @@ typedef enum ef_errno {
 /** Largest created_ms (and time ef_time_parse() accepts): 9999999999999,
  * in the year 2286. */
 #define EF_CREATED_MAX 9999999999999LL
+/** How far a time given to the store may be ahead of the clock: 5 minutes,
+ * for clocks of machines that disagree a little. A created_ms further ahead
+ * of the store's clock is refused (ef_finalize(); migration and import
+ * quarantine or skip it). */
+#define EF_CLOCK_SKEW_MS (5LL * 60 * 1000)
 /** Largest page ef_feed_page() returns. */
 #define EF_PAGE_LIMIT_MAX 1000u
 /** Page size of ef_feed_page() when its limit is 0. */
@@ -258,8 +263,10 @@ typedef struct ef_receive {
 				     * valid UTF-8, no control characters, at
 				     * most #EF_RESERVATION_KEY_MAX bytes escaped */
 	int64_t created_ms;         /**< milliseconds since the epoch, in
-				     * [0, #EF_CREATED_MAX]; 0: now (the store's
-				     * clock) */
+				     * [1, #EF_CREATED_MAX] and at most
+				     * #EF_CLOCK_SKEW_MS ahead of the store's
+				     * clock; 0: now (the store's clock), so the
+				     * epoch itself cannot be given */
 	const char *ip;             /**< IPv4 or IPv6 text, or NULL; stored sealed,
 				     * and not at all if already past retention */
 	const char *payload_json;   /**< a JSON object of at most #EF_PAYLOAD_MAX
@@ -356,8 +363,9 @@ EF_EXPORT void ef_close(ef_store *st);
  *         first write wins, even if @p r carries other fields); #EF_EINVAL
  *         (bad input, or a read-only store: nothing written, ef_errmsg
  *         names the field, e.g. "ip: '1.2.3' is not an IPv4 or IPv6
- *         address"); #EF_EIO (also: the keyring that seals IPs cannot be
- *         used); #EF_EFULL; #EF_ENOMEM; or another store error.
+ *         address"; "created_ms: ... is ahead of the store's clock" beyond
+ *         #EF_CLOCK_SKEW_MS); #EF_EIO (also: the keyring that seals IPs
+ *         cannot be used); #EF_EFULL; #EF_ENOMEM; or another store error.
  *
  * A crash at any point leaves all of the finalization or none of it. A
  * duplicate finalization from any process, at any time, leaves exactly one
@@ -643,7 +651,8 @@ typedef struct ef_migrate_stats {
  * @param stats  receives what was done (or would be); may be NULL.
  * @return #EF_OK; #EF_EBUSY (lock held and #EF_LOCK_NOWAIT); #EF_EINVAL (a
  *         read-only store); #EF_EIO (also: the keyring cannot seal an IP);
- *         or a store error.
+ *         or a store error. An element dated more than #EF_CLOCK_SKEW_MS
+ *         ahead of the store's clock is quarantined, not migrated.
  */
 EF_EXPORT int ef_migrate(ef_store *st, const ef_migrate_opts *opts,
 			 ef_migrate_stats *stats);
@@ -1083,7 +1092,11 @@ EF_EXPORT const char *ef_errmsg(const ef_store *st);
 /**
  * Parse a time: epoch milliseconds ("1700000000000") or ISO-8601
  * ("2026-05-06T02:58:52.123Z", "2026-05-06T04:58:52+02:00", fraction
- * optional). Thread-safe; needs no store.
+ * optional; digits past the milliseconds are cut, not rounded). A leap
+ * second ":60" is taken only at 23:59:60 UTC of June 30 or December 31 (in
+ * any offset that names that instant), and reads as :59 of that minute.
+ * It says nothing about the clock: a time far ahead parses; the calls that
+ * take it refuse it (see #EF_CLOCK_SKEW_MS). Thread-safe; needs no store.
  * @param text    the time, NUL-terminated.
  * @param out_ms  receives milliseconds since the epoch.
  * @return #EF_OK, or #EF_EINVAL if it is neither, or out of range
