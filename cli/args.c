@@ -124,6 +124,7 @@ static const struct {
 	{"owner:", "--owner:"},
 	{"reservation_id:", "--reservation:"},
 	{"created_ms:", "--created:"},
+	{"now_ms:", "--now:"},
 	{"ip:", "--ip:"},
 	{"payload_json:", "--payload:"},
 	{"limit:", "--limit:"},

@@ -42,6 +42,12 @@ int64_t feed_real_now(void);
 int feed_not_ahead(ef_store *st, const char *field, int64_t t,
 		   const char *ref_name, int64_t ref, const char *hint);
 
+/* Destructive maintenance (sweep, seed, every job under the maintenance
+ * lock) acts as of @t, named @field: EF_EINVAL if @t is ahead of the real
+ * clock beyond EF_CLOCK_SKEW_MS, so that a wrong clock cannot destroy the
+ * keys and entries that the real one still needs. */
+int feed_maint_not_ahead(ef_store *st, const char *field, int64_t t);
+
 /* Read rules, in one place (DESIGN.md "Feed read", "IP retention"). */
 int feed_is_stale(const ef_store *st, int64_t created_ms, int64_t now);
 int feed_ip_visible(const ef_store *st, int64_t created_ms, int64_t now);
@@ -101,7 +107,8 @@ typedef struct fin_item {
 /* Validate and encode @r (nothing is written). EF_EINVAL names the field.
  * r->created_ms is taken as given, 0 included (the epoch: only ef_finalize
  * reads 0 as "now"); ahead of @now by more than EF_CLOCK_SKEW_MS it is
- * EF_EINVAL. */
+ * EF_EINVAL. An IP whose day's key was destroyed within retention is
+ * EF_EIO (the keyring cannot seal it), never silently dropped. */
 int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it);
 void fin_item_free(fin_item *it);
 

@@ -32,13 +32,16 @@ static int fin_created(ef_store *st, int64_t created, int64_t now,
 }
 
 /* Seal @ip for the entry into @sealed; e->ip_kind says whether it was. An
- * IP already past retention is not kept at all. */
+ * IP already past retention is not kept at all; one within retention (at
+ * the store's clock and at the real one) whose day's key was destroyed is
+ * an error, never a silent loss. */
 static int fin_seal(ef_store *st, const fin_item *it, int64_t now,
 		    uint8_t kind, const uint8_t *ip, uint8_t *sealed,
 		    rec_entry *e)
 {
 	key_view ov = {it->owner.s, it->owner.len};
 	key_view rv = {it->rid.s, it->rid.len};
+	char day[EF_TIME_BUFSZ];
 	int rc;
 
 	rc = ip_seal_entry(st, ov, rv, it->created_ms, now, kind, ip, sealed,
@@ -46,8 +49,22 @@ static int fin_seal(ef_store *st, const fin_item *it, int64_t now,
 	if (rc == EF_OK) {
 		e->ip_kind = REC_IP_SEALED;
 		e->ip = sealed;
+		return EF_OK;
 	}
-	return rc == IPSEAL_EXPIRED ? EF_OK : rc;
+	if (rc != IPSEAL_EXPIRED)
+		return rc;
+	if (!feed_ip_visible(st, it->created_ms, now) ||
+	    !feed_ip_visible(st, it->created_ms, feed_real_now()))
+		return EF_OK; /* past retention: stored without its IP */
+	ef_time_format(it->created_ms, day);
+	day[10] = '\0';
+	return ef__err(st->err_id, EF_EIO,
+		       "ip: the key of %s (UTC) was destroyed, although that "
+		       "day is within IP retention: a sweep ran with a clock "
+		       "ahead of the real one. No IP of that day can be kept "
+		       "until it is past retention; finalize without the ip "
+		       "to keep the entry, and sweep only with a correct clock",
+		       day);
 }
 
 int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it)

@@ -59,6 +59,15 @@ int feed_not_ahead(ef_store *st, const char *field, int64_t t,
 		       time_text(ref, rb), EF_CLOCK_SKEW_MS / 60000, hint);
 }
 
+int feed_maint_not_ahead(ef_store *st, const char *field, int64_t t)
+{
+	return feed_not_ahead(st, field, t, "the real clock", feed_real_now(),
+			      "a job as of a later time would destroy IP keys "
+			      "and entries the real clock still needs, or "
+			      "write entries from the future (check the clock, "
+			      "or leave the time out)");
+}
+
 int feed_is_stale(const ef_store *st, int64_t created_ms, int64_t now)
 {
 	return now - created_ms > st->cfg.feed_ttl_ms;

@@ -184,7 +184,9 @@ typedef enum ef_errno {
 /** How far a time given to the store may be ahead of the clock: 5 minutes,
  * for clocks of machines that disagree a little. A created_ms further ahead
  * of the store's clock is refused (ef_finalize(); migration and import
- * quarantine or skip it). */
+ * quarantine or skip it), and so is a maintenance time further ahead of the
+ * real clock (ef_sweep_ex(), ef_seed(), and every job under ef_maint_lock()
+ * while the store's clock is ahead). */
 #define EF_CLOCK_SKEW_MS (5LL * 60 * 1000)
 /** Largest page ef_feed_page() returns. */
 #define EF_PAGE_LIMIT_MAX 1000u
@@ -240,7 +242,11 @@ typedef struct ef_config {
 	unsigned flags;           /**< #EF_NOSYNC, #EF_RDONLY, #EF_GROUP_COMMIT;
 				   * other bits: #EF_EINVAL */
 	ef_clock_fn clock_ms;     /**< injectable clock (tests, replays); NULL:
-				   * the system's real-time clock */
+				   * the system's real-time clock. Maintenance
+				   * refuses to act on it while it is ahead of
+				   * the system's clock (CLOCK_REALTIME, the
+				   * "real" clock, never this one) by more than
+				   * #EF_CLOCK_SKEW_MS: inject past times */
 	void *clock_ctx;          /**< passed to clock_ms; must outlive the store */
 } ef_config;
 
@@ -365,7 +371,12 @@ EF_EXPORT void ef_close(ef_store *st);
  *         names the field, e.g. "ip: '1.2.3' is not an IPv4 or IPv6
  *         address"; "created_ms: ... is ahead of the store's clock" beyond
  *         #EF_CLOCK_SKEW_MS); #EF_EIO (also: the keyring that seals IPs
- *         cannot be used); #EF_EFULL; #EF_ENOMEM; or another store error.
+ *         cannot be used, or the key of the IP's day was destroyed while
+ *         the day is within ip_retention, by a sweep with a clock ahead:
+ *         nothing written, ef_errmsg names the day; finalize without the
+ *         ip to keep the entry); #EF_EFULL; #EF_ENOMEM; or another store
+ *         error. An IP already past retention is not an error: the entry
+ *         is written without it.
  *
  * A crash at any point leaves all of the finalization or none of it. A
  * duplicate finalization from any process, at any time, leaves exactly one
@@ -525,8 +536,10 @@ typedef struct ef_maint ef_maint;
  * @param out      receives the held lock, released by ef_maint_unlock();
  *                 NULL on failure.
  * @return #EF_OK; #EF_EBUSY (held elsewhere and #EF_LOCK_NOWAIT; ef_errmsg
- *         names the holder); #EF_EINVAL (NULL @p st or @p out); #EF_EIO;
- *         #EF_ENOMEM.
+ *         names the holder); #EF_EINVAL (NULL @p st or @p out; or the
+ *         store's clock is ahead of the real one, the system's, by more
+ *         than #EF_CLOCK_SKEW_MS: every long operation acts as of it, so
+ *         none runs, and ef_errmsg names clock_ms); #EF_EIO; #EF_ENOMEM.
  * Thread-safe, but a lock is the process's: a second thread taking it waits
  * like another process would. Do not fork() while holding it.
  */
@@ -576,7 +589,9 @@ typedef struct ef_seed_opts {
 	int reset;             /**< nonzero: first remove every feed record
 				* (ef_reset()) */
 	uint64_t rng_seed;     /**< same seed and now_ms: same data */
-	int64_t now_ms;        /**< times are over the 60 days before it; 0: now */
+	int64_t now_ms;        /**< times are over the 60 days before it; 0: now;
+				* at most #EF_CLOCK_SKEW_MS ahead of the real
+				* clock */
 	unsigned lock_flags;   /**< 0 or #EF_LOCK_NOWAIT */
 	ef_wait_fn on_wait;    /**< see ef_maint_lock(); may be NULL */
 	void *wait_ctx;        /**< passed to on_wait */
@@ -604,7 +619,8 @@ typedef struct ef_seed_stats {
  * @param opts   what to make; required.
  * @param stats  receives what was done; may be NULL.
  * @return #EF_OK; #EF_EINVAL (NULL @p st or @p opts, owners or receives out
- *         of range, a read-only store); #EF_EBUSY (lock held and
+ *         of range, a read-only store, now_ms or the store's clock ahead of
+ *         the real clock beyond #EF_CLOCK_SKEW_MS); #EF_EBUSY (lock held and
  *         #EF_LOCK_NOWAIT); or a store error.
  */
 EF_EXPORT int ef_seed(ef_store *st, const ef_seed_opts *opts,
@@ -650,7 +666,8 @@ typedef struct ef_migrate_stats {
  * @param opts   options; NULL for the defaults.
  * @param stats  receives what was done (or would be); may be NULL.
  * @return #EF_OK; #EF_EBUSY (lock held and #EF_LOCK_NOWAIT); #EF_EINVAL (a
- *         read-only store); #EF_EIO (also: the keyring cannot seal an IP);
+ *         read-only store, or its clock ahead of the real one: see
+ *         ef_maint_lock()); #EF_EIO (also: the keyring cannot seal an IP);
  *         or a store error. An element dated more than #EF_CLOCK_SKEW_MS
  *         ahead of the store's clock is quarantined, not migrated.
  */
@@ -932,7 +949,9 @@ EF_EXPORT int ef_export_kvbulk(ef_store *st, FILE *out,
 
 /** Options of ef_sweep_ex(). Zero-initialize, then set. */
 typedef struct ef_sweep_opts {
-	int64_t now_ms;          /**< sweep as of this time; 0: the store's clock */
+	int64_t now_ms;          /**< sweep as of this time; 0: the store's clock.
+				  * Either at most #EF_CLOCK_SKEW_MS ahead of
+				  * the real clock (the system's) */
 	uint32_t batch;          /**< work per write transaction: entries deleted
 				  * or rewritten, owners and markers examined
 				  * (0: 256) */
@@ -976,8 +995,11 @@ typedef struct ef_sweep_stats {
  * @param opts   options; NULL for the defaults.
  * @param stats  receives what was done; may be NULL.
  * @return #EF_OK; #EF_EBUSY (lock held and #EF_LOCK_NOWAIT); #EF_EINVAL
- *         (read-only store); #EF_EIO (keyring or store); #EF_EFULL; or
- *         another store error.
+ *         (read-only store; or its "now" is ahead of the real clock by more
+ *         than #EF_CLOCK_SKEW_MS: a sweep as of a later time would destroy
+ *         the keys of days still within retention, so nothing is done and
+ *         ef_errmsg names now_ms, or clock_ms for the store's clock);
+ *         #EF_EIO (keyring or store); #EF_EFULL; or another store error.
  */
 EF_EXPORT int ef_sweep_ex(ef_store *st, const ef_sweep_opts *opts,
 			  ef_sweep_stats *stats);

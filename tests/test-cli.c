@@ -295,6 +295,43 @@ static void exits_2_naming(const char *opt, ...)
 	free(err);
 }
 
+/* `sweep --now` (or `seed --now`) ahead of the real clock beyond the skew
+ * is refused, in any spelling, and today's IPs stay readable: a finalize
+ * after it still keeps its IP. Within the skew, sweep runs. */
+static void test_cli_sweep_refuses_a_now_ahead_of_the_real_clock(
+	void **state)
+{
+	char *out, hour[EF_TIME_BUFSZ], skew[EF_TIME_BUFSZ];
+	static const char *const far[] = {
+		"2200-01-01T00:00:00Z", "7258118400000", "9999999999999",
+		"2286-11-20T17:46:39.999Z", "2200-01-01T00:00:00+14:00",
+	};
+	(void)state;
+
+	real_iso(3600 * 1000, hour);
+	real_iso(EF_CLOCK_SKEW_MS - 60000, skew);
+	assert_int_equal(ef(&out, NULL, "finalize", "--owner", "a@x",
+			    "--reservation", "r1", "--ip", "192.0.2.1", NULL),
+			 0);
+	free(out);
+	for (size_t i = 0; i < sizeof(far) / sizeof(far[0]); i++) {
+		exits_2_naming("--now: ", "sweep", "--now", far[i], NULL);
+		exits_2_naming("--now: ", "seed", "--owners", "1",
+			       "--receives", "1", "--now", far[i], NULL);
+	}
+	exits_2_naming("--now: ", "sweep", "--now", hour, NULL);
+	assert_int_equal(ef(&out, NULL, "sweep", "--now", skew, NULL), 0);
+	free(out);
+	assert_int_equal(ef(&out, NULL, "finalize", "--owner", "a@x",
+			    "--reservation", "r2", "--ip", "192.0.2.1", NULL),
+			 0);
+	assert_non_null(strstr(out, "\"ip\":\"192.0.2.1\""));
+	free(out);
+	assert_int_equal(ef(&out, NULL, "feed", "--owner", "a@x", NULL), 0);
+	assert_null(strstr(out, "\"ip\":null"));
+	free(out);
+}
+
 /* An explicit time is never replaced by another: --created (or --now) 0,
  * in any spelling, is refused rather than read as "now"; a time ahead of
  * the clock, or a leap second where none can be, is refused too. */
@@ -345,6 +382,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_cli_init_and_stat_report_the_store, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli_sweep_refuses_a_now_ahead_of_the_real_clock,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_cli_finalize_refuses_times_it_cannot_keep, setup,
 			teardown),
