@@ -510,6 +510,57 @@ static void test_seed_keeps_an_epoch_time_as_given(void **state)
 	ef_page_free(&p);
 }
 
+static void note_skip(uint64_t element, const char *key, size_t key_len,
+		      int reason, const char *detail, void *ctx)
+{
+	int *ahead = ctx;
+
+	(void)element;
+	(void)key;
+	(void)key_len;
+	if (reason == EF_IMPORT_SKIP_BAD_VALUE && strstr(detail, "created_ms"))
+		++*ahead;
+}
+
+/* An exported entry dated ahead of the importing store's clock (made by a
+ * store whose clock was there) is skipped with a reason, not imported. */
+static void test_import_skips_an_entry_ahead_of_the_clock(void **state)
+{
+	fx *f = *state;
+	ef_import_opts io = {0};
+	ef_import_stats is;
+	ef_store *dst;
+	ef_config cfg = {0};
+	char path[600], *dir = th_tmpdir();
+	FILE *out;
+	int ahead = 0;
+
+	f->now = 7258118400000LL; /* 2200: a store with a clock that far */
+	rf_fin(f->st, "a@x", "ahead", f->now, "192.0.2.1");
+	f->now = T0;
+	rf_fin(f->st, "a@x", "ok", T0 - 1000, "192.0.2.2");
+	snprintf(path, sizeof(path), "%s/export.json", dir);
+	out = fopen(path, "w");
+	assert_non_null(out);
+	assert_int_equal(ef_export_kvbulk(f->st, out, NULL, NULL), EF_OK);
+	assert_int_equal(fclose(out), 0);
+	cfg.clock_ms = th_clock;
+	cfg.clock_ctx = &f->now;
+	cfg.flags = EF_NOSYNC;
+	dst = th_open(dir, &cfg);
+	io.on_skip = note_skip;
+	io.skip_ctx = &ahead;
+	assert_int_equal(ef_import_kvbulk(dst, path, &io, &is), EF_OK);
+	assert_int_equal(is.entries, 1);
+	assert_int_equal(ahead, 1);
+	assert_int_equal(th_count_prefix(dst, "recentReceive:"), 1);
+	assert_int_equal(keyring_count_window(dst->keyring,
+					      keyring_window(7258118400000LL)),
+			 0);
+	ef_close(dst);
+	th_cleanup(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +583,9 @@ int main(void)
 			fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_seed_keeps_an_epoch_time_as_given, fx_setup,
+			fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_import_skips_an_entry_ahead_of_the_clock, fx_setup,
 			fx_teardown),
 	};
 
