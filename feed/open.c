@@ -51,7 +51,9 @@ int feed_not_ahead(ef_store *st, const char *field, int64_t t,
 {
 	char tb[EF_TIME_BUFSZ], rb[EF_TIME_BUFSZ];
 
-	if (t <= ref || t - ref <= EF_CLOCK_SKEW_MS)
+	/* t > ref: their difference fits in uint64_t, whatever a clock says */
+	if (t <= ref ||
+	    (uint64_t)t - (uint64_t)ref <= (uint64_t)EF_CLOCK_SKEW_MS)
 		return EF_OK;
 	return ef__err(st->err_id, EF_EINVAL,
 		       "%s: %s is ahead of %s (%s) by more than %lld minutes; "

@@ -442,6 +442,8 @@ static void test_finalize_refuses_created_ahead_of_the_clock(void **state)
 	assert_int_equal(th_count_prefix(f->st, ""), 1); /* meta:format */
 	assert_int_equal(fin_at(f, "skew", T0 + EF_CLOCK_SKEW_MS, NULL), EF_OK);
 	assert_int_equal(fin_at(f, "now", 0, NULL), EF_OK);
+	f->now = INT64_MIN; /* a clock gone wrong: refused, no overflow */
+	assert_int_equal(fin_at(f, "r", EF_CREATED_MAX, NULL), EF_EINVAL);
 	f->now = EF_CREATED_MAX; /* a clock at the end of the range */
 	assert_int_equal(fin_at(f, "last", EF_CREATED_MAX, NULL), EF_OK);
 }
