@@ -101,12 +101,20 @@ bad:
 
 int cli_time(const cli *c, const char *opt, const char *text, int64_t *out)
 {
-	if (ef_time_parse(text, out) == EF_OK)
-		return EXIT_OK;
-	return cli_usage_error(c,
-			       "%s: '%s' is not a time (epoch milliseconds, or "
-			       "ISO-8601 like 2026-05-06T02:58:52.123Z)",
-			       opt, text);
+	if (ef_time_parse(text, out) != EF_OK)
+		return cli_usage_error(c,
+				       "%s: not a time (epoch milliseconds, or "
+				       "ISO-8601 like 2026-05-06T02:58:52.123Z; "
+				       "a leap second :60 only at 23:59:60 UTC "
+				       "of June 30 or December 31)", opt);
+	/* the library reads 0 as "now": an explicit epoch would silently
+	 * become another time */
+	if (*out == 0)
+		return cli_usage_error(c,
+				       "%s: 1970-01-01T00:00:00.000Z (0) is "
+				       "taken to mean \"now\"; give the real "
+				       "time, or leave %s out for now", opt, opt);
+	return EXIT_OK;
 }
 
 /* API field names as the CLI spells them. */
@@ -116,6 +124,7 @@ static const struct {
 	{"owner:", "--owner:"},
 	{"reservation_id:", "--reservation:"},
 	{"created_ms:", "--created:"},
+	{"now_ms:", "--now:"},
 	{"ip:", "--ip:"},
 	{"payload_json:", "--payload:"},
 	{"limit:", "--limit:"},

@@ -45,7 +45,9 @@ int cli_extra_arg(const cli *c, const char *arg);
 /* A whole number in [min, max] for option @opt; EXIT_OK or EXIT_USAGE. */
 int cli_uint(const cli *c, const char *opt, const char *text, uint64_t min,
 	     uint64_t max, uint64_t *out);
-/* A time (epoch ms or ISO-8601) for option @opt. */
+/* A time (epoch ms or ISO-8601) for option @opt; EXIT_USAGE, naming @opt
+ * but not quoting @text, if it is none or is 0 (which the library reads as
+ * "now": an explicit epoch is refused rather than replaced). */
 int cli_time(const cli *c, const char *opt, const char *text, int64_t *out);
 /* Report a library error: the exit code it maps to (EINVAL: 2, EBUSY: 75,
  * else 1) after printing the message, with API field names translated to

@@ -30,6 +30,24 @@ struct ef_store {
 /* Current time of the store's clock, ms since the epoch. */
 int64_t feed_now(const ef_store *st);
 
+/* The real time: the system's clock (CLOCK_REALTIME), whatever clock the
+ * store was given. Tests inject clocks behind it (their T0 is in the
+ * past), so they never trip a check against it; a clock ahead of it is
+ * one that maintenance must not act on. */
+int64_t feed_real_now(void);
+
+/* EF_OK if @t is at most EF_CLOCK_SKEW_MS ahead of @ref; else EF_EINVAL,
+ * "<field>: <t> is ahead of <ref_name> (<ref>) by more than 5 minutes;
+ * <hint>". Times only: the message quotes no other input. */
+int feed_not_ahead(ef_store *st, const char *field, int64_t t,
+		   const char *ref_name, int64_t ref, const char *hint);
+
+/* Destructive maintenance (sweep, seed, every job under the maintenance
+ * lock) acts as of @t, named @field: EF_EINVAL if @t is ahead of the real
+ * clock beyond EF_CLOCK_SKEW_MS, so that a wrong clock cannot destroy the
+ * keys and entries that the real one still needs. */
+int feed_maint_not_ahead(ef_store *st, const char *field, int64_t t);
+
 /* Read rules, in one place (DESIGN.md "Feed read", "IP retention"). */
 int feed_is_stale(const ef_store *st, int64_t created_ms, int64_t now);
 int feed_ip_visible(const ef_store *st, int64_t created_ms, int64_t now);
@@ -91,7 +109,11 @@ typedef struct fin_item {
 	size_t rec_len;
 } fin_item;
 
-/* Validate and encode @r (nothing is written). EF_EINVAL names the field. */
+/* Validate and encode @r (nothing is written). EF_EINVAL names the field.
+ * r->created_ms is taken as given, 0 included (the epoch: only ef_finalize
+ * reads 0 as "now"); ahead of @now by more than EF_CLOCK_SKEW_MS it is
+ * EF_EINVAL. An IP whose day's key was destroyed within retention is
+ * EF_EIO (the keyring cannot seal it), never silently dropped. */
 int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it);
 void fin_item_free(fin_item *it);
 

@@ -16,6 +16,57 @@
  * the read rules until the next write or sweep deletes them. */
 #define TRIM_MAX 32
 
+/* The entry's time: as given (0 included: ef_finalize resolved "now"),
+ * in range, and not ahead of the clock the call acts at. */
+static int fin_created(ef_store *st, int64_t created, int64_t now,
+		       fin_item *it)
+{
+	it->created_ms = created;
+	if (key_created_sort(created, it->sort) != EF_OK)
+		return ef__err(st->err_id, EF_EINVAL,
+			       "created_ms: %lld is outside [0, %lld]",
+			       (long long)created, (long long)EF_CREATED_MAX);
+	return feed_not_ahead(st, "created_ms", created, "the store's clock",
+			      now, "an entry from the future would stay on "
+			      "top of the feed, and keep its IP, until then");
+}
+
+/* Seal @ip for the entry into @sealed; e->ip_kind says whether it was. An
+ * IP already past retention is not kept at all; one within retention (at
+ * the store's clock and at the real one) whose day's key was destroyed is
+ * an error, never a silent loss. */
+static int fin_seal(ef_store *st, const fin_item *it, int64_t now,
+		    uint8_t kind, const uint8_t *ip, uint8_t *sealed,
+		    rec_entry *e)
+{
+	key_view ov = {it->owner.s, it->owner.len};
+	key_view rv = {it->rid.s, it->rid.len};
+	char day[EF_TIME_BUFSZ];
+	int rc;
+
+	rc = ip_seal_entry(st, ov, rv, it->created_ms, now, kind, ip, sealed,
+			   &e->ip_len);
+	if (rc == EF_OK) {
+		e->ip_kind = REC_IP_SEALED;
+		e->ip = sealed;
+		return EF_OK;
+	}
+	if (rc != IPSEAL_EXPIRED)
+		return rc;
+	if (!feed_ip_visible(st, it->created_ms, now) ||
+	    !feed_ip_visible(st, it->created_ms, feed_real_now()))
+		return EF_OK; /* past retention: stored without its IP */
+	ef_time_format(it->created_ms, day);
+	day[10] = '\0';
+	return ef__err(st->err_id, EF_EIO,
+		       "ip: the key of %s (UTC) was destroyed, although that "
+		       "day is within IP retention: a sweep ran with a clock "
+		       "ahead of the real one. No IP of that day can be kept "
+		       "until it is past retention; finalize without the ip "
+		       "to keep the entry, and sweep only with a correct clock",
+		       day);
+}
+
 int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it)
 {
 	const uint64_t id = st->err_id;
@@ -30,19 +81,12 @@ int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it)
 	if (rc == EF_OK)
 		rc = key_reservation(id, "reservation_id", r->reservation_id,
 				     &it->rid);
+	if (rc == EF_OK)
+		rc = fin_created(st, r->created_ms, now, it);
+	if (rc == EF_OK && r->ip)
+		rc = ip_parse(id, "ip", r->ip, ip, &kind);
 	if (rc != EF_OK)
 		return rc;
-	it->created_ms = r->created_ms ? r->created_ms : now;
-	if (key_created_sort(it->created_ms, it->sort) != EF_OK)
-		return ef__err(id, EF_EINVAL,
-			       "created_ms: %lld is outside [0, %lld]",
-			       (long long)it->created_ms,
-			       (long long)EF_CREATED_MAX);
-	if (r->ip) {
-		rc = ip_parse(id, "ip", r->ip, ip, &kind);
-		if (rc != EF_OK)
-			return rc;
-	}
 	if (r->payload_json) {
 		e.has_payload = 1;
 		e.payload = r->payload_json;
@@ -53,20 +97,11 @@ int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it)
 			return rc;
 	}
 	if (kind != REC_IP_NONE) {
-		/* valid input only: sealing may make the window's key. An IP
-		 * already past retention is not kept at all. */
-		key_view ov = {it->owner.s, it->owner.len};
-		key_view rv = {it->rid.s, it->rid.len};
-
-		rc = ip_seal_entry(st, ov, rv, it->created_ms, now, kind, ip,
-				   sealed, &e.ip_len);
+		/* valid input only: sealing may make the window's key */
+		rc = fin_seal(st, it, now, kind, ip, sealed, &e);
 		sodium_memzero(ip, sizeof(ip));
-		if (rc == EF_OK) {
-			e.ip_kind = REC_IP_SEALED;
-			e.ip = sealed;
-		} else if (rc != IPSEAL_EXPIRED) {
+		if (rc != EF_OK)
 			return rc;
-		}
 	}
 	e.created_ms = it->created_ms;
 	e.rid = r->reservation_id;
@@ -206,12 +241,18 @@ static int fin_txn(store_txn *t, void *p)
 int ef_finalize(ef_store *st, const ef_receive *r)
 {
 	struct fin_ctx c;
+	ef_receive now_r;
 	int rc;
 
 	if (!st)
 		return EF_EINVAL;
 	c.st = st;
 	c.now = feed_now(st);
+	if (r && !r->created_ms) { /* "0: now" is the public API's alone */
+		now_r = *r;
+		now_r.created_ms = c.now;
+		r = &now_r;
+	}
 	rc = fin_prepare(st, r, c.now, &c.it);
 	if (rc == EF_OK && st->group)
 		rc = fin_group_apply(st, st->group, &c.it, c.now);

@@ -26,6 +26,10 @@ int ef_maint_lock(ef_store *st, const char *what, unsigned flags,
 	*out = NULL;
 	if (!st)
 		return EF_EINVAL;
+	/* every job under the lock acts as of the store's clock */
+	rc = feed_maint_not_ahead(st, "clock_ms", feed_now(st));
+	if (rc != EF_OK)
+		return rc;
 	lk = ef__malloc(sizeof(*lk));
 	if (!lk)
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");

@@ -3,6 +3,7 @@
  * read rules that every path shares.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +21,53 @@
 #define FORMAT_VERSION 1
 #define MAX_READERS 4096 /* many worker threads, each may read at once */
 
-int64_t feed_now(const ef_store *st)
+int64_t feed_real_now(void)
 {
 	struct timespec ts;
+	int rc = clock_gettime(CLOCK_REALTIME, &ts);
 
+	assert(rc == 0); /* CLOCK_REALTIME always exists */
+	(void)rc;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t feed_now(const ef_store *st)
+{
 	if (st->cfg.clock_ms)
 		return st->cfg.clock_ms(st->cfg.clock_ctx);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return feed_real_now();
+}
+
+/* @ms as ISO-8601 into @buf, or as a number when out of its range. */
+static const char *time_text(int64_t ms, char buf[EF_TIME_BUFSZ])
+{
+	if (ef_time_format(ms, buf) != EF_OK)
+		snprintf(buf, EF_TIME_BUFSZ, "%lld ms", (long long)ms);
+	return buf;
+}
+
+int feed_not_ahead(ef_store *st, const char *field, int64_t t,
+		   const char *ref_name, int64_t ref, const char *hint)
+{
+	char tb[EF_TIME_BUFSZ], rb[EF_TIME_BUFSZ];
+
+	/* t > ref: their difference fits in uint64_t, whatever a clock says */
+	if (t <= ref ||
+	    (uint64_t)t - (uint64_t)ref <= (uint64_t)EF_CLOCK_SKEW_MS)
+		return EF_OK;
+	return ef__err(st->err_id, EF_EINVAL,
+		       "%s: %s is ahead of %s (%s) by more than %lld minutes; "
+		       "%s", field, time_text(t, tb), ref_name,
+		       time_text(ref, rb), EF_CLOCK_SKEW_MS / 60000, hint);
+}
+
+int feed_maint_not_ahead(ef_store *st, const char *field, int64_t t)
+{
+	return feed_not_ahead(st, field, t, "the real clock", feed_real_now(),
+			      "a job as of a later time would destroy IP keys "
+			      "and entries the real clock still needs, or "
+			      "write entries from the future (check the clock, "
+			      "or leave the time out)");
 }
 
 int feed_is_stale(const ef_store *st, int64_t created_ms, int64_t now)

@@ -145,8 +145,12 @@ int ef_seed(ef_store *st, const ef_seed_opts *o, ef_seed_stats *stats)
 		return ef__err(st->err_id, EF_EINVAL,
 			       "receives: %" PRIu32 " is outside 1..1000000",
 			       o->receives);
-	rc = ef_maint_lock(st, o->reset ? "edgefeed seed --reset" : "edgefeed seed",
-			   o->lock_flags, o->on_wait, o->wait_ctx, &lk);
+	/* the lock refuses a store clock ahead of the real one */
+	rc = feed_maint_not_ahead(st, "now_ms", o->now_ms);
+	if (rc == EF_OK)
+		rc = ef_maint_lock(st, o->reset ? "edgefeed seed --reset"
+						: "edgefeed seed",
+				   o->lock_flags, o->on_wait, o->wait_ctx, &lk);
 	if (rc != EF_OK)
 		return rc;
 	if (o->reset) {

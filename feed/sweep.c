@@ -520,8 +520,12 @@ int ef_sweep_ex(ef_store *st, const ef_sweep_opts *opts, ef_sweep_stats *stats)
 	r.s = &s;
 	r.c.st = st;
 	r.c.batch = r.o->batch ? r.o->batch : SWEEP_BATCH;
-	rc = ef_maint_lock(st, "edgefeed sweep", r.o->lock_flags, r.o->on_wait,
-			   r.o->wait_ctx, &lk);
+	/* the lock refuses a store clock ahead of the real one; this, a
+	 * given time ahead of it */
+	rc = feed_maint_not_ahead(st, "now_ms", r.o->now_ms);
+	if (rc == EF_OK)
+		rc = ef_maint_lock(st, "edgefeed sweep", r.o->lock_flags,
+				   r.o->on_wait, r.o->wait_ctx, &lk);
 	if (rc != EF_OK)
 		return rc;
 	r.c.now = s.now_ms = r.o->now_ms ? r.o->now_ms : feed_now(st);

@@ -1,6 +1,9 @@
 /*
  * time.c - the two time spellings of the contract: epoch milliseconds and
- * ISO-8601 (UTC "Z" or a +HH:MM offset, fraction optional).
+ * ISO-8601 (UTC "Z" or a +HH:MM offset, fraction optional). A leap second
+ * (":60") is taken only where one can be: 23:59:60 UTC of June 30 or
+ * December 31; it reads as :59 of the same minute (epoch time has no
+ * 61st second).
  */
 #define _DEFAULT_SOURCE /* timegm */
 #include <stdio.h>
@@ -77,6 +80,18 @@ static int parse_zone(const char *s, long *off)
 	return 0;
 }
 
+/* Is the UTC second @t (the :59 that a ":60" reads as) the last one of
+ * June 30 or December 31, where IERS puts leap seconds? */
+static int leap_second_may_follow(time_t t)
+{
+	struct tm u;
+
+	if (!gmtime_r(&t, &u) || u.tm_hour != 23 || u.tm_min != 59)
+		return 0;
+	return (u.tm_mon == 5 && u.tm_mday == 30) ||
+	       (u.tm_mon == 11 && u.tm_mday == 31);
+}
+
 int ef_time_parse(const char *text, int64_t *out_ms)
 {
 	const char *s = text;
@@ -125,6 +140,8 @@ int ef_time_parse(const char *text, int64_t *out_ms)
 	t = timegm(&tm);
 	/* timegm normalizes Feb 30 into March: reject what moved */
 	if (!gmtime_r(&t, &chk) || chk.tm_mday != d || chk.tm_mon != mo - 1)
+		return EF_EINVAL;
+	if (sec == 60 && !leap_second_may_follow((time_t)(t - off)))
 		return EF_EINVAL;
 	v = ((int64_t)t - off) * 1000 + ms;
 	if (v < 0 || v > EF_CREATED_MAX)

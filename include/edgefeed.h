@@ -181,6 +181,13 @@ typedef enum ef_errno {
 /** Largest created_ms (and time ef_time_parse() accepts): 9999999999999,
  * in the year 2286. */
 #define EF_CREATED_MAX 9999999999999LL
+/** How far a time given to the store may be ahead of the clock: 5 minutes,
+ * for clocks of machines that disagree a little. A created_ms further ahead
+ * of the store's clock is refused (ef_finalize(); migration and import
+ * quarantine or skip it), and so is a maintenance time further ahead of the
+ * real clock (ef_sweep_ex(), ef_seed(), and every job under ef_maint_lock()
+ * while the store's clock is ahead). */
+#define EF_CLOCK_SKEW_MS (5LL * 60 * 1000)
 /** Largest page ef_feed_page() returns. */
 #define EF_PAGE_LIMIT_MAX 1000u
 /** Page size of ef_feed_page() when its limit is 0. */
@@ -235,7 +242,11 @@ typedef struct ef_config {
 	unsigned flags;           /**< #EF_NOSYNC, #EF_RDONLY, #EF_GROUP_COMMIT;
 				   * other bits: #EF_EINVAL */
 	ef_clock_fn clock_ms;     /**< injectable clock (tests, replays); NULL:
-				   * the system's real-time clock */
+				   * the system's real-time clock. Maintenance
+				   * refuses to act on it while it is ahead of
+				   * the system's clock (CLOCK_REALTIME, the
+				   * "real" clock, never this one) by more than
+				   * #EF_CLOCK_SKEW_MS: inject past times */
 	void *clock_ctx;          /**< passed to clock_ms; must outlive the store */
 } ef_config;
 
@@ -258,8 +269,10 @@ typedef struct ef_receive {
 				     * valid UTF-8, no control characters, at
 				     * most #EF_RESERVATION_KEY_MAX bytes escaped */
 	int64_t created_ms;         /**< milliseconds since the epoch, in
-				     * [0, #EF_CREATED_MAX]; 0: now (the store's
-				     * clock) */
+				     * [1, #EF_CREATED_MAX] and at most
+				     * #EF_CLOCK_SKEW_MS ahead of the store's
+				     * clock; 0: now (the store's clock), so the
+				     * epoch itself cannot be given */
 	const char *ip;             /**< IPv4 or IPv6 text, or NULL; stored sealed,
 				     * and not at all if already past retention */
 	const char *payload_json;   /**< a JSON object of at most #EF_PAYLOAD_MAX
@@ -356,8 +369,14 @@ EF_EXPORT void ef_close(ef_store *st);
  *         first write wins, even if @p r carries other fields); #EF_EINVAL
  *         (bad input, or a read-only store: nothing written, ef_errmsg
  *         names the field, e.g. "ip: '1.2.3' is not an IPv4 or IPv6
- *         address"); #EF_EIO (also: the keyring that seals IPs cannot be
- *         used); #EF_EFULL; #EF_ENOMEM; or another store error.
+ *         address"; "created_ms: ... is ahead of the store's clock" beyond
+ *         #EF_CLOCK_SKEW_MS); #EF_EIO (also: the keyring that seals IPs
+ *         cannot be used, or the key of the IP's day was destroyed while
+ *         the day is within ip_retention, by a sweep with a clock ahead:
+ *         nothing written, ef_errmsg names the day; finalize without the
+ *         ip to keep the entry); #EF_EFULL; #EF_ENOMEM; or another store
+ *         error. An IP already past retention is not an error: the entry
+ *         is written without it.
  *
  * A crash at any point leaves all of the finalization or none of it. A
  * duplicate finalization from any process, at any time, leaves exactly one
@@ -517,8 +536,10 @@ typedef struct ef_maint ef_maint;
  * @param out      receives the held lock, released by ef_maint_unlock();
  *                 NULL on failure.
  * @return #EF_OK; #EF_EBUSY (held elsewhere and #EF_LOCK_NOWAIT; ef_errmsg
- *         names the holder); #EF_EINVAL (NULL @p st or @p out); #EF_EIO;
- *         #EF_ENOMEM.
+ *         names the holder); #EF_EINVAL (NULL @p st or @p out; or the
+ *         store's clock is ahead of the real one, the system's, by more
+ *         than #EF_CLOCK_SKEW_MS: every long operation acts as of it, so
+ *         none runs, and ef_errmsg names clock_ms); #EF_EIO; #EF_ENOMEM.
  * Thread-safe, but a lock is the process's: a second thread taking it waits
  * like another process would. Do not fork() while holding it.
  */
@@ -568,7 +589,9 @@ typedef struct ef_seed_opts {
 	int reset;             /**< nonzero: first remove every feed record
 				* (ef_reset()) */
 	uint64_t rng_seed;     /**< same seed and now_ms: same data */
-	int64_t now_ms;        /**< times are over the 60 days before it; 0: now */
+	int64_t now_ms;        /**< times are over the 60 days before it; 0: now;
+				* at most #EF_CLOCK_SKEW_MS ahead of the real
+				* clock */
 	unsigned lock_flags;   /**< 0 or #EF_LOCK_NOWAIT */
 	ef_wait_fn on_wait;    /**< see ef_maint_lock(); may be NULL */
 	void *wait_ctx;        /**< passed to on_wait */
@@ -596,7 +619,8 @@ typedef struct ef_seed_stats {
  * @param opts   what to make; required.
  * @param stats  receives what was done; may be NULL.
  * @return #EF_OK; #EF_EINVAL (NULL @p st or @p opts, owners or receives out
- *         of range, a read-only store); #EF_EBUSY (lock held and
+ *         of range, a read-only store, now_ms or the store's clock ahead of
+ *         the real clock beyond #EF_CLOCK_SKEW_MS); #EF_EBUSY (lock held and
  *         #EF_LOCK_NOWAIT); or a store error.
  */
 EF_EXPORT int ef_seed(ef_store *st, const ef_seed_opts *opts,
@@ -642,8 +666,10 @@ typedef struct ef_migrate_stats {
  * @param opts   options; NULL for the defaults.
  * @param stats  receives what was done (or would be); may be NULL.
  * @return #EF_OK; #EF_EBUSY (lock held and #EF_LOCK_NOWAIT); #EF_EINVAL (a
- *         read-only store); #EF_EIO (also: the keyring cannot seal an IP);
- *         or a store error.
+ *         read-only store, or its clock ahead of the real one: see
+ *         ef_maint_lock()); #EF_EIO (also: the keyring cannot seal an IP);
+ *         or a store error. An element dated more than #EF_CLOCK_SKEW_MS
+ *         ahead of the store's clock is quarantined, not migrated.
  */
 EF_EXPORT int ef_migrate(ef_store *st, const ef_migrate_opts *opts,
 			 ef_migrate_stats *stats);
@@ -929,7 +955,9 @@ EF_EXPORT int ef_export_kvbulk(ef_store *st, FILE *out,
 
 /** Options of ef_sweep_ex(). Zero-initialize, then set. */
 typedef struct ef_sweep_opts {
-	int64_t now_ms;          /**< sweep as of this time; 0: the store's clock */
+	int64_t now_ms;          /**< sweep as of this time; 0: the store's clock.
+				  * Either at most #EF_CLOCK_SKEW_MS ahead of
+				  * the real clock (the system's) */
 	uint32_t batch;          /**< work per write transaction: entries deleted
 				  * or rewritten, owners and markers examined
 				  * (0: 256) */
@@ -979,8 +1007,11 @@ typedef struct ef_sweep_stats {
  * @param opts   options; NULL for the defaults.
  * @param stats  receives what was done; may be NULL.
  * @return #EF_OK; #EF_EBUSY (lock held and #EF_LOCK_NOWAIT); #EF_EINVAL
- *         (read-only store); #EF_EIO (keyring or store); #EF_EFULL; or
- *         another store error.
+ *         (read-only store; or its "now" is ahead of the real clock by more
+ *         than #EF_CLOCK_SKEW_MS: a sweep as of a later time would destroy
+ *         the keys of days still within retention, so nothing is done and
+ *         ef_errmsg names now_ms, or clock_ms for the store's clock);
+ *         #EF_EIO (keyring or store); #EF_EFULL; or another store error.
  */
 EF_EXPORT int ef_sweep_ex(ef_store *st, const ef_sweep_opts *opts,
 			  ef_sweep_stats *stats);
@@ -1095,7 +1126,11 @@ EF_EXPORT const char *ef_errmsg(const ef_store *st);
 /**
  * Parse a time: epoch milliseconds ("1700000000000") or ISO-8601
  * ("2026-05-06T02:58:52.123Z", "2026-05-06T04:58:52+02:00", fraction
- * optional). Thread-safe; needs no store.
+ * optional; digits past the milliseconds are cut, not rounded). A leap
+ * second ":60" is taken only at 23:59:60 UTC of June 30 or December 31 (in
+ * any offset that names that instant), and reads as :59 of that minute.
+ * It says nothing about the clock: a time far ahead parses; the calls that
+ * take it refuse it (see #EF_CLOCK_SKEW_MS). Thread-safe; needs no store.
  * @param text    the time, NUL-terminated.
  * @param out_ms  receives milliseconds since the epoch.
  * @return #EF_OK, or #EF_EINVAL if it is neither, or out of range

@@ -13,7 +13,7 @@
 #include "feed/feed.h"
 #include "store/alloc.h"
 
-#define T0 1790000000000LL
+#define T0 1700000000000LL /* 2023: T0 + 100 days is in the past too */
 #define MAX_STEPS 5000 /* an operation allocates far fewer times */
 
 typedef struct fx {

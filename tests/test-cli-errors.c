@@ -155,15 +155,15 @@ static void test_cli_errors_bad_numbers_and_times(void **state)
 		{{"import", "--format", "kv-bulk", "--batch", "0", "f", NULL}, 2,
 		 "--batch: '0'", "1..100000"},
 		{{"finalize", "--owner", "a", "--reservation", "r", "--created",
-		  "soon", NULL}, 2, "--created: 'soon' is not a time",
+		  "soon", NULL}, 2, "--created: not a time",
 		 "epoch milliseconds, or ISO-8601 like 2026-05-06T02:58:52.123Z"},
 		{{"finalize", "--owner", "a", "--reservation", "r", "--created",
-		  "99999999999999", NULL}, 2, "--created: '99999999999999'",
+		  "99999999999999", NULL}, 2, "--created: not a time",
 		 "ISO-8601"},
 		{{"feed", "--owner", "a", "--now", "yesterday", NULL}, 2,
-		 "--now: 'yesterday' is not a time", "epoch milliseconds"},
+		 "--now: not a time", "epoch milliseconds"},
 		{{"sweep", "--now", "2026-13-01T00:00:00Z", NULL}, 2,
-		 "--now: '2026-13-01T00:00:00Z'", "ISO-8601"},
+		 "--now: not a time", "ISO-8601"},
 	};
 	(void)state;
 	RUN(cases, dir);

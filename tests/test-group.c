@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define THREADS 16
@@ -24,6 +25,10 @@ typedef struct worker {
 	int bad;                  /* any other result */
 	int poison_rc;            /* result for the poisoned reservation */
 } worker;
+
+/* The poisoned reservation's time: an hour ago, so that it is neither
+ * stale nor ahead of the clock (finalize refuses that) on any date. */
+static int64_t poison_ms;
 
 static void *work(void *p)
 {
@@ -50,7 +55,7 @@ static void *work(void *p)
 		if (i % 40 == 3) {
 			snprintf(owner, sizeof(owner), "poison@example.com");
 			snprintf(rid, sizeof(rid), "poisoned");
-			rec.created_ms = 1999999999999; /* the poisoned key's */
+			rec.created_ms = poison_ms; /* the poisoned key's */
 			w->poison_rc = ef_finalize(w->st, &rec);
 			continue;
 		}
@@ -81,11 +86,15 @@ static void test_group_commit_gives_each_caller_its_own_result(void **state)
 	st = th_open(dir, &cfg);
 	/* an entry key without its index: finalizing "poisoned" fails with
 	 * EF_ECORRUPT inside the transaction, in whatever batch it lands */
-	th_put_raw(st, "recentReceive:poison@example.com:8000000000000:poisoned",
-		   "x", 1);
 	{
-		ef_receive r = {"poison@example.com", "poisoned", 1999999999999,
+		ef_receive r = {"poison@example.com", "poisoned", poison_ms,
 				NULL, NULL};
+		char key[80];
+
+		snprintf(key, sizeof(key),
+			 "recentReceive:poison@example.com:%013lld:poisoned",
+			 (long long)(EF_CREATED_MAX - poison_ms));
+		th_put_raw(st, key, "x", 1);
 		assert_int_equal(ef_finalize(st, &r), EF_ECORRUPT);
 	}
 	for (int i = 0; i < THREADS; i++) {
@@ -248,6 +257,7 @@ static void test_group_commit_across_processes_loses_nothing(void **state)
 
 int main(void)
 {
+	struct timespec ts;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 			test_group_commit_gives_each_caller_its_own_result),
@@ -255,5 +265,9 @@ int main(void)
 		cmocka_unit_test(
 			test_group_commit_across_processes_loses_nothing),
 	};
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return 1;
+	poison_ms = (int64_t)ts.tv_sec * 1000 - 3600 * 1000;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "feed/feed.h"
@@ -523,6 +524,64 @@ static void test_keyring_processes_agree_on_one_key(void **state)
 	}
 }
 
+/* A day's key destroyed while the day is within retention at the real
+ * clock (what a sweep with a clock ahead did before such sweeps were
+ * refused): a finalize with an IP of that day fails with EF_EIO and says
+ * why and what to do, writing nothing; never an entry silently without
+ * its IP. Without an IP, or for an IP past retention, it succeeds. */
+static void test_finalize_into_a_destroyed_day_within_retention_fails(
+	void **state)
+{
+	fx *f = *state;
+	ef_store *st;
+	ef_config cfg = {0};
+	uint64_t destroyed, wiped;
+	struct timespec ts;
+	int64_t now;
+	ef_receive r = {"a@x", "r1", 0, "192.0.2.1", NULL};
+	const int64_t within[] = {0, 1, DAY, RET - 2 * DAY}; /* now - x */
+	char *ip;
+
+	ef_close(f->st);
+	f->st = NULL;
+	cfg.flags = EF_NOSYNC; /* the real clock */
+	st = th_open(f->dir, &cfg);
+	assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	for (size_t i = 0; i < sizeof(within) / sizeof(within[0]); i++) {
+		ef_receive k = {"k@x", "k", now - within[i], "192.0.2.9", NULL};
+		char rid[16];
+
+		snprintf(rid, sizeof(rid), "k%zu", i);
+		k.reservation_id = rid;
+		assert_int_equal(ef_finalize(st, &k), EF_OK); /* makes keys */
+	}
+	/* every day up to tomorrow's, as a sweep 30 days ahead would */
+	assert_int_equal(keyring_destroy_before(st->keyring,
+						keyring_window(now) + 2,
+						&destroyed, &wiped),
+			 EF_OK);
+	for (size_t i = 0; i < sizeof(within) / sizeof(within[0]); i++) {
+		r.created_ms = within[i] ? now - within[i] : 0;
+		assert_int_equal(ef_finalize(st, &r), EF_EIO);
+		assert_non_null(strstr(ef_errmsg(st), "destroyed"));
+		assert_non_null(strstr(ef_errmsg(st), "clock ahead"));
+		assert_null(strstr(ef_errmsg(st), "192.0.2.1"));
+		assert_int_equal(th_count_prefix(st, "recentReceive:a@x:"), 0);
+	}
+	r.created_ms = now - RET - DAY; /* past retention: kept, no IP */
+	r.reservation_id = "old";
+	assert_int_equal(ef_finalize(st, &r), EF_OK);
+	r.created_ms = now;
+	r.reservation_id = "plain";
+	r.ip = NULL;
+	assert_int_equal(ef_finalize(st, &r), EF_OK);
+	ip = rf_ip_of(st, "a@x", "old");
+	assert_null(ip);
+	assert_int_equal(th_count_prefix(st, "recentReceive:a@x:"), 2);
+	ef_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -568,6 +627,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_keyring_processes_agree_on_one_key, fx_setup,
 			fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_into_a_destroyed_day_within_retention_fails,
+			fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

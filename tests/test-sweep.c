@@ -166,21 +166,15 @@ static void test_sweep_destroys_keys_not_just_hides_ips(void **state)
 static void test_sweep_cli_feed_with_earlier_clock_shows_no_ip(void **state)
 {
 	fx *f = *state;
-	char *out, *err, created[EF_TIME_BUFSZ], soon[EF_TIME_BUFSZ],
-		later[EF_TIME_BUFSZ];
-	int64_t t = (int64_t)time(NULL) * 1000 - 3600 * 1000;
+	char *out, *err, soon[EF_TIME_BUFSZ], later[EF_TIME_BUFSZ];
 
-	/* finalize uses the real clock: times around it */
-	ef_time_format(t, created);
-	ef_time_format(t + 1000, soon);
-	ef_time_format(t + RET + 2 * DAY, later);
+	/* finalized at the test clock, swept as of a later day that is still
+	 * in the past of the real clock (a sweep never runs ahead of it) */
+	rf_fin(f->st, "a@x", "r1", T0, "203.0.113.77");
+	ef_time_format(T0 + 1000, soon);
+	ef_time_format(T0 + RET + 2 * DAY, later);
 	ef_close(f->st);
 	f->st = NULL;
-	assert_int_equal(th_cli(f->dir, &out, NULL, "finalize", "--owner", "a@x",
-			     "--reservation", "r1", "--created", created,
-			     "--ip", "203.0.113.77", NULL),
-			 0);
-	free(out);
 	assert_int_equal(th_cli(f->dir, &out, NULL, "feed", "--owner", "a@x",
 			     "--now", soon, NULL),
 			 0);
@@ -590,6 +584,104 @@ static void test_sweep_while_a_worker_finalizes(void **state)
 	f->st = fx_open(f, EF_NOSYNC, 1000);
 }
 
+/* The system's clock, ms: what "real" means to the maintenance guard. */
+static int64_t real_ms(void)
+{
+	struct timespec ts;
+
+	assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A sweep as of a time ahead of the real clock beyond EF_CLOCK_SKEW_MS
+ * destroys nothing: refused, naming now_ms; within the skew it runs. */
+static void test_sweep_refuses_a_now_ahead_of_the_real_clock(void **state)
+{
+	fx *f = *state;
+	const int64_t ahead[] = {
+		real_ms() + EF_CLOCK_SKEW_MS + 60000, real_ms() + 3600 * 1000,
+		real_ms() + RET + 2 * DAY,
+		7258118400000LL, /* 2200-01-01T00:00:00Z */
+		EF_CREATED_MAX, INT64_MAX,
+	};
+	ef_sweep_opts o = {0};
+	ef_sweep_stats s;
+	char *ip;
+
+	rf_fin(f->st, "a@x", "r1", T0, "203.0.113.77");
+	for (size_t i = 0; i < sizeof(ahead) / sizeof(ahead[0]); i++) {
+		o.now_ms = ahead[i];
+		assert_int_equal(ef_sweep_ex(f->st, &o, &s), EF_EINVAL);
+		assert_non_null(strstr(ef_errmsg(f->st), "now_ms: "));
+		assert_non_null(strstr(ef_errmsg(f->st), "real clock"));
+		assert_int_equal(s.keys_destroyed + s.entries_deleted, 0);
+	}
+	ip = rf_ip_of(f->st, "a@x", "r1");
+	assert_string_equal(ip, "203.0.113.77");
+	free(ip);
+	assert_int_equal(keyring_count_window(f->st->keyring,
+					      keyring_window(T0)),
+			 1);
+	o.now_ms = real_ms() + EF_CLOCK_SKEW_MS - 60000;
+	assert_int_equal(ef_sweep_ex(f->st, &o, &s), EF_OK);
+}
+
+/* An injected store clock ahead of the real one: no job under the
+ * maintenance lock acts on it (sweep, migrate, seed), naming clock_ms. */
+static void test_sweep_refuses_a_store_clock_ahead_of_the_real_clock(
+	void **state)
+{
+	fx *f = *state;
+	ef_seed_opts so = {0};
+	ef_sweep_stats s;
+	ef_maint *lk;
+	char *ip;
+
+	rf_fin(f->st, "a@x", "r1", T0, "203.0.113.77");
+	th_put_raw(f->st, "recentReceives:b@x", "[]", 2);
+	so.owners = so.receives = 1;
+	f->now = 7258118400000LL; /* 2200 */
+	assert_int_equal(ef_sweep(f->st, &s), EF_EINVAL);
+	assert_non_null(strstr(ef_errmsg(f->st), "clock_ms: "));
+	assert_int_equal(ef_migrate(f->st, NULL, NULL), EF_EINVAL);
+	assert_int_equal(ef_seed(f->st, &so, NULL), EF_EINVAL);
+	assert_int_equal(ef_maint_lock(f->st, "t", 0, NULL, NULL, &lk),
+			 EF_EINVAL);
+	assert_null(lk);
+	f->now = real_ms() + EF_CLOCK_SKEW_MS + 60000;
+	assert_int_equal(ef_sweep(f->st, &s), EF_EINVAL);
+	f->now = T0;
+	ip = rf_ip_of(f->st, "a@x", "r1");
+	assert_string_equal(ip, "203.0.113.77");
+	free(ip);
+	assert_int_equal(th_count_prefix(f->st, "recentReceive"), 2);
+	f->now = real_ms() + 60000; /* within the skew */
+	assert_int_equal(ef_sweep(f->st, &s), EF_OK);
+}
+
+/* ef_seed's "now": its entries and their day keys are never dated ahead
+ * of the real clock beyond the skew. */
+static void test_seed_refuses_a_now_ahead_of_the_real_clock(void **state)
+{
+	fx *f = *state;
+	ef_seed_opts so = {0};
+	int64_t later = real_ms() + 2 * DAY;
+
+	so.owners = so.receives = 2;
+	so.now_ms = later;
+	assert_int_equal(ef_seed(f->st, &so, NULL), EF_EINVAL);
+	assert_non_null(strstr(ef_errmsg(f->st), "now_ms: "));
+	so.reset = 1;
+	assert_int_equal(ef_seed(f->st, &so, NULL), EF_EINVAL);
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:"), 0);
+	assert_int_equal(keyring_count_window(f->st->keyring,
+					      keyring_window(later)),
+			 0);
+	so.now_ms = T0;
+	assert_int_equal(ef_seed(f->st, &so, NULL), EF_OK);
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:"), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -618,6 +710,15 @@ int main(void)
 			test_sweep_killed_midway_then_rerun, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_sweep_while_a_worker_finalizes, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_sweep_refuses_a_now_ahead_of_the_real_clock,
+			fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_sweep_refuses_a_store_clock_ahead_of_the_real_clock,
+			fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_seed_refuses_a_now_ahead_of_the_real_clock, fx_setup,
+			fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,18 +1,19 @@
 /*
  * test-time.c - ef_time_parse() and ef_time_format(): epoch milliseconds and
- * ISO-8601 (UTC or an offset, fraction optional), range [0, EF_CREATED_MAX].
+ * ISO-8601 (UTC or an offset, fraction optional), range [0, EF_CREATED_MAX],
+ * a leap second only where one can be; and the times the store is given:
+ * none ahead of its clock beyond EF_CLOCK_SKEW_MS, none replaced by another.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "tests/helpers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "edgefeed.h"
+#include "feed/feed.h"
+#include "store/keyring.h"
+#include "tests/retention-fixture.h"
 
 /* xorshift64*, fixed seed: failures reproduce */
 static uint64_t rng_state = 0x7133D00Dull;
@@ -366,6 +367,202 @@ static void test_time_parse_random_spellings(void **state)
 	}
 }
 
+/* ---- leap seconds ------------------------------------------------------- */
+
+/* 23:59:60 UTC of June 30 or December 31 (where IERS puts leap seconds),
+ * read as :59 of the same minute; in any offset that names that instant. */
+static void test_time_parse_leap_second_only_at_a_half_year_end(void **state)
+{
+	static const char *const bad[] = {
+		"2026-05-06T12:30:60Z",     /* any minute */
+		"2026-05-06T23:59:60Z",     /* the end of an ordinary day */
+		"2016-12-31T23:58:60Z",
+		"2016-12-31T22:59:60Z",
+		"2016-12-30T23:59:60Z",
+		"2016-06-29T23:59:60Z",
+		"2017-01-01T00:00:60Z",
+		"2016-12-31T23:59:60+01:00", /* 22:59:60 UTC */
+		"2016-06-30T23:59:60-05:00", /* 04:59:60 UTC, July 1 */
+		"2016-12-31T23:59:60.999+00:30",
+		"2016-12-31T23:59:61Z",
+		"1970-01-01T00:00:60Z",
+	};
+
+	(void)state;
+	parses_to("2016-12-31T23:59:60Z", 1483228799000LL);
+	parses_to("2016-12-31T23:59:60.500Z", 1483228799500LL);
+	parses_to("2015-06-30T23:59:60Z", 1435708799000LL);
+	parses_to("2015-06-30T23:59:60.1234+00:00", 1435708799123LL);
+	parses_to("2017-01-01T08:59:60+09:00", 1483228799000LL); /* Tokyo */
+	parses_to("2016-12-31T18:59:60-05:00", 1483228799000LL);
+	parses_to("2017-01-01T05:29:60+0530", 1483228799000LL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		rejects(bad[i]);
+}
+
+/* ---- times the store is given ------------------------------------------ */
+
+#define MIN (60LL * 1000)
+
+static int fin_at(fx *f, const char *rid, int64_t created, const char *ip)
+{
+	ef_receive r = {"a@x", rid, created, ip, NULL};
+	return ef_finalize(f->st, &r);
+}
+
+/* Ahead of the store's clock by more than EF_CLOCK_SKEW_MS: refused, naming
+ * created_ms, writing nothing (no entry, no key for that day); within the
+ * skew: kept. In every spelling a caller may have parsed. */
+static void test_finalize_refuses_created_ahead_of_the_clock(void **state)
+{
+	fx *f = *state;
+	static const char *const ahead[] = {
+		"9999999999999",
+		"2286-11-20T17:46:39.999Z",
+		"2200-01-01T00:00:00Z",
+		"2026-09-22T00:00:00Z",
+		"1790000300001",            /* T0 + 5 min + 1 ms */
+		"2026-09-21T14:18:20.001Z", /* the same, in ISO */
+		"2026-09-22T04:18:20.001+14:00",
+		"2026-09-21T14:19:00+00:00",
+		"2026-09-21T14:13:20-14:00", /* T0's wall time, 14 h later */
+	};
+	int64_t t;
+
+	for (size_t i = 0; i < sizeof(ahead) / sizeof(ahead[0]); i++) {
+		assert_int_equal(ef_time_parse(ahead[i], &t), EF_OK);
+		assert_int_equal(fin_at(f, "r", t, "192.0.2.1"), EF_EINVAL);
+		if (!strstr(ef_errmsg(f->st), "created_ms"))
+			fail_msg("%s: message '%s' does not name created_ms",
+				 ahead[i], ef_errmsg(f->st));
+		assert_int_equal(keyring_count_window(f->st->keyring,
+						      keyring_window(t)),
+				 0);
+	}
+	assert_int_equal(th_count_prefix(f->st, ""), 1); /* meta:format */
+	assert_int_equal(fin_at(f, "skew", T0 + EF_CLOCK_SKEW_MS, NULL), EF_OK);
+	assert_int_equal(fin_at(f, "now", 0, NULL), EF_OK);
+	f->now = INT64_MIN; /* a clock gone wrong: refused, no overflow */
+	assert_int_equal(fin_at(f, "r", EF_CREATED_MAX, NULL), EF_EINVAL);
+	f->now = EF_CREATED_MAX; /* a clock at the end of the range */
+	assert_int_equal(fin_at(f, "last", EF_CREATED_MAX, NULL), EF_OK);
+}
+
+static void put_legacy(fx *f, const char *json)
+{
+	th_put_raw(f->st, "recentReceives:a@x", json, strlen(json));
+}
+
+/* A legacy element dated ahead of the clock beyond the skew is neither shown
+ * by dual-read nor migrated: it is quarantined; one within the skew is. */
+static void test_migrate_quarantines_a_created_at_ahead_of_the_clock(
+	void **state)
+{
+	fx *f = *state;
+	ef_migrate_stats ms;
+	ef_page p;
+	char json[512];
+
+	snprintf(json, sizeof(json),
+		 "[{\"reservationId\":\"ok\",\"createdAt\":%lld},"
+		 "{\"reservationId\":\"soon\",\"createdAt\":%lld},"
+		 "{\"reservationId\":\"late\",\"createdAt\":%lld,"
+		 "\"ip\":\"198.51.100.9\"},"
+		 "{\"reservationId\":\"far\",\"createdAt\":"
+		 "\"2286-11-20T17:46:39.999Z\"},"
+		 "{\"reservationId\":\"max\",\"createdAt\":9999999999999},"
+		 "{\"reservationId\":\"zone\",\"createdAt\":"
+		 "\"2026-09-21T14:13:20-14:00\"}]",
+		 (long long)(T0 - DAY), (long long)(T0 + MIN),
+		 (long long)(T0 + EF_CLOCK_SKEW_MS + 1));
+	put_legacy(f, json);
+	assert_int_equal(ef_feed_page(f->st, "a@x", NULL, 10, &p), EF_OK);
+	assert_int_equal(p.count, 2);
+	assert_string_equal(p.entries[0].reservation_id, "soon");
+	assert_string_equal(p.entries[1].reservation_id, "ok");
+	ef_page_free(&p);
+	assert_int_equal(ef_migrate(f->st, NULL, &ms), EF_OK);
+	assert_int_equal(ms.migrated, 2);
+	assert_int_equal(ms.quarantined, 4);
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:"), 2);
+	assert_int_equal(keyring_count_window(f->st->keyring,
+					      keyring_window(T0 + DAY)),
+			 0);
+}
+
+/* ef_seed's own times: a "now" of 1970 makes entries at the epoch, not at
+ * the clock's now (0 given by a caller is a time, not "now"). */
+static void test_seed_keeps_an_epoch_time_as_given(void **state)
+{
+	fx *f = *state;
+	ef_seed_opts o = {0};
+	ef_page p;
+
+	o.owners = 1;
+	o.receives = 4;
+	o.now_ms = 1000;
+	assert_int_equal(ef_seed(f->st, &o, NULL), EF_OK);
+	f->now = 1000;
+	assert_int_equal(ef_feed_page(f->st, "user0000@example.com", NULL, 10,
+				      &p),
+			 EF_OK);
+	assert_int_equal(p.count, 4);
+	for (size_t i = 0; i < p.count; i++)
+		assert_true(p.entries[i].created_ms == 0); /* 1000 - days */
+	ef_page_free(&p);
+}
+
+static void note_skip(uint64_t element, const char *key, size_t key_len,
+		      int reason, const char *detail, void *ctx)
+{
+	int *ahead = ctx;
+
+	(void)element;
+	(void)key;
+	(void)key_len;
+	if (reason == EF_IMPORT_SKIP_BAD_VALUE && strstr(detail, "created_ms"))
+		++*ahead;
+}
+
+/* An exported entry dated ahead of the importing store's clock (made by a
+ * store whose clock was there) is skipped with a reason, not imported. */
+static void test_import_skips_an_entry_ahead_of_the_clock(void **state)
+{
+	fx *f = *state;
+	ef_import_opts io = {0};
+	ef_import_stats is;
+	ef_store *dst;
+	ef_config cfg = {0};
+	char path[600], *dir = th_tmpdir();
+	FILE *out;
+	int ahead = 0;
+
+	f->now = 7258118400000LL; /* 2200: a store with a clock that far */
+	rf_fin(f->st, "a@x", "ahead", f->now, "192.0.2.1");
+	f->now = T0;
+	rf_fin(f->st, "a@x", "ok", T0 - 1000, "192.0.2.2");
+	snprintf(path, sizeof(path), "%s/export.json", dir);
+	out = fopen(path, "w");
+	assert_non_null(out);
+	assert_int_equal(ef_export_kvbulk(f->st, out, NULL, NULL), EF_OK);
+	assert_int_equal(fclose(out), 0);
+	cfg.clock_ms = th_clock;
+	cfg.clock_ctx = &f->now;
+	cfg.flags = EF_NOSYNC;
+	dst = th_open(dir, &cfg);
+	io.on_skip = note_skip;
+	io.skip_ctx = &ahead;
+	assert_int_equal(ef_import_kvbulk(dst, path, &io, &is), EF_OK);
+	assert_int_equal(is.entries, 1);
+	assert_int_equal(ahead, 1);
+	assert_int_equal(th_count_prefix(dst, "recentReceive:"), 1);
+	assert_int_equal(keyring_count_window(dst->keyring,
+					      keyring_window(7258118400000LL)),
+			 0);
+	ef_close(dst);
+	th_cleanup(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +576,19 @@ int main(void)
 		cmocka_unit_test(test_time_format_rejects_out_of_range),
 		cmocka_unit_test(test_time_round_trip_random),
 		cmocka_unit_test(test_time_parse_random_spellings),
+		cmocka_unit_test(test_time_parse_leap_second_only_at_a_half_year_end),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_refuses_created_ahead_of_the_clock,
+			fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_migrate_quarantines_a_created_at_ahead_of_the_clock,
+			fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_seed_keeps_an_epoch_time_as_given, fx_setup,
+			fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_import_skips_an_entry_ahead_of_the_clock, fx_setup,
+			fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
