@@ -860,7 +860,8 @@ typedef struct ef_import_stats {
  *    markers (unread:) written when their entry (a record, or an element of
  *    a legacy array) is in the file or the store, and quarantine records
  *    (quarantine:) stored again.
- * IPs past ip_retention at the store's clock are left out. A legacy value
+ * IPs past ip_retention at the store's clock are left out; an entry dated
+ * more than #EF_CLOCK_SKEW_MS ahead of it is skipped (badValue). A legacy value
  * that holds an IP address at any depth, or is not JSON, is stored sealed
  * (each address readable while within retention, shredded with its day;
  * docs/RETENTION.md), and so is an imported entry's payload that holds one.
