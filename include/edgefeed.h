@@ -635,7 +635,12 @@ typedef struct ef_migrate_stats {
  * owners per transaction, up to opts->batch), then the legacy key deleted.
  * What cannot be converted is kept byte-for-byte in a quarantine record
  * (`quarantine:<owner>:<hash>`) with the reasons. Existing unread markers are
- * kept; none are created. Re-running does nothing new, and picks up arrays
+ * kept; none are created. A legacy key whose owner is not spelled as
+ * edgefeed spells it (the rule of ef_import_kvbulk(); an old writer may
+ * have written `recentReceives:Alice@X`) is never merged into an owner's
+ * feed: its whole value goes to a quarantine record under no owner
+ * (`quarantine:-:<hash>`), the reason saying what is wrong with the key.
+ * Re-running does nothing new, and picks up arrays
  * an old writer recreated; a crash leaves each owner fully migrated or not
  * at all. Holds the maintenance lock; workers keep writing meanwhile.
  * @param st     the store.
@@ -799,8 +804,9 @@ typedef struct ef_import_opts {
 typedef struct ef_import_stats {
 	uint64_t elements;        /**< elements read */
 	uint64_t legacy_arrays;   /**< legacy arrays stored under a key of their own */
-	uint64_t legacy_merged;   /**< legacy arrays merged into another array of
-				   * the same owner (another spelling of it) */
+	uint64_t legacy_merged;   /**< legacy arrays merged into the array the
+				   * store (or the file) already held under the
+				   * same key */
 	uint64_t merged_owners;   /**< owners whose legacy arrays were merged */
 	uint64_t entries;         /**< entry records written, with their index keys */
 	uint64_t index_keys;      /**< index keys found to match their entry */
@@ -820,11 +826,10 @@ typedef struct ef_import_stats {
 /**
  * Import a Workers KV bulk file (a JSON array of {"key", "value",
  * "base64", "expiration", "expiration_ttl", "metadata"}) into the store:
- *  - legacy arrays (`recentReceives:<owner>`): the owner canonicalized, the
- *    raw owner of the old worker's keys accepted; arrays of one owner under
- *    several spellings are merged into one (elements concatenated, leaving
- *    out those the array already holds); a value that cannot merge (not a
- *    JSON array) is kept byte for byte in a quarantine record instead;
+ *  - legacy arrays (`recentReceives:<owner>`): an array already under the
+ *    same key is merged with (elements concatenated, leaving out those it
+ *    already holds); a value that cannot merge (not a JSON array) is kept
+ *    byte for byte in a quarantine record instead;
  *  - entry records (`recentReceive:<owner>:<createdSort>:<reservationId>`,
  *    value: the record bytes, base64): the record must decode and agree
  *    with its key; it is written again through the finalize encoding, with
@@ -834,6 +839,14 @@ typedef struct ef_import_stats {
  *    markers (unread:) written when their entry (a record, or an element of
  *    a legacy array) is in the file or the store, and quarantine records
  *    (quarantine:) stored again.
+ * A key names an owner only in the spelling that edgefeed itself writes
+ * for that owner: canonical (trimmed, lower case) with ':', '%' and ' '
+ * escaped as %3A, %25, %20 and nothing else escaped. So no two keys ever
+ * name one owner, and an exported key names its owner again. A key of any
+ * other spelling (`Alice@x`, `alice@x%20`, `alice@x%0A`, `a%3ab`, a raw
+ * ':' or space), which a looser reading would take for another owner's,
+ * is skipped as #EF_IMPORT_SKIP_BAD_KEY, the detail saying what and at
+ * which byte, and never merged into that owner's feed.
  * IPs past ip_retention at the store's clock are left out. Whatever cannot
  * be taken is counted and reported through opts->on_skip, never dropped
  * silently; the rest is imported. Writes go in batches of short write

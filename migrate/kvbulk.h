@@ -76,13 +76,6 @@ char *kv_base64(const void *raw, size_t len);
 
 /* ---- kvbulk.c ---- */
 
-/* The owner of a key, canonicalized (key_owner) from the escaped component
- * @text of @len bytes; with @raw_ok, a component that does not unescape is
- * taken as the raw owner (the keys of the old worker were not escaped).
- * EF_EINVAL with the detail in ef_errmsg. */
-int kv_owner(ef_store *st, const char *text, size_t len, int raw_ok,
-	     key_part *out);
-
 /*
  * Drop the "ip" of each legacy element of @v (an array of objects, or one
  * object) whose createdAt is past ip_retention at @now, or cannot be read

@@ -274,6 +274,7 @@ typedef struct seen {
 	uint64_t element[64];
 	int reason[64];
 	char key[64][200];
+	char detail[64][300];
 } seen;
 
 static void on_skip(uint64_t element, const char *key, size_t key_len,
@@ -287,6 +288,7 @@ static void on_skip(uint64_t element, const char *key, size_t key_len,
 	s->element[s->n] = element;
 	s->reason[s->n] = reason;
 	snprintf(s->key[s->n], sizeof(s->key[0]), "%.*s", (int)key_len, key);
+	snprintf(s->detail[s->n], sizeof(s->detail[0]), "%s", detail);
 	s->n++;
 }
 
@@ -460,63 +462,235 @@ static const char *legacy_value(ef_store *st, const char *key, char *buf,
 	return buf;
 }
 
-static void test_kvbulk_mixed_case_owners_merge(void **state)
+/* Keys that a lenient reading would take for victim@x.com's: percent-
+ * encoded white space, escapes of bytes never escaped, raw white space,
+ * upper-case letters. */
+static const char *const victim_spellings[] = {
+	"victim@x.com%20",    "%20victim@x.com",   "victim@x.com%09",
+	"victim@x.com%0A",    "victim@x.com%0D",   "victim@x.com%0B",
+	"victim@x.com%0C",    "victim@x.com ",     " victim@x.com",
+	"victim@x.com\t",     "Victim@X.com",      "VICTIM@X.COM",
+	"victim%40x.com",     "%76ictim@x.com",    "victim@x.com%20%20",
+};
+#define NSPELLINGS (sizeof(victim_spellings) / sizeof(*victim_spellings))
+
+static const char victim_array[] =
+	"[{\"reservationId\":\"v1\",\"createdAt\":1789990000000,"
+	"\"fileName\":\"mine.pdf\"}]";
+
+/* A file of the victim's array and an attacker's under each spelling; the
+ * victim's first or last. */
+static char *spellings_file(const fx *f, const char *name, int victim_first,
+			    int with_victim)
+{
+	json_t *arr = json_array();
+	char key[200], val[200];
+
+	if (with_victim && victim_first)
+		json_array_append_new(arr, elem("recentReceives:victim@x.com",
+						victim_array, 0));
+	for (size_t i = 0; i < NSPELLINGS; i++) {
+		snprintf(key, sizeof(key), "recentReceives:%s",
+			 victim_spellings[i]);
+		snprintf(val, sizeof(val),
+			 "[{\"reservationId\":\"evil%zu\",\"createdAt\":"
+			 "1789990000001,\"fileName\":\"pwn.exe\"}]", i);
+		json_array_append_new(arr, elem(key, val, 0));
+	}
+	if (with_victim && !victim_first)
+		json_array_append_new(arr, elem("recentReceives:victim@x.com",
+						victim_array, 0));
+	return write_json(f, name, arr);
+}
+
+/* Every spelling was skipped as badKey, by element index, with a detail
+ * that does not quote the key. */
+static void assert_spellings_skipped(const seen *sk, uint64_t first)
+{
+	assert_int_equal(sk->n, NSPELLINGS);
+	for (int i = 0; i < sk->n; i++) {
+		assert_int_equal(sk->element[i], first + (uint64_t)i);
+		assert_int_equal(sk->reason[i], EF_IMPORT_SKIP_BAD_KEY);
+		assert_non_null(strstr(sk->detail[i], "owner in the key"));
+		if (strstr(sk->detail[i], "ictim") ||
+		    strstr(sk->detail[i], "ICTIM"))
+			fail_msg("detail quotes the key: %s", sk->detail[i]);
+	}
+}
+
+static void test_kvbulk_owner_spellings_never_merge(void **state)
 {
 	fx *f = *state;
-	json_t *arr = json_array();
+	char buf[2048], *first, *last, *only, *text, *d1, *d2;
 	ef_import_stats is;
 	seen sk = {0};
-	char buf[2048], *file, *text, *d1, *d2;
 
-	/* one owner, three spellings: the old worker's keys are raw */
-	json_array_append_new(arr, elem("recentReceives:Alice@Example.com",
-					"[{\"reservationId\":\"a1\","
-					"\"createdAt\":1789990000000}]", 0));
-	json_array_append_new(arr, elem("recentReceives:  alice@example.com ",
-					"[{\"reservationId\":\"a2\","
-					"\"createdAt\":1789990000001},"
-					"{\"reservationId\":\"a1\","
-					"\"createdAt\":1789990000000}]", 0));
-	json_array_append_new(arr, elem("recentReceives:ALICE@EXAMPLE.COM",
-					"not json", 0));
-	/* a value that cannot merge came first: it moves to quarantine */
-	json_array_append_new(arr, elem("recentReceives:BOB@x", "{}", 0));
-	json_array_append_new(arr, elem("recentReceives:bob@x",
-					"[{\"reservationId\":\"b1\","
-					"\"createdAt\":1789990000000}]", 0));
-	file = write_json(f, "owners.json", arr);
-	is = import(f->dst, file, &sk);
-	assert_int_equal(sk.n, 0);
-	assert_int_equal(is.legacy_arrays, 3); /* alice, bob's {}, bob's [] */
-	assert_int_equal(is.legacy_merged, 1);
-	assert_int_equal(is.merged_owners, 1);
-	assert_int_equal(is.quarantined, 2);
-	assert_int_equal(th_count_prefix(f->dst, "recentReceives:"), 2);
-	assert_int_equal(th_count_prefix(f->dst, "quarantine:"), 2);
-	/* concatenated; the element both held once */
-	assert_string_equal(
-		legacy_value(f->dst, "recentReceives:alice@example.com\t", buf,
-			     sizeof(buf)),
-		"[{\"reservationId\":\"a1\",\"createdAt\":1789990000000},"
-		"{\"reservationId\":\"a2\",\"createdAt\":1789990000001}]");
-	text = pages(f->dst, "alice@example.com", 10);
-	assert_non_null(strstr(text, "\"a1\""));
-	assert_non_null(strstr(text, "\"a2\""));
+	first = spellings_file(f, "first.json", 1, 1);
+	last = spellings_file(f, "last.json", 0, 1);
+	only = spellings_file(f, "only.json", 0, 0);
+	is = import(f->dst, first, &sk);
+	assert_spellings_skipped(&sk, 1);
+	assert_int_equal(is.legacy_arrays, 1);
+	assert_int_equal(is.legacy_merged + is.merged_owners + is.quarantined,
+			 0);
+	assert_int_equal(th_count_prefix(f->dst, "recentReceives:"), 1);
+	assert_int_equal(th_count_prefix(f->dst, "quarantine:"), 0);
+	/* the victim's array byte for byte, its feed without the attacker's */
+	assert_string_equal(legacy_value(f->dst,
+					 "recentReceives:victim@x.com\t", buf,
+					 sizeof(buf)),
+			    victim_array);
+	text = pages(f->dst, "victim@x.com", 10);
+	assert_null(strstr(text, "evil"));
+	assert_non_null(strstr(text, "\"v1\""));
 	free(text);
-	text = pages(f->dst, "Bob@X", 10);
-	assert_non_null(strstr(text, "\"b1\""));
-	free(text);
-	/* the values that could not merge are kept byte for byte */
+	/* the victim's key last: the same store, byte for byte */
+	memset(&sk, 0, sizeof(sk));
+	import(f->src, last, &sk);
+	assert_spellings_skipped(&sk, 0);
 	d1 = th_dump(f->dst);
-	assert_non_null(strstr(d1, "quarantine:alice@example.com:"));
-	assert_non_null(strstr(d1, "quarantine:bob@x:"));
-	/* and importing it again merges nothing more */
-	is = import(f->dst, file, &sk);
+	d2 = th_dump(f->src);
+	assert_same_dump(d1, d2);
+	free(d2);
+	/* the victim already in the store: no byte changes */
+	memset(&sk, 0, sizeof(sk));
+	is = import(f->dst, only, &sk);
+	assert_spellings_skipped(&sk, 0);
 	d2 = th_dump(f->dst);
 	assert_same_dump(d1, d2);
-	assert_int_equal(is.legacy_merged, 0);
+	/* and the migration moves the victim's own elements only */
+	assert_int_equal(ef_migrate(f->dst, NULL, NULL), EF_OK);
+	text = pages(f->dst, "victim@x.com", 10);
+	assert_null(strstr(text, "evil"));
+	assert_non_null(strstr(text, "\"v1\""));
+	free(text);
 	free(d1);
 	free(d2);
+	free(first);
+	free(last);
+	free(only);
+}
+
+/* Import element @key (a legacy array of one element @rid) into @st;
+ * 1 if it was taken, 0 if skipped as badKey. */
+static int import_one_legacy(fx *f, ef_store *st, const char *key,
+			     const char *rid)
+{
+	json_t *arr = json_array();
+	char val[200], *file;
+	seen sk = {0};
+
+	snprintf(val, sizeof(val),
+		 "[{\"reservationId\":\"%s\",\"createdAt\":1789990000000}]",
+		 rid);
+	json_array_append_new(arr, elem(key, val, 0));
+	file = write_json(f, "one.json", arr);
+	import(st, file, &sk);
+	free(file);
+	if (sk.n)
+		assert_int_equal(sk.reason[0], EF_IMPORT_SKIP_BAD_KEY);
+	return sk.n == 0;
+}
+
+static int feed_has(ef_store *st, const char *owner, const char *rid)
+{
+	char *text = pages(st, owner, 1000), want[100];
+	int has;
+
+	snprintf(want, sizeof(want), "\"%s\"", rid);
+	has = strstr(text, want) != NULL;
+	free(text);
+	return has;
+}
+
+static void test_kvbulk_key_names_the_owner_finalize_writes(void **state)
+{
+	fx *f = *state;
+	ef_receive r = {"A:B ", "f1", T0 - DAY, NULL, NULL};
+	ef_export_stats es;
+	char *file;
+
+	/* %3A is how finalize writes ':' in the owner "a:b" */
+	assert_true(import_one_legacy(f, f->dst, "recentReceives:a%3Ab", "l1"));
+	assert_int_equal(ef_finalize(f->dst, &r), EF_OK);
+	assert_true(feed_has(f->dst, "a:b", "l1"));
+	assert_true(feed_has(f->dst, "a:b", "f1"));
+	/* the owner "a%3Ab" that finalize writes is another one */
+	assert_false(feed_has(f->dst, "a%3Ab", "l1"));
+	assert_true(import_one_legacy(f, f->dst, "recentReceives:a%253ab",
+				      "l4"));
+	assert_true(feed_has(f->dst, "a%3Ab", "l4"));
+	assert_false(feed_has(f->dst, "a:b", "l4"));
+	/* spellings that name no owner: lower-case hex, a raw ':', an escape
+	 * of a letter, nothing once trimmed, nothing at all */
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:a%3ab", "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:a:b", "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:a%253Ab",
+				       "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:%61%3Ab",
+				       "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:%20", "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:%20%20",
+				       "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:", "x"));
+	assert_false(feed_has(f->dst, "a:b", "x"));
+	assert_false(feed_has(f->dst, "a%3Ab", "x"));
+	/* Unicode white space is no ASCII white space: an owner of its own */
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:a:b\xC2\xA0",
+				       "u"));
+	assert_true(import_one_legacy(f, f->dst,
+				      "recentReceives:a%3Ab\xC2\xA0", "u"));
+	assert_false(feed_has(f->dst, "a:b", "u"));
+	assert_true(feed_has(f->dst, "a:b\xC2\xA0", "u"));
+	assert_int_equal(th_count_prefix(f->dst, "recentReceives:"), 3);
+	/* an export re-imports to the same owners */
+	file = export_file(f, f->dst, "names.json", &es);
+	import(f->src, file, &(seen){0});
+	assert_same_pages(f->dst, f->src, "a:b");
+	assert_same_pages(f->dst, f->src, "a%3Ab");
+	assert_same_pages(f->dst, f->src, "a:b\xC2\xA0");
+	th_assert_consistent(f->src);
+	free(file);
+}
+
+/* The other key families follow the same rule. */
+static void test_kvbulk_every_family_takes_only_canonical_owners(void **state)
+{
+	fx *f = *state;
+	static const char *const owners_bad[] = {"D@x", "d@x%20", "%20d@x",
+						 "d@x%0A", "d%40x"};
+	json_t *arr = json_array();
+	char key[300], sort[KEY_SORT_LEN + 1], *file;
+	ef_import_stats is;
+	seen sk = {0};
+
+	key_created_sort(T0, sort);
+	add_entry(arr, "d@x", T0, "r1", NULL); /* the victim's */
+	for (size_t i = 0; i < sizeof(owners_bad) / sizeof(*owners_bad);
+	     i++) {
+		const char *o = owners_bad[i];
+		char rid[20];
+		snprintf(rid, sizeof(rid), "evil%zu", i);
+		add_entry(arr, o, T0, rid, NULL);
+		snprintf(key, sizeof(key), "receiveIndex:%s:r1", o);
+		json_array_append_new(arr, elem(key, sort, 0));
+		snprintf(key, sizeof(key), "unread:%s:r1", o);
+		json_array_append_new(arr, elem(key, sort, 0));
+		snprintf(key, sizeof(key), "quarantine:%s:"
+			 "0123456789abcdef0123456789abcdef", o);
+		json_array_append_new(arr, elem(key, "{}", 0));
+	}
+	file = write_json(f, "families.json", arr);
+	is = import(f->dst, file, &sk);
+	assert_int_equal(is.entries, 1);
+	assert_int_equal(sk.n, 4 * 5);
+	for (int i = 0; i < sk.n; i++)
+		assert_int_equal(sk.reason[i], EF_IMPORT_SKIP_BAD_KEY);
+	assert_int_equal(th_count_prefix(f->dst, "recentReceive:"), 1);
+	assert_int_equal(th_count_prefix(f->dst, "unread:"), 0);
+	assert_int_equal(th_count_prefix(f->dst, "quarantine:"), 0);
+	assert_false(feed_has(f->dst, "d@x", "evil0"));
+	th_assert_consistent(f->dst);
 	free(file);
 }
 
@@ -532,8 +706,10 @@ static void test_kvbulk_quarantined_bytes_survive(void **state)
 	unsigned char *raw;
 	char *hex;
 
+	/* the same key twice (a hand-made file): the second value cannot
+	 * merge with the first */
 	json_array_append_new(arr, elem("recentReceives:c@x", "[1,2]", 0));
-	json_array_append_new(arr, elem("recentReceives:C@X", "\x01 junk", 0));
+	json_array_append_new(arr, elem("recentReceives:c@x", "\x01 junk", 0));
 	file = write_json(f, "q.json", arr);
 	import(f->dst, file, &sk);
 	free(file);
@@ -556,7 +732,7 @@ static void test_kvbulk_quarantined_bytes_survive(void **state)
 	assert_int_equal(n, 6);
 	assert_memory_equal(raw, "\x01 junk", 6);
 	assert_string_equal(json_string_value(json_object_get(q, "legacyKey")),
-			    "recentReceives:C@X");
+			    "recentReceives:c@x");
 	free(raw);
 	json_decref(q);
 	json_decref(arr);
@@ -683,9 +859,9 @@ static void test_kvbulk_markers_wait_for_their_entry(void **state)
 	 * first in a file in any order; a legacy element counts as entry */
 	key_created_sort(T0, sort);
 	json_array_append_new(arr, elem("receiveIndex:d@x:r1", sort, 0));
-	json_array_append_new(arr, elem("unread:D@X:r1", sort, 0));
+	json_array_append_new(arr, elem("unread:d@x:r1", sort, 0));
 	json_array_append_new(arr, elem("unread:d@x:l1", "x", 0));
-	add_entry(arr, "D@x", T0, "r1", NULL);
+	add_entry(arr, "d@x", T0, "r1", NULL);
 	json_array_append_new(arr, elem("recentReceives:d@x",
 					"[{\"reservationId\":\"l1\","
 					"\"createdAt\":1789990000000}]", 0));
@@ -1216,7 +1392,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_kvbulk_round_trip_reproduces_every_page),
 		T(test_kvbulk_reimport_changes_nothing),
-		T(test_kvbulk_mixed_case_owners_merge),
+		T(test_kvbulk_owner_spellings_never_merge),
+		T(test_kvbulk_key_names_the_owner_finalize_writes),
+		T(test_kvbulk_every_family_takes_only_canonical_owners),
 		T(test_kvbulk_quarantined_bytes_survive),
 		T(test_kvbulk_every_skip_reason_is_reported),
 		T(test_kvbulk_markers_wait_for_their_entry),
