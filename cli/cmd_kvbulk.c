@@ -40,14 +40,19 @@ static const char import_text[] =
 	"never merged into another owner's feed. Each element that cannot\n"
 	"be taken is reported on stderr (element index, key, reason) and\n"
 	"skipped. Re-importing a file changes nothing. Prints a JSON summary.\n"
+	"FILE - is the standard input. A pipe, FIFO or socket is first read\n"
+	"whole into a temporary file without a name in the store directory\n"
+	"(mode 0600, gone when the import ends; it holds the input's IPs\n"
+	"meanwhile), so that a malformed input writes nothing, as a file.\n"
 	"\n"
 	"  --format kv-bulk  the file's format (required)\n"
 	"  --batch N         elements per write transaction (default 1000)\n"
 	"  --no-wait         exit 75 if another maintenance job runs\n"
 	"\n"
 	"Exit codes: 0 imported (skipped elements are reported, not fatal),\n"
-	"1 failure, 2 bad usage or a malformed file (the message gives its\n"
-	"line, column, byte offset and element index), 75 lock busy.\n";
+	"1 failure, 2 bad usage or a malformed file, which writes nothing (the\n"
+	"message gives its line, column, byte offset and element index),\n"
+	"75 lock busy.\n";
 
 typedef struct skip_ctx {
 	const cli *c;

@@ -556,7 +556,7 @@ EF_EXPORT int ef_reset(ef_store *st, ef_reset_stats *stats);
  * named by the operation's options). Called from the operation's thread;
  * keep it quick, and do not call the library from it.
  * @param done   units done so far.
- * @param total  units in all (it may grow, e.g. while reading a pipe).
+ * @param total  units in all (it may grow while the operation runs).
  * @param ctx    the context given with the callback.
  */
 typedef void (*ef_progress_fn)(uint64_t done, uint64_t total, void *ctx);
@@ -854,23 +854,31 @@ typedef struct ef_import_stats {
  * maintenance lock.
  *
  * The file is read as a stream, one element at a time (at most 64 MiB of
- * JSON each). A regular file is read twice: first to check the structure of
- * the whole file and count its elements, so that a malformed file writes
- * nothing and progress knows its total; other files (a pipe) are read once,
- * and their progress total grows with the elements done.
+ * JSON each), twice: first to check the structure of the whole file and
+ * count its elements, so that a malformed file writes nothing and progress
+ * knows its total. An input that cannot be read twice (a pipe, a FIFO, a
+ * socket, @p path "-" for the standard input) is first copied whole into a
+ * spool: a temporary file without a name in the store directory (O_TMPFILE,
+ * or mkstemp and unlinked at once), mode 0600, closed and so gone when the
+ * call returns, whatever it returns. While the call runs, the spool holds
+ * what the input holds, IPs included; its disk blocks are freed, not
+ * overwritten, as the file system frees them. The input then writes
+ * nothing unless it is well-formed, as a regular file.
  *
  * @param st     the store.
- * @param path   the file; borrowed for the call.
+ * @param path   the file, or "-" for the standard input (read, not closed);
+ *               borrowed for the call.
  * @param opts   may be NULL (the defaults).
  * @param stats  may be NULL; filled also on failure (what was done).
  * @return #EF_OK; #EF_EINVAL (a malformed file: not JSON, not an array, an
  *         element that is not an object or lacks "key" (a string) or
  *         "value"; ef_errmsg names the path, line, column, byte offset and
  *         element index; or a read-only store); #EF_ENOTFOUND, #EF_EIO
- *         (cannot read the file); #EF_EBUSY (lock held and #EF_LOCK_NOWAIT);
- *         or a store error. On an error after the first batch (a pipe that
- *         turns out malformed, a full disk), the batches committed stay;
- *         importing the file again completes it.
+ *         (cannot read the file, or cannot spool an input that cannot be
+ *         read twice); #EF_EBUSY (lock held and #EF_LOCK_NOWAIT); or a
+ *         store error. On a store error after the first batch (a full
+ *         disk), the batches committed stay; importing the file again
+ *         completes it.
  */
 EF_EXPORT int ef_import_kvbulk(ef_store *st, const char *path,
 			       const ef_import_opts *opts,

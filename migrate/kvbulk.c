@@ -1280,16 +1280,15 @@ static int import_run(imp_ctx *c, kv_reader *r)
 	uint64_t n;
 	int rc;
 
-	if (kv_rewindable(r)) {
-		/* the structure of the whole file first: a malformed file
-		 * writes nothing, and progress knows the total */
-		rc = kv_scan(r, NULL, NULL, &n);
-		if (rc == EF_OK)
-			rc = kv_rewind(r);
-		if (rc != EF_OK)
-			return rc;
-		c->total = n;
-	}
+	/* the structure of the whole file first (kv_open made any input one
+	 * that can be read twice): a malformed file writes nothing, and
+	 * progress knows the total */
+	rc = kv_scan(r, NULL, NULL, &n);
+	if (rc == EF_OK)
+		rc = kv_rewind(r);
+	if (rc != EF_OK)
+		return rc;
+	c->total = n;
 	rc = kv_scan(r, import_elem, c, &n);
 	if (rc == EF_OK)
 		rc = flush(c);
@@ -1314,7 +1313,7 @@ int ef_import_kvbulk(ef_store *st, const char *path,
 		return ef__err(st->err_id, EF_EINVAL, "path: missing");
 	rc = imp_init(&c, st, opts);
 	if (rc == EF_OK)
-		rc = kv_open(&r, st->err_id, path);
+		rc = kv_open(&r, st->err_id, path, st->dir);
 	if (rc == EF_OK)
 		rc = ef_maint_lock(st, "edgefeed import", c.o.lock_flags,
 				   c.o.on_wait, c.o.wait_ctx, &lk);

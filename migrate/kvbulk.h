@@ -45,13 +45,16 @@ typedef struct kv_reader {
 	int ioerr;      /* errno of a failed read, or 0 */
 } kv_reader;
 
-/* Open @path for reading (EF_ENOTFOUND, EF_EIO: the detail in @err_id's
- * slot). kv_close() after, also after a failure of anything else. */
-int kv_open(kv_reader *r, uint64_t err_id, const char *path);
+/* Open @path ("-": the standard input) for reading, so that it can be read
+ * twice: an input that is not a regular file is first copied whole into an
+ * unnamed temporary file in @spool_dir (mode 0600, removed by kv_close).
+ * EF_ENOTFOUND, EF_EIO, ...: the detail in @err_id's slot. kv_close()
+ * after, also after a failure of this or anything else. */
+int kv_open(kv_reader *r, uint64_t err_id, const char *path,
+	    const char *spool_dir);
 void kv_close(kv_reader *r);
 
-/* Can the file be read a second time (a regular file)? And do so. */
-int kv_rewindable(kv_reader *r);
+/* Read the input again from its start. */
 int kv_rewind(kv_reader *r);
 
 /* Called with each element (an object with a string "key" and a "value");

@@ -7,12 +7,23 @@
  * without reading ahead, and the reader counts every byte for positions:
  * line, column (in characters, as jansson counts), byte offset. Memory is
  * one element, at most KV_ELEM_MAX bytes of JSON.
+ *
+ * An input that cannot be read twice (a pipe, a FIFO, a socket, the
+ * standard input) is first copied whole into a spool: a file without a
+ * name in the store directory (O_TMPFILE; else mkstemp, unlinked at once),
+ * mode 0600, gone when the reader closes it, on every path. The import
+ * then reads the spool as it reads a regular file: all of it checked
+ * before anything is written.
  */
+#define _GNU_SOURCE /* O_TMPFILE, mkostemp, asprintf */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "migrate/kvbulk.h"
 #include "store/error.h"
@@ -144,27 +155,117 @@ static void rd_reset(kv_reader *r)
 	r->ioerr = 0;
 }
 
-int kv_open(kv_reader *r, uint64_t err_id, const char *path)
+/* A new file without a name in @dir, mode 0600, open for reading and
+ * writing; -1 with errno. */
+static int spool_create(const char *dir)
 {
+	char *tmpl;
+	int fd;
+
+#ifdef O_TMPFILE
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+			errno != EINVAL))
+		return fd;
+#endif
+	/* no O_TMPFILE here: a name for an instant, never one that exists
+	 * (O_EXCL), unlinked before a byte is written */
+	if (asprintf(&tmpl, "%s/.import-spool-XXXXXX", dir) < 0)
+		return -1;
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd >= 0 && unlink(tmpl) != 0) {
+		int e = errno;
+		close(fd);
+		fd = -1;
+		errno = e;
+	}
+	free(tmpl);
+	return fd;
+}
+
+/* Copy all of r->f into @to. EF_OK, or the code of a read or write
+ * error, its message naming the input or the spool. */
+static int spool_copy(kv_reader *r, FILE *to, const char *dir)
+{
+	char buf[1 << 16];
+	size_t n;
+
+	while ((n = fread(buf, 1, sizeof(buf), r->f)) > 0)
+		if (fwrite(buf, 1, n, to) != n)
+			break;
+	if (ferror(r->f)) {
+		r->ioerr = errno ? errno : EIO;
+		return rd_ioerr(r);
+	}
+	if (!feof(r->f) || fflush(to) != 0 || fseek(to, 0, SEEK_SET) != 0) {
+		int e = errno ? errno : EIO;
+		return ef__err(r->err_id, ef__errno_code(e),
+			       "%s: cannot copy it into a temporary file in "
+			       "'%s' (an input that cannot be read twice is "
+			       "read whole before anything is written): %s",
+			       r->path, dir, strerror(e));
+	}
+	return EF_OK;
+}
+
+/* Replace the input r->f by a spool that holds all of it. */
+static int spool(kv_reader *r, const char *dir)
+{
+	int fd = spool_create(dir), rc;
+	FILE *to;
+
+	if (fd < 0 || !(to = fdopen(fd, "w+b"))) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return ef__err(r->err_id, ef__errno_code(e),
+			       "%s: cannot create a temporary file in '%s' "
+			       "(an input that cannot be read twice is read "
+			       "whole before anything is written): %s",
+			       r->path, dir, strerror(e));
+	}
+	errno = 0;
+	rc = spool_copy(r, to, dir);
+	fclose(r->f);
+	r->f = to; /* kv_close closes it, and so removes it, on every path */
+	return rc;
+}
+
+/* The file at @path, or a copy of the standard input for "-". */
+static FILE *input_open(const char *path)
+{
+	int fd;
+	FILE *f;
+
+	if (strcmp(path, "-") != 0)
+		return fopen(path, "rbe"); /* e: close-on-exec */
+	fd = fcntl(0, F_DUPFD_CLOEXEC, 0); /* closing it leaves fd 0 open */
+	if (fd < 0 || (f = fdopen(fd, "rb")))
+		return fd < 0 ? NULL : f;
+	close(fd);
+	return NULL;
+}
+
+int kv_open(kv_reader *r, uint64_t err_id, const char *path,
+	    const char *spool_dir)
+{
+	struct stat sb;
+
 	memset(r, 0, sizeof(*r));
-	r->path = path;
+	r->path = strcmp(path, "-") == 0 ? "standard input" : path;
 	r->err_id = err_id;
 	rd_reset(r);
-	r->f = fopen(path, "rbe"); /* e: close-on-exec */
+	r->f = input_open(path);
 	if (!r->f) {
 		int e = errno;
 		return ef__err(err_id, e == ENOENT ? EF_ENOTFOUND
 						   : ef__errno_code(e),
-			       "%s: cannot open: %s", path, strerror(e));
+			       "%s: cannot open: %s", r->path, strerror(e));
 	}
 	setvbuf(r->f, NULL, _IOFBF, (size_t)1 << 20);
-	return EF_OK;
-}
-
-int kv_rewindable(kv_reader *r)
-{
-	struct stat sb;
-	return fstat(fileno(r->f), &sb) == 0 && S_ISREG(sb.st_mode);
+	if (fstat(fileno(r->f), &sb) == 0 && S_ISREG(sb.st_mode))
+		return EF_OK;
+	return spool(r, spool_dir);
 }
 
 int kv_rewind(kv_reader *r)

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1379,11 +1382,306 @@ static void test_kvbulk_pipe_is_read_once(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_int_equal(is.legacy_arrays, 1);
 	assert_int_equal(pr.last_done, 1);
-	assert_int_equal(pr.last_total, 1); /* unknown ahead: done so far */
+	assert_int_equal(pr.last_total, 1); /* spooled: known ahead */
 	text = pages(f->dst, "p@x", 10);
 	assert_non_null(strstr(text, "\"p1\""));
 	free(text);
 	free(fifo);
+}
+
+/* ---- inputs that cannot be read twice ------------------------------------ */
+
+#define PIPE_ELEMS 4000 /* several batches of the default 1000 */
+
+/* A bulk file of PIPE_ELEMS legacy arrays (malloc'd, *len bytes), then
+ * @tail, which makes it malformed or not. */
+static char *pipe_text(const char *tail, size_t *len)
+{
+	size_t cap = (size_t)PIPE_ELEMS * 160 + strlen(tail) + 16, n = 0;
+	char *t = malloc(cap);
+
+	assert_non_null(t);
+	n += (size_t)sprintf(t + n, "[\n");
+	for (int i = 0; i < PIPE_ELEMS; i++)
+		n += (size_t)sprintf(t + n,
+				     "%s{\"key\":\"recentReceives:p%04d@x\","
+				     "\"value\":\"[{\\\"reservationId\\\":"
+				     "\\\"r%d\\\",\\\"createdAt\\\":"
+				     "1789990000000}]\"}",
+				     i ? ",\n" : "", i, i);
+	n += (size_t)sprintf(t + n, "%s", tail);
+	*len = n;
+	return t;
+}
+
+/* Write @len bytes of @text to @fd, then close it; a reader that stops
+ * early ends it (SIGPIPE is ignored by the caller). */
+static void write_all(int fd, const char *text, size_t len)
+{
+	size_t o = 0;
+	ssize_t w;
+
+	while (o < len && (w = write(fd, text + o, len - o)) > 0)
+		o += (size_t)w;
+	close(fd);
+}
+
+/* A child that writes @text to @fd and exits; it closes @other, the
+ * reading end, so that a reader that stops early is seen. */
+static pid_t writer_start(int fd, int other, const char *text, size_t len)
+{
+	pid_t pid = th_fork(60);
+
+	if (pid == 0) {
+		close(other);
+		signal(SIGPIPE, SIG_IGN);
+		write_all(fd, text, len);
+		_exit(0);
+	}
+	return pid;
+}
+
+static void writer_wait(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+}
+
+enum { VIA_FIFO, VIA_DEV_FD, VIA_STDIN, VIA_COUNT };
+
+/* Import @text through a pipe of kind @via into @st: a FIFO, a pipe as
+ * /dev/fd/N, or a pipe as the standard input ("-"). */
+static int import_via(fx *f, ef_store *st, int via, const char *text,
+		      size_t len, ef_import_opts *o, ef_import_stats *s)
+{
+	char path[64], *fifo = path_in(f, "fifo");
+	int fds[2], saved = -1, rc;
+	pid_t pid;
+
+	if (via == VIA_FIFO) {
+		unlink(fifo);
+		assert_int_equal(mkfifo(fifo, 0600), 0);
+		pid = th_fork(60);
+		if (pid == 0) {
+			int fd = open(fifo, O_WRONLY);
+			signal(SIGPIPE, SIG_IGN);
+			if (fd >= 0)
+				write_all(fd, text, len);
+			_exit(fd < 0);
+		}
+		rc = ef_import_kvbulk(st, fifo, o, s);
+		writer_wait(pid);
+		free(fifo);
+		return rc;
+	}
+	free(fifo);
+	assert_int_equal(pipe(fds), 0);
+	pid = writer_start(fds[1], fds[0], text, len);
+	close(fds[1]);
+	if (via == VIA_STDIN) {
+		saved = dup(0);
+		assert_true(saved >= 0 && dup2(fds[0], 0) == 0);
+		snprintf(path, sizeof(path), "-");
+	} else {
+		snprintf(path, sizeof(path), "/dev/fd/%d", fds[0]);
+	}
+	rc = ef_import_kvbulk(st, path, o, s);
+	close(fds[0]);
+	if (saved >= 0) {
+		assert_int_equal(dup2(saved, 0), 0);
+		close(saved);
+	}
+	writer_wait(pid);
+	return rc;
+}
+
+/* The names of the files in @dir, sorted, one a line (malloc'd); but the
+ * maintenance lock, which the first import creates. */
+static char *dir_names(const char *dir)
+{
+	char *cmd, *out, *err;
+	int rc;
+
+	assert_true(asprintf(&cmd, "ls -A '%s' | grep -vx maint.lock", dir) >
+		    0);
+	{
+		char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+		rc = th_run(argv, &out, &err);
+	}
+	assert_int_equal(rc, 0);
+	free(cmd);
+	free(err);
+	return out;
+}
+
+static void test_kvbulk_malformed_pipe_writes_nothing(void **state)
+{
+	fx *f = *state;
+	static const char *const tails[] = {
+		",\n{\"key\":\"recentReceives:cut@x\",\"value\":\"[{\\\"res",
+		"\n",                     /* no ']' */
+		",\n]",                   /* an element expected */
+		"\n] trailing",           /* data after the end */
+		",\n42\n]",               /* not an object */
+		",\n{\"key\":\"recentReceives:z@x\"}\n]", /* no "value" */
+	};
+	ef_receive r = {"p0001@x", "mine", T0 - DAY, "192.0.2.1", NULL};
+	char *before, *names, *after, *text;
+	ef_import_stats is;
+	size_t len;
+
+	/* the store holds something of its own, and an owner of the file */
+	assert_int_equal(ef_finalize(f->dst, &r), EF_OK);
+	before = th_dump(f->dst);
+	names = dir_names(f->dst_dir);
+	for (size_t t = 0; t < sizeof(tails) / sizeof(*tails); t++) {
+		text = pipe_text(tails[t], &len);
+		for (int via = 0; via < VIA_COUNT; via++) {
+			ef_import_opts o = {0};
+			o.batch = 1 + (uint32_t)(t % 3) * 499;
+			if (import_via(f, f->dst, via, text, len, &o, &is) !=
+			    EF_EINVAL)
+				fail_msg("tail %zu via %d: not refused", t,
+					 via);
+			assert_int_equal(is.legacy_arrays + is.batches, 0);
+			after = th_dump(f->dst);
+			assert_same_dump(before, after);
+			free(after);
+			after = dir_names(f->dst_dir);
+			assert_string_equal(names, after); /* no spool left */
+			free(after);
+		}
+		free(text);
+	}
+	/* where it went wrong is said as for a file: the stdin's name */
+	text = pipe_text("\n", &len);
+	assert_int_equal(import_via(f, f->dst, VIA_STDIN, text, len, NULL, &is),
+			 EF_EINVAL);
+	assert_non_null(strstr(ef_errmsg(f->dst), "standard input: line "));
+	assert_non_null(strstr(ef_errmsg(f->dst), "the file ends"));
+	free(text);
+	free(before);
+	free(names);
+}
+
+static void test_kvbulk_large_pipe_imports_whole(void **state)
+{
+	fx *f = *state;
+	prog pr = {0, 0, 0, 1};
+	ef_import_opts o = {0};
+	ef_import_stats is;
+	char *text, *names, *after, *a, *b;
+	size_t len;
+
+	text = pipe_text("\n]\n", &len);
+	names = dir_names(f->dst_dir);
+	o.progress = on_progress;
+	o.progress_ctx = &pr;
+	assert_int_equal(import_via(f, f->dst, VIA_STDIN, text, len, &o, &is),
+			 EF_OK);
+	assert_int_equal(is.legacy_arrays, PIPE_ELEMS);
+	assert_true(is.batches >= PIPE_ELEMS / 1000);
+	/* read whole before the first write: the total is known ahead */
+	assert_int_equal(pr.last_total, PIPE_ELEMS);
+	assert_true(pr.monotonic);
+	after = dir_names(f->dst_dir);
+	assert_string_equal(names, after);
+	free(after);
+	assert_true(feed_has(f->dst, "p3999@x", "r3999"));
+	/* a FIFO and /dev/fd/N give the same store */
+	assert_int_equal(import_via(f, f->src, VIA_FIFO, text, len, NULL, &is),
+			 EF_OK);
+	a = th_dump(f->dst);
+	b = th_dump(f->src);
+	assert_same_dump(a, b);
+	assert_int_equal(import_via(f, f->src, VIA_DEV_FD, text, len, NULL,
+				    &is),
+			 EF_OK);
+	assert_int_equal(is.unchanged, PIPE_ELEMS);
+	free(a);
+	free(b);
+	free(names);
+	free(text);
+}
+
+/* `edgefeed import ... -` with the standard input a pipe, a socket, or
+ * bash's process substitution. */
+static int cli_import_stdin(const char *db, int kind, const char *text,
+			    size_t len)
+{
+	const char *bin = th_program("EDGEFEED_BIN");
+	int fds[2], status;
+	pid_t w, c;
+
+	if (kind == 0)
+		assert_int_equal(pipe(fds), 0);
+	else
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	/* the socket's reading end is fds[0], writing end fds[1] */
+	w = writer_start(fds[1], fds[0], text, len);
+	close(fds[1]);
+	c = th_fork(60);
+	if (c == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(fds[0], 0);
+		close(fds[0]);
+		dup2(null, 1);
+		dup2(null, 2);
+		execl(bin, bin, "--db", db, "import", "--format", "kv-bulk",
+		      "-", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	assert_int_equal(waitpid(c, &status, 0), c);
+	writer_wait(w);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void test_kvbulk_cli_malformed_stdin_writes_nothing(void **state)
+{
+	fx *f = *state;
+	const char *bin = th_program("EDGEFEED_BIN");
+	char *db = path_in(f, "cli-db"), *bad, *good, *file, *cmd, *d0, *d1;
+	size_t blen, glen;
+	ef_store *st;
+
+	bad = pipe_text(",\n{\"key\":\"recentReceives:cut@x\",\"va", &blen);
+	good = pipe_text("\n]", &glen);
+	{
+		char *argv[] = {(char *)bin, "--db", db, "init", NULL};
+		assert_int_equal(th_run(argv, NULL, NULL), 0);
+	}
+	st = fx_open(f, db);
+	d0 = th_dump(st);
+	ef_close(st);
+	assert_int_equal(cli_import_stdin(db, 0, bad, blen), 2);
+	assert_int_equal(cli_import_stdin(db, 1, bad, blen), 2);
+	file = write_text(f, "cut.json", bad, blen);
+	assert_true(asprintf(&cmd, "'%s' --db '%s' import --format kv-bulk "
+			     "<(cat '%s')", bin, db, file) > 0);
+	{
+		char *argv[] = {"/bin/bash", "-c", cmd, NULL};
+		assert_int_equal(th_run(argv, NULL, NULL), 2);
+	}
+	st = fx_open(f, db);
+	d1 = th_dump(st);
+	ef_close(st);
+	assert_same_dump(d0, d1);
+	/* and a good one through a socket is imported whole */
+	assert_int_equal(cli_import_stdin(db, 1, good, glen), 0);
+	st = fx_open(f, db);
+	assert_int_equal(th_count_prefix(st, "recentReceives:"), PIPE_ELEMS);
+	ef_close(st);
+	free(d0);
+	free(d1);
+	free(cmd);
+	free(file);
+	free(bad);
+	free(good);
+	free(db);
 }
 
 int main(void)
@@ -1405,6 +1703,9 @@ int main(void)
 		T(test_kvbulk_cli_export_and_import),
 		T(test_kvbulk_large_file_streams_with_progress),
 		T(test_kvbulk_pipe_is_read_once),
+		T(test_kvbulk_malformed_pipe_writes_nothing),
+		T(test_kvbulk_large_pipe_imports_whole),
+		T(test_kvbulk_cli_malformed_stdin_writes_nothing),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
