@@ -14,6 +14,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1606,6 +1607,51 @@ static void test_kvbulk_large_pipe_imports_whole(void **state)
 	free(text);
 }
 
+/* The spool cannot be written (a file size limit stands in for a full
+ * disk): EF_EFULL, saying so, and nothing written, nothing left behind. */
+static void test_kvbulk_spool_that_cannot_be_written_writes_nothing(void **state)
+{
+	fx *f = *state;
+	char *before, *names, *after, *text;
+	int status;
+	size_t len;
+	pid_t pid;
+
+	text = pipe_text("\n]\n", &len);
+	before = th_dump(f->dst);
+	names = dir_names(f->dst_dir);
+	pid = th_fork(60);
+	if (pid == 0) {
+		struct rlimit rl = {64 << 10, 64 << 10};
+		ef_store *st = fx_open(f, f->dst_dir); /* its own handle */
+		int rc;
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+			_exit(10);
+		rc = import_via(f, st, VIA_DEV_FD, text, len, NULL, NULL);
+		if (rc != EF_EFULL)
+			_exit(11);
+		if (!strstr(ef_errmsg(st), "cannot copy it into a temporary "
+					   "file"))
+			_exit(12);
+		ef_close(st);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	after = th_dump(f->dst);
+	assert_same_dump(before, after);
+	free(after);
+	after = dir_names(f->dst_dir);
+	assert_string_equal(names, after);
+	free(after);
+	free(names);
+	free(before);
+	free(text);
+}
+
 /* `edgefeed import ... -` with the standard input a pipe, a socket, or
  * bash's process substitution. */
 static int cli_import_stdin(const char *db, int kind, const char *text,
@@ -1705,6 +1751,7 @@ int main(void)
 		T(test_kvbulk_pipe_is_read_once),
 		T(test_kvbulk_malformed_pipe_writes_nothing),
 		T(test_kvbulk_large_pipe_imports_whole),
+		T(test_kvbulk_spool_that_cannot_be_written_writes_nothing),
 		T(test_kvbulk_cli_malformed_stdin_writes_nothing),
 	};
 #undef T
