@@ -857,13 +857,15 @@ typedef struct ef_import_stats {
  * JSON each), twice: first to check the structure of the whole file and
  * count its elements, so that a malformed file writes nothing and progress
  * knows its total. An input that cannot be read twice (a pipe, a FIFO, a
- * socket, @p path "-" for the standard input) is first copied whole into a
- * spool: a temporary file without a name in the store directory (O_TMPFILE,
- * or mkstemp and unlinked at once), mode 0600, closed and so gone when the
- * call returns, whatever it returns. While the call runs, the spool holds
- * what the input holds, IPs included; its disk blocks are freed, not
- * overwritten, as the file system frees them. The input then writes
- * nothing unless it is well-formed, as a regular file.
+ * socket, @p path "-" for the standard input) is read once, by the check,
+ * and each byte read is kept in a spool, which the import then reads: a
+ * temporary file without a name in the store directory (O_TMPFILE, or
+ * mkstemp and unlinked at once), mode 0600, closed and so gone when the
+ * call returns, whatever it returns. So such an input too writes nothing
+ * unless it is well-formed, and a malformed one is read only up to where
+ * it goes wrong. While the call runs, the spool holds what the input
+ * holds, IPs included; the file system frees its blocks, without
+ * overwriting them.
  *
  * @param st     the store.
  * @param path   the file, or "-" for the standard input (read, not closed);

@@ -42,19 +42,26 @@ typedef struct kv_reader {
 	uint64_t off;   /* offset of the next byte */
 	size_t budget;  /* bytes the current element may still take */
 	int over;       /* the element went over KV_ELEM_MAX */
-	int ioerr;      /* errno of a failed read, or 0 */
+	int ioerr;      /* errno of a failed read (or spool write), or 0 */
+	FILE *spool;    /* an input read once: each byte read is copied here,
+			 * and kv_rewind reads this instead; or NULL */
+	const char *spool_dir; /* where the spool is, for messages */
+	int spool_err;  /* ioerr is the spool's: it could not be written */
 } kv_reader;
 
 /* Open @path ("-": the standard input) for reading, so that it can be read
- * twice: an input that is not a regular file is first copied whole into an
- * unnamed temporary file in @spool_dir (mode 0600, removed by kv_close).
+ * twice: of an input that is not a regular file, each byte the first scan
+ * reads is copied into a spool, an unnamed temporary file in @spool_dir
+ * (mode 0600, removed by kv_close), which kv_rewind then reads. So a
+ * malformed input is read only up to where it goes wrong.
  * EF_ENOTFOUND, EF_EIO, ...: the detail in @err_id's slot. kv_close()
  * after, also after a failure of this or anything else. */
 int kv_open(kv_reader *r, uint64_t err_id, const char *path,
 	    const char *spool_dir);
 void kv_close(kv_reader *r);
 
-/* Read the input again from its start. */
+/* Read the input again from its start (after a whole kv_scan, for an
+ * input read through a spool). */
 int kv_rewind(kv_reader *r);
 
 /* Called with each element (an object with a string "key" and a "value");

@@ -9,19 +9,21 @@
  * one element, at most KV_ELEM_MAX bytes of JSON.
  *
  * An input that cannot be read twice (a pipe, a FIFO, a socket, the
- * standard input) is first copied whole into a spool: a file without a
- * name in the store directory (O_TMPFILE; else mkstemp, unlinked at once),
- * mode 0600, gone when the reader closes it, on every path. The import
- * then reads the spool as it reads a regular file: all of it checked
- * before anything is written.
+ * standard input) goes through a spool: a file without a name in the
+ * store directory (O_TMPFILE; else mkstemp, unlinked at once), mode 0600,
+ * gone when the reader closes it, on every path. Each byte that the first
+ * scan (the check of the whole structure) reads is copied into it, and
+ * the second scan (the import) reads the spool: all of the input is
+ * checked before anything is written, and a malformed input is read only
+ * up to where it goes wrong (an endless one fills no disk).
  */
 #define _GNU_SOURCE /* O_TMPFILE, mkostemp, asprintf */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +48,13 @@ static int rd_get(kv_reader *r)
 
 	if (c == EOF)
 		return EOF;
+	if (r->spool && putc_unlocked(c, r->spool) == EOF) {
+		/* the spool cannot take it: a read error from now on */
+		r->ioerr = errno ? errno : EIO;
+		r->spool_err = 1;
+		r->la = EOF;
+		return EOF;
+	}
 	r->la = LA_NONE;
 	r->off++;
 	if (c == '\n')
@@ -142,6 +151,12 @@ static int rd_err(const kv_reader *r, const kv_pos *at, int64_t elem,
 
 static int rd_ioerr(const kv_reader *r)
 {
+	if (r->spool_err)
+		return ef__err(r->err_id, ef__errno_code(r->ioerr),
+			       "%s: cannot copy it into a temporary file in "
+			       "'%s' (an input that cannot be read twice is "
+			       "kept there until it is imported): %s",
+			       r->path, r->spool_dir, strerror(r->ioerr));
 	return ef__err(r->err_id, ef__errno_code(r->ioerr), "%s: cannot read: %s",
 		       r->path, strerror(r->ioerr));
 }
@@ -153,6 +168,7 @@ static void rd_reset(kv_reader *r)
 	r->chars = 0;
 	r->off = 0;
 	r->ioerr = 0;
+	r->spool_err = 0;
 }
 
 /* A new file without a name in @dir, mode 0600, open for reading and
@@ -183,52 +199,21 @@ static int spool_create(const char *dir)
 	return fd;
 }
 
-/* Copy all of r->f into @to. EF_OK, or the code of a read or write
- * error, its message naming the input or the spool. */
-static int spool_copy(kv_reader *r, FILE *to, const char *dir)
+/* A spool for r->f, an input that cannot be read twice. */
+static int spool_open(kv_reader *r, const char *dir)
 {
-	char buf[1 << 16];
-	size_t n;
+	int fd = spool_create(dir);
 
-	while ((n = fread(buf, 1, sizeof(buf), r->f)) > 0)
-		if (fwrite(buf, 1, n, to) != n)
-			break;
-	if (ferror(r->f)) {
-		r->ioerr = errno ? errno : EIO;
-		return rd_ioerr(r);
+	r->spool_dir = dir;
+	if (fd >= 0 && (r->spool = fdopen(fd, "w+b")) != NULL) {
+		setvbuf(r->spool, NULL, _IOFBF, (size_t)1 << 20);
+		return EF_OK;
 	}
-	if (!feof(r->f) || fflush(to) != 0 || fseek(to, 0, SEEK_SET) != 0) {
-		int e = errno ? errno : EIO;
-		return ef__err(r->err_id, ef__errno_code(e),
-			       "%s: cannot copy it into a temporary file in "
-			       "'%s' (an input that cannot be read twice is "
-			       "read whole before anything is written): %s",
-			       r->path, dir, strerror(e));
-	}
-	return EF_OK;
-}
-
-/* Replace the input r->f by a spool that holds all of it. */
-static int spool(kv_reader *r, const char *dir)
-{
-	int fd = spool_create(dir), rc;
-	FILE *to;
-
-	if (fd < 0 || !(to = fdopen(fd, "w+b"))) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return ef__err(r->err_id, ef__errno_code(e),
-			       "%s: cannot create a temporary file in '%s' "
-			       "(an input that cannot be read twice is read "
-			       "whole before anything is written): %s",
-			       r->path, dir, strerror(e));
-	}
-	errno = 0;
-	rc = spool_copy(r, to, dir);
-	fclose(r->f);
-	r->f = to; /* kv_close closes it, and so removes it, on every path */
-	return rc;
+	r->ioerr = errno ? errno : EIO;
+	r->spool_err = 1;
+	if (fd >= 0)
+		close(fd);
+	return rd_ioerr(r);
 }
 
 /* The file at @path, or a copy of the standard input for "-". */
@@ -240,10 +225,12 @@ static FILE *input_open(const char *path)
 	if (strcmp(path, "-") != 0)
 		return fopen(path, "rbe"); /* e: close-on-exec */
 	fd = fcntl(0, F_DUPFD_CLOEXEC, 0); /* closing it leaves fd 0 open */
-	if (fd < 0 || (f = fdopen(fd, "rb")))
-		return fd < 0 ? NULL : f;
-	close(fd);
-	return NULL;
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, "rb");
+	if (!f)
+		close(fd);
+	return f;
 }
 
 int kv_open(kv_reader *r, uint64_t err_id, const char *path,
@@ -265,11 +252,22 @@ int kv_open(kv_reader *r, uint64_t err_id, const char *path,
 	setvbuf(r->f, NULL, _IOFBF, (size_t)1 << 20);
 	if (fstat(fileno(r->f), &sb) == 0 && S_ISREG(sb.st_mode))
 		return EF_OK;
-	return spool(r, spool_dir);
+	return spool_open(r, spool_dir);
 }
 
 int kv_rewind(kv_reader *r)
 {
+	if (r->spool) {
+		/* the input was read once, into the spool: read that now */
+		if (fflush(r->spool) != 0) {
+			r->ioerr = errno ? errno : EIO;
+			r->spool_err = 1;
+			return rd_ioerr(r);
+		}
+		fclose(r->f);
+		r->f = r->spool;
+		r->spool = NULL;
+	}
 	if (fseek(r->f, 0, SEEK_SET) != 0) {
 		r->ioerr = errno;
 		return rd_ioerr(r);
@@ -418,5 +416,8 @@ void kv_close(kv_reader *r)
 {
 	if (r->f)
 		fclose(r->f);
+	if (r->spool)
+		fclose(r->spool); /* unnamed: closing it removes it */
 	r->f = NULL;
+	r->spool = NULL;
 }

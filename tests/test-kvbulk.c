@@ -1416,8 +1416,9 @@ static char *pipe_text(const char *tail, size_t *len)
 }
 
 /* Write @len bytes of @text to @fd, then close it; a reader that stops
- * early ends it (SIGPIPE is ignored by the caller). */
-static void write_all(int fd, const char *text, size_t len)
+ * early ends it (SIGPIPE is ignored by the caller). 1 if all was
+ * written. */
+static int write_all(int fd, const char *text, size_t len)
 {
 	size_t o = 0;
 	ssize_t w;
@@ -1425,6 +1426,7 @@ static void write_all(int fd, const char *text, size_t len)
 	while (o < len && (w = write(fd, text + o, len - o)) > 0)
 		o += (size_t)w;
 	close(fd);
+	return o == len;
 }
 
 /* A child that writes @text to @fd and exits; it closes @other, the
@@ -1436,18 +1438,19 @@ static pid_t writer_start(int fd, int other, const char *text, size_t len)
 	if (pid == 0) {
 		close(other);
 		signal(SIGPIPE, SIG_IGN);
-		write_all(fd, text, len);
-		_exit(0);
+		_exit(write_all(fd, text, len) ? 0 : 3);
 	}
 	return pid;
 }
 
-static void writer_wait(pid_t pid)
+/* 0 if the writer wrote all, 3 if its reader stopped early. */
+static int writer_wait(pid_t pid)
 {
 	int status;
 
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
 }
 
 enum { VIA_FIFO, VIA_DEV_FD, VIA_STDIN, VIA_COUNT };
@@ -1607,6 +1610,45 @@ static void test_kvbulk_large_pipe_imports_whole(void **state)
 	free(text);
 }
 
+/* Garbage through a pipe is refused where it starts to be garbage: the
+ * spool takes what the check read, not the whole input (an endless one,
+ * /dev/zero, would fill the disk). */
+static void test_kvbulk_garbage_pipe_is_refused_early(void **state)
+{
+	fx *f = *state;
+	const size_t len = (size_t)32 << 20;
+	char *text = malloc(len), *names, *after;
+	int fds[2];
+	pid_t pid;
+
+	assert_non_null(text);
+	memset(text, 'x', len);
+	memcpy(text, "[{\"key\":}", 9); /* malformed at byte 8 */
+	names = dir_names(f->dst_dir);
+	assert_int_equal(pipe(fds), 0);
+	pid = writer_start(fds[1], fds[0], text, len);
+	close(fds[1]);
+	{
+		char path[32];
+		snprintf(path, sizeof(path), "/dev/fd/%d", fds[0]);
+		assert_int_equal(ef_import_kvbulk(f->dst, path, NULL, NULL),
+				 EF_EINVAL);
+		assert_non_null(strstr(ef_errmsg(f->dst), "(byte 8)"));
+	}
+	close(fds[0]);
+	assert_int_equal(writer_wait(pid), 3); /* stopped: not read whole */
+	/* and a device without end */
+	assert_int_equal(ef_import_kvbulk(f->dst, "/dev/zero", NULL, NULL),
+			 EF_EINVAL);
+	assert_non_null(strstr(ef_errmsg(f->dst), "/dev/zero: line 1 column 1 "
+						  "(byte 0)"));
+	after = dir_names(f->dst_dir);
+	assert_string_equal(names, after);
+	free(after);
+	free(names);
+	free(text);
+}
+
 /* The spool cannot be written (a file size limit stands in for a full
  * disk): EF_EFULL, saying so, and nothing written, nothing left behind. */
 static void test_kvbulk_spool_that_cannot_be_written_writes_nothing(void **state)
@@ -1751,6 +1793,7 @@ int main(void)
 		T(test_kvbulk_pipe_is_read_once),
 		T(test_kvbulk_malformed_pipe_writes_nothing),
 		T(test_kvbulk_large_pipe_imports_whole),
+		T(test_kvbulk_garbage_pipe_is_refused_early),
 		T(test_kvbulk_spool_that_cannot_be_written_writes_nothing),
 		T(test_kvbulk_cli_malformed_stdin_writes_nothing),
 	};
