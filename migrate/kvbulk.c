@@ -2,8 +2,9 @@
  * kvbulk.c - ef_import_kvbulk: a Workers KV bulk file into the store.
  *
  * The file is read as a stream (kvread.c): memory is one element and one
- * batch. Each element becomes an item: its key validated and canonicalized, its
- * value decoded and checked, an entry's record encoded by the finalize
+ * batch. Each element becomes an item: its key validated (its owner taken
+ * only in the spelling edgefeed writes: key_owner_from_key), its value
+ * decoded and checked, an entry's record encoded by the finalize
  * logic (outside any transaction, since sealing an IP may write the
  * keyring). A batch of items is applied in one write transaction; since
  * store_write may run it again, applying derives everything from the items
