@@ -34,19 +34,25 @@ static const char import_text[] =
 	"Import a Workers KV bulk file (a JSON array of {\"key\", \"value\",\n"
 	"\"base64\", ...}, as wrangler kv bulk get or an export writes it):\n"
 	"legacy arrays (recentReceives:), entries (recentReceive:), index\n"
-	"keys, unread markers and quarantine records. Owners are\n"
-	"canonicalized; legacy arrays of one owner under several spellings\n"
-	"are merged. Each element that cannot be taken is reported on stderr\n"
-	"(element index, key, reason) and skipped. Re-importing a file\n"
-	"changes nothing. Prints a JSON summary.\n"
+	"keys, unread markers and quarantine records. A key names an owner\n"
+	"only as edgefeed spells it (lower case, trimmed, ':' '%' ' ' as\n"
+	"%3A %25 %20): any other spelling (Alice@x, alice@x%20) is skipped,\n"
+	"never merged into another owner's feed. Each element that cannot\n"
+	"be taken is reported on stderr (element index, key, reason) and\n"
+	"skipped. Re-importing a file changes nothing. Prints a JSON summary.\n"
+	"FILE - is the standard input. A pipe, FIFO or socket is checked\n"
+	"whole through a temporary file without a name in the store\n"
+	"directory (mode 0600, gone when the import ends; it holds the\n"
+	"input's IPs meanwhile), so that a malformed one writes nothing.\n"
 	"\n"
 	"  --format kv-bulk  the file's format (required)\n"
 	"  --batch N         elements per write transaction (default 1000)\n"
 	"  --no-wait         exit 75 if another maintenance job runs\n"
 	"\n"
 	"Exit codes: 0 imported (skipped elements are reported, not fatal),\n"
-	"1 failure, 2 bad usage or a malformed file (the message gives its\n"
-	"line, column, byte offset and element index), 75 lock busy.\n";
+	"1 failure, 2 bad usage or a malformed file, which writes nothing (the\n"
+	"message gives its line, column, byte offset and element index),\n"
+	"75 lock busy.\n";
 
 typedef struct skip_ctx {
 	const cli *c;

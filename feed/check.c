@@ -46,16 +46,13 @@ static void violation(check_ctx *c, const char *what, const store_val *k)
 	c->o.report(what, buf, c->o.report_ctx);
 }
 
-/* Is the escaped owner view the canonical spelling of itself? */
+/* Does the owner component of a key name an owner (the one rule of
+ * key_owner_from_key: the canonical spelling, escaped)? */
 static int owner_canonical(check_ctx *c, key_view ow)
 {
-	char raw[EF_OWNER_KEY_MAX + 1];
 	key_part p;
 
-	if (key_unescape(ow, raw, sizeof(raw)) < 0 ||
-	    key_owner(c->st->err_id, "owner", raw, &p) != EF_OK)
-		return 0;
-	return p.len == ow.len && memcmp(p.s, ow.p, ow.len) == 0;
+	return key_owner_from_key(c->st->err_id, ow.p, ow.len, &p) == EF_OK;
 }
 
 /* The key that sealed an entry's IP: there (and the IP opens with it), or
@@ -262,7 +259,13 @@ static int check_key(check_ctx *c, store_txn *t, const store_val *k,
 	if (store_has_prefix(k, KEY_P_UNREAD, strlen(KEY_P_UNREAD)))
 		return check_marker(c, t, k, v);
 	if (store_has_prefix(k, KEY_P_LEGACY, strlen(KEY_P_LEGACY))) {
+		key_view ow = {(const char *)k->data + strlen(KEY_P_LEGACY),
+			       k->len - strlen(KEY_P_LEGACY)};
 		c->s.legacy_arrays++;
+		if (!owner_canonical(c, ow))
+			violation(c, "legacy: owner is not in canonical form "
+				     "(dual-read never reads it; migrate "
+				     "quarantines it)", k);
 	} else if (store_has_prefix(k, KEY_P_QUARANTINE,
 				    strlen(KEY_P_QUARANTINE))) {
 		json_t *j = json_loadb(v->data, v->len, 0, NULL);

@@ -23,7 +23,9 @@
  *    values (sealed, or holding none) and quarantine reasons and redacted
  *    values hold none, and a legacy value read when every window is past
  *    retention shows none (issue 11);
- *  - importing the same file again changes no byte of the store.
+ *  - importing the same file again changes no byte of the store;
+ *  - no two keys of a file land on one owner: each feed key taken is in
+ *    the store as the file spells it (a key names one owner, its own).
  * After each run the store is put back as it was (and checked to be so);
  * once the keyring has grown large (sealing makes a key per day), the
  * store is made again.
@@ -80,6 +82,7 @@ typedef struct fz_seen {
 	uint64_t skips;         /* on_skip calls */
 	uint64_t last_element;  /* largest element index of a skip, + 1 */
 	uint64_t done;          /* last progress */
+	uint8_t skipped[512];   /* bit per element < 4096: skipped */
 } fz_seen;
 
 static fz_base base;
@@ -496,6 +499,8 @@ static void on_skip(uint64_t element, const char *key, size_t key_len,
 		fail("skip of element %llu without a detail",
 		     (unsigned long long)element);
 	seen->skips++;
+	if (element < 8 * sizeof(seen->skipped))
+		seen->skipped[element / 8] |= (uint8_t)(1u << element % 8);
 	if (element + 1 > seen->last_element)
 		seen->last_element = element + 1;
 }
@@ -588,6 +593,41 @@ static void check_position(const uint8_t *data, size_t size)
 		     "%zu bytes, %zu lines", line, col, byte, size, lines);
 }
 
+static int has_txn(store_txn *t, void *p)
+{
+	json_t *key = p;
+
+	return store_get(t, json_string_value(key), json_string_length(key),
+			 NULL);
+}
+
+/* Each element of a feed family that was not skipped is in the store
+ * under its own key, byte for byte: no key lands on another's owner. */
+static void check_keys_kept(const uint8_t *data, size_t size,
+			    const fz_seen *seen)
+{
+	static const char *const fams[] = {KEY_P_LEGACY, KEY_P_ENTRY,
+					   KEY_P_INDEX, KEY_P_UNREAD};
+	json_t *a, *key;
+	size_t i, bom = size >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0;
+
+	a = json_loadb((const char *)data + 3 * bom, size - 3 * bom,
+		       JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
+	for (i = 0; i < json_array_size(a) && i < 8 * sizeof(seen->skipped);
+	     i++) {
+		key = json_object_get(json_array_get(a, i), "key");
+		for (size_t f = 0; f < 4 && !(seen->skipped[i / 8] >> i % 8 & 1);
+		     f++)
+			if (json_string_length(key) > strlen(fams[f]) &&
+			    !strncmp(json_string_value(key), fams[f],
+				     strlen(fams[f])) &&
+			    store_read(base.st->env, has_txn, key) != EF_OK)
+				fail("element %zu was taken, but its key is "
+				     "not in the store", i);
+	}
+	json_decref(a);
+}
+
 /* The store after a successful import holds what @s says it wrote. */
 static void check_counts(const ef_import_stats *s)
 {
@@ -668,6 +708,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	check_counts(&s);
 	check_no_plaintext_ip();
+	check_keys_kept(data, size, &seen);
 	if (s.entries + s.markers + s.legacy_arrays + s.legacy_merged +
 		    s.quarantine_records + s.quarantined == 0) {
 		reset();

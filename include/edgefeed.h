@@ -577,7 +577,7 @@ EF_EXPORT int ef_reset(ef_store *st, ef_reset_stats *stats);
  * named by the operation's options). Called from the operation's thread;
  * keep it quick, and do not call the library from it.
  * @param done   units done so far.
- * @param total  units in all (it may grow, e.g. while reading a pipe).
+ * @param total  units in all (it may grow while the operation runs).
  * @param ctx    the context given with the callback.
  */
 typedef void (*ef_progress_fn)(uint64_t done, uint64_t total, void *ctx);
@@ -659,7 +659,12 @@ typedef struct ef_migrate_stats {
  * owners per transaction, up to opts->batch), then the legacy key deleted.
  * What cannot be converted is kept byte-for-byte in a quarantine record
  * (`quarantine:<owner>:<hash>`) with the reasons. Existing unread markers are
- * kept; none are created. Re-running does nothing new, and picks up arrays
+ * kept; none are created. A legacy key whose owner is not spelled as
+ * edgefeed spells it (the rule of ef_import_kvbulk(); an old writer may
+ * have written `recentReceives:Alice@X`) is never merged into an owner's
+ * feed: its whole value goes to a quarantine record under no owner
+ * (`quarantine:-:<hash>`), the reason saying what is wrong with the key.
+ * Re-running does nothing new, and picks up arrays
  * an old writer recreated; a crash leaves each owner fully migrated or not
  * at all. Holds the maintenance lock; workers keep writing meanwhile.
  * @param st     the store.
@@ -825,8 +830,9 @@ typedef struct ef_import_opts {
 typedef struct ef_import_stats {
 	uint64_t elements;        /**< elements read */
 	uint64_t legacy_arrays;   /**< legacy arrays stored under a key of their own */
-	uint64_t legacy_merged;   /**< legacy arrays merged into another array of
-				   * the same owner (another spelling of it) */
+	uint64_t legacy_merged;   /**< legacy arrays merged into the array the
+				   * store (or the file) already held under the
+				   * same key */
 	uint64_t merged_owners;   /**< owners whose legacy arrays were merged */
 	uint64_t entries;         /**< entry records written, with their index keys */
 	uint64_t index_keys;      /**< index keys found to match their entry */
@@ -846,11 +852,10 @@ typedef struct ef_import_stats {
 /**
  * Import a Workers KV bulk file (a JSON array of {"key", "value",
  * "base64", "expiration", "expiration_ttl", "metadata"}) into the store:
- *  - legacy arrays (`recentReceives:<owner>`): the owner canonicalized, the
- *    raw owner of the old worker's keys accepted; arrays of one owner under
- *    several spellings are merged into one (elements concatenated, leaving
- *    out those the array already holds); a value that cannot merge (not a
- *    JSON array) is kept byte for byte in a quarantine record instead;
+ *  - legacy arrays (`recentReceives:<owner>`): an array already under the
+ *    same key is merged with (elements concatenated, leaving out those it
+ *    already holds); a value that cannot merge (not a JSON array) is kept
+ *    byte for byte in a quarantine record instead;
  *  - entry records (`recentReceive:<owner>:<createdSort>:<reservationId>`,
  *    value: the record bytes, base64): the record must decode and agree
  *    with its key; it is written again through the finalize encoding, with
@@ -860,6 +865,14 @@ typedef struct ef_import_stats {
  *    markers (unread:) written when their entry (a record, or an element of
  *    a legacy array) is in the file or the store, and quarantine records
  *    (quarantine:) stored again.
+ * A key names an owner only in the spelling that edgefeed itself writes
+ * for that owner: canonical (trimmed, lower case) with ':', '%' and ' '
+ * escaped as %3A, %25, %20 and nothing else escaped. So no two keys ever
+ * name one owner, and an exported key names its owner again. A key of any
+ * other spelling (`Alice@x`, `alice@x%20`, `alice@x%0A`, `a%3ab`, a raw
+ * ':' or space), which a looser reading would take for another owner's,
+ * is skipped as #EF_IMPORT_SKIP_BAD_KEY, the detail saying what and at
+ * which byte, and never merged into that owner's feed.
  * IPs past ip_retention at the store's clock are left out; an entry dated
  * more than #EF_CLOCK_SKEW_MS ahead of it is skipped (badValue). A legacy value
  * that holds an IP address at any depth, or is not JSON, is stored sealed
@@ -872,23 +885,33 @@ typedef struct ef_import_stats {
  * maintenance lock.
  *
  * The file is read as a stream, one element at a time (at most 64 MiB of
- * JSON each). A regular file is read twice: first to check the structure of
- * the whole file and count its elements, so that a malformed file writes
- * nothing and progress knows its total; other files (a pipe) are read once,
- * and their progress total grows with the elements done.
+ * JSON each), twice: first to check the structure of the whole file and
+ * count its elements, so that a malformed file writes nothing and progress
+ * knows its total. An input that cannot be read twice (a pipe, a FIFO, a
+ * socket, @p path "-" for the standard input) is read once, by the check,
+ * and each byte read is kept in a spool, which the import then reads: a
+ * temporary file without a name in the store directory (O_TMPFILE, or
+ * mkstemp and unlinked at once), mode 0600, closed and so gone when the
+ * call returns, whatever it returns. So such an input too writes nothing
+ * unless it is well-formed, and a malformed one is read only up to where
+ * it goes wrong. While the call runs, the spool holds what the input
+ * holds, IPs included; the file system frees its blocks, without
+ * overwriting them.
  *
  * @param st     the store.
- * @param path   the file; borrowed for the call.
+ * @param path   the file, or "-" for the standard input (read, not closed);
+ *               borrowed for the call.
  * @param opts   may be NULL (the defaults).
  * @param stats  may be NULL; filled also on failure (what was done).
  * @return #EF_OK; #EF_EINVAL (a malformed file: not JSON, not an array, an
  *         element that is not an object or lacks "key" (a string) or
  *         "value"; ef_errmsg names the path, line, column, byte offset and
  *         element index; or a read-only store); #EF_ENOTFOUND, #EF_EIO
- *         (cannot read the file); #EF_EBUSY (lock held and #EF_LOCK_NOWAIT);
- *         or a store error. On an error after the first batch (a pipe that
- *         turns out malformed, a full disk), the batches committed stay;
- *         importing the file again completes it.
+ *         (cannot read the file, or cannot spool an input that cannot be
+ *         read twice); #EF_EBUSY (lock held and #EF_LOCK_NOWAIT); or a
+ *         store error. On a store error after the first batch (a full
+ *         disk), the batches committed stay; importing the file again
+ *         completes it.
  */
 EF_EXPORT int ef_import_kvbulk(ef_store *st, const char *path,
 			       const ef_import_opts *opts,

@@ -2,8 +2,9 @@
  * kvbulk.c - ef_import_kvbulk: a Workers KV bulk file into the store.
  *
  * The file is read as a stream (kvread.c): memory is one element and one
- * batch. Each element becomes an item: its key validated and canonicalized, its
- * value decoded and checked, an entry's record encoded by the finalize
+ * batch. Each element becomes an item: its key validated (its owner taken
+ * only in the spelling edgefeed writes: key_owner_from_key), its value
+ * decoded and checked, an entry's record encoded by the finalize
  * logic (outside any transaction, since sealing an IP may write the
  * keyring). A batch of items is applied in one write transaction; since
  * store_write may run it again, applying derives everything from the items
@@ -208,20 +209,15 @@ static int extra_new(imp_ctx *c, kv_item *it)
 	return it->x ? EF_OK : ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 }
 
-int kv_owner(ef_store *st, const char *text, size_t len, int raw_ok,
-	     key_part *out)
+/* The owner that key component @ow names (key_owner_from_key: only the
+ * spelling edgefeed writes, so no two keys of a file merge into one
+ * owner's feed); otherwise @it is skipped as badKey. */
+static int key_owner_or_skip(imp_ctx *c, kv_item *it, key_view ow,
+			     key_part *out)
 {
-	char raw[KEY_MAX + 1];
-	key_view v = {text, len};
-	long n = key_unescape(v, raw, sizeof(raw));
-
-	if (n >= 0)
-		return key_owner_n(st->err_id, "owner", raw, (size_t)n, out);
-	if (!raw_ok)
-		return ef__err(st->err_id, EF_EINVAL,
-			       "owner: malformed (':', '%%' and ' ' are "
-			       "escaped as %%XX)");
-	return key_owner_n(st->err_id, "owner", text, len, out);
+	if (key_owner_from_key(c->st->err_id, ow.p, ow.len, out) == EF_OK)
+		return EF_OK;
+	return skip_now(c, it, EF_IMPORT_SKIP_BAD_KEY, "%s", ef_errmsg(c->st));
 }
 
 json_t *kv_legacy_load(const void *data, size_t len)
@@ -265,17 +261,17 @@ static int scrub_value(imp_ctx *c, const key_part *owner, kv_item *it)
 static int legacy_prepare(imp_ctx *c, kv_item *it)
 {
 	const size_t plen = strlen(KEY_P_LEGACY);
+	key_view ow = {it->key + plen, it->klen - plen};
 	key_buf k;
 	int rc;
 
 	it->kind = KIND_LEGACY;
 	if ((rc = extra_new(c, it)) != EF_OK)
 		return rc;
-	/* the old worker's keys hold the owner unescaped, as it was typed */
-	rc = kv_owner(c->st, it->key + plen, it->klen - plen, 1, &it->x->owner);
-	if (rc == EF_EINVAL)
-		return skip_now(c, it, EF_IMPORT_SKIP_BAD_KEY, "%s",
-				ef_errmsg(c->st));
+	/* the old worker's keys count only where they are spelled as
+	 * edgefeed spells them: another spelling could name another's feed */
+	if ((rc = key_owner_or_skip(c, it, ow, &it->x->owner)) != EF_OK)
+		return rc;
 	key_legacy(&k, &it->x->owner);
 	rc = set_store_key(c, it, &k);
 	return rc == EF_OK ? scrub_value(c, &it->x->owner, it) : rc;
@@ -370,6 +366,8 @@ static int entry_prepare(imp_ctx *c, kv_item *it, json_t *meta)
 				"not recentReceive:<owner>:<13-digit "
 				"createdSort>:<reservationId> with ':', '%%' "
 				"and ' ' escaped as %%XX");
+	if ((rc = key_owner_or_skip(c, it, ow, &it->x->owner)) != EF_OK)
+		return rc;
 	key_created_from_sort(so.p, so.len, &created);
 	rc = rec_decode(it->val, it->vlen, &r);
 	if (rc != EF_OK)
@@ -406,10 +404,8 @@ static int pair_prepare(imp_ctx *c, kv_item *it, const char *prefix)
 		return skip_now(c, it, EF_IMPORT_SKIP_BAD_KEY,
 				"not %s<owner>:<reservationId> with ':', '%%' "
 				"and ' ' escaped as %%XX", prefix);
-	rc = kv_owner(c->st, ow.p, ow.len, 0, &owner);
-	if (rc == EF_EINVAL)
-		return skip_now(c, it, EF_IMPORT_SKIP_BAD_KEY, "%s",
-				ef_errmsg(c->st));
+	if ((rc = key_owner_or_skip(c, it, ow, &owner)) != EF_OK)
+		return rc;
 	memcpy(rid.s, rv.p, rv.len); /* valid and short: key_split_pair */
 	rid.s[rv.len] = '\0';
 	rid.len = rv.len;
@@ -518,13 +514,10 @@ static int quarantine_prepare(imp_ctx *c, kv_item *it)
 				"not quarantine:<owner>:<32 hex digits>");
 	it->x->has_owner = !(ow.len == 1 && ow.p[0] == '-');
 	if (it->x->has_owner &&
-	    kv_owner(c->st, ow.p, ow.len, 0, &it->x->owner) == EF_EINVAL)
-		return skip_now(c, it, EF_IMPORT_SKIP_BAD_KEY, "%s",
-				ef_errmsg(c->st));
+	    (rc = key_owner_or_skip(c, it, ow, &it->x->owner)) != EF_OK)
+		return rc;
 	/* the key as the store that quarantined it spelled it: found there,
 	 * the record is home already (its bytes may have lost IPs since) */
-	if (it->x->has_owner)
-		ow = (key_view){it->x->owner.s, it->x->owner.len};
 	key_pair_views(&k, KEY_P_QUARANTINE, ow, hv);
 	if ((rc = set_store_key(c, it, &k)) != EF_OK)
 		return rc;
@@ -1356,16 +1349,15 @@ static int import_run(imp_ctx *c, kv_reader *r)
 	uint64_t n;
 	int rc;
 
-	if (kv_rewindable(r)) {
-		/* the structure of the whole file first: a malformed file
-		 * writes nothing, and progress knows the total */
-		rc = kv_scan(r, NULL, NULL, &n);
-		if (rc == EF_OK)
-			rc = kv_rewind(r);
-		if (rc != EF_OK)
-			return rc;
-		c->total = n;
-	}
+	/* the structure of the whole file first (kv_open made any input one
+	 * that can be read twice): a malformed file writes nothing, and
+	 * progress knows the total */
+	rc = kv_scan(r, NULL, NULL, &n);
+	if (rc == EF_OK)
+		rc = kv_rewind(r);
+	if (rc != EF_OK)
+		return rc;
+	c->total = n;
 	rc = kv_scan(r, import_elem, c, &n);
 	if (rc == EF_OK)
 		rc = flush(c);
@@ -1390,7 +1382,7 @@ int ef_import_kvbulk(ef_store *st, const char *path,
 		return ef__err(st->err_id, EF_EINVAL, "path: missing");
 	rc = imp_init(&c, st, opts);
 	if (rc == EF_OK)
-		rc = kv_open(&r, st->err_id, path);
+		rc = kv_open(&r, st->err_id, path, st->dir);
 	if (rc == EF_OK)
 		rc = ef_maint_lock(st, "edgefeed import", c.o.lock_flags,
 				   c.o.on_wait, c.o.wait_ctx, &lk);

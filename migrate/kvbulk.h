@@ -42,16 +42,26 @@ typedef struct kv_reader {
 	uint64_t off;   /* offset of the next byte */
 	size_t budget;  /* bytes the current element may still take */
 	int over;       /* the element went over KV_ELEM_MAX */
-	int ioerr;      /* errno of a failed read, or 0 */
+	int ioerr;      /* errno of a failed read (or spool write), or 0 */
+	FILE *spool;    /* an input read once: each byte read is copied here,
+			 * and kv_rewind reads this instead; or NULL */
+	const char *spool_dir; /* where the spool is, for messages */
+	int spool_err;  /* ioerr is the spool's: it could not be written */
 } kv_reader;
 
-/* Open @path for reading (EF_ENOTFOUND, EF_EIO: the detail in @err_id's
- * slot). kv_close() after, also after a failure of anything else. */
-int kv_open(kv_reader *r, uint64_t err_id, const char *path);
+/* Open @path ("-": the standard input) for reading, so that it can be read
+ * twice: of an input that is not a regular file, each byte the first scan
+ * reads is copied into a spool, an unnamed temporary file in @spool_dir
+ * (mode 0600, removed by kv_close), which kv_rewind then reads. So a
+ * malformed input is read only up to where it goes wrong.
+ * EF_ENOTFOUND, EF_EIO, ...: the detail in @err_id's slot. kv_close()
+ * after, also after a failure of this or anything else. */
+int kv_open(kv_reader *r, uint64_t err_id, const char *path,
+	    const char *spool_dir);
 void kv_close(kv_reader *r);
 
-/* Can the file be read a second time (a regular file)? And do so. */
-int kv_rewindable(kv_reader *r);
+/* Read the input again from its start (after a whole kv_scan, for an
+ * input read through a spool). */
 int kv_rewind(kv_reader *r);
 
 /* Called with each element (an object with a string "key" and a "value");
@@ -75,13 +85,6 @@ int kv_scan(kv_reader *r, kv_elem_fn fn, void *ctx, uint64_t *count);
 char *kv_base64(const void *raw, size_t len);
 
 /* ---- kvbulk.c ---- */
-
-/* The owner of a key, canonicalized (key_owner) from the escaped component
- * @text of @len bytes; with @raw_ok, a component that does not unescape is
- * taken as the raw owner (the keys of the old worker were not escaped).
- * EF_EINVAL with the detail in ef_errmsg. */
-int kv_owner(ef_store *st, const char *text, size_t len, int raw_ok,
-	     key_part *out);
 
 /*
  * Drop the "ip" of each legacy element of @v (an array of objects, or one

@@ -185,8 +185,9 @@ static int export_legacy(exp_ctx *c, const store_val *k, const store_val *v)
 	key_part owner;
 	char *text;
 	int rc, unparsed;
-	int has_owner = kv_owner(c->st, (const char *)k->data + plen,
-				 k->len - plen, 1, &owner) == EF_OK;
+	int has_owner = key_owner_from_key(c->st->err_id,
+					   (const char *)k->data + plen,
+					   k->len - plen, &owner) == EF_OK;
 	key_buf lk;
 	uint8_t *view;
 	size_t vlen;

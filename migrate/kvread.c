@@ -7,12 +7,25 @@
  * without reading ahead, and the reader counts every byte for positions:
  * line, column (in characters, as jansson counts), byte offset. Memory is
  * one element, at most KV_ELEM_MAX bytes of JSON.
+ *
+ * An input that cannot be read twice (a pipe, a FIFO, a socket, the
+ * standard input) goes through a spool: a file without a name in the
+ * store directory (O_TMPFILE; else mkstemp, unlinked at once), mode 0600,
+ * gone when the reader closes it, on every path. Each byte that the first
+ * scan (the check of the whole structure) reads is copied into it, and
+ * the second scan (the import) reads the spool: all of the input is
+ * checked before anything is written, and a malformed input is read only
+ * up to where it goes wrong (an endless one fills no disk).
  */
+#define _GNU_SOURCE /* O_TMPFILE, mkostemp, asprintf */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "migrate/kvbulk.h"
 #include "store/error.h"
@@ -35,6 +48,13 @@ static int rd_get(kv_reader *r)
 
 	if (c == EOF)
 		return EOF;
+	if (r->spool && putc_unlocked(c, r->spool) == EOF) {
+		/* the spool cannot take it: a read error from now on */
+		r->ioerr = errno ? errno : EIO;
+		r->spool_err = 1;
+		r->la = EOF;
+		return EOF;
+	}
 	r->la = LA_NONE;
 	r->off++;
 	if (c == '\n')
@@ -131,6 +151,12 @@ static int rd_err(const kv_reader *r, const kv_pos *at, int64_t elem,
 
 static int rd_ioerr(const kv_reader *r)
 {
+	if (r->spool_err)
+		return ef__err(r->err_id, ef__errno_code(r->ioerr),
+			       "%s: cannot copy it into a temporary file in "
+			       "'%s' (an input that cannot be read twice is "
+			       "kept there until it is imported): %s",
+			       r->path, r->spool_dir, strerror(r->ioerr));
 	return ef__err(r->err_id, ef__errno_code(r->ioerr), "%s: cannot read: %s",
 		       r->path, strerror(r->ioerr));
 }
@@ -142,33 +168,106 @@ static void rd_reset(kv_reader *r)
 	r->chars = 0;
 	r->off = 0;
 	r->ioerr = 0;
+	r->spool_err = 0;
 }
 
-int kv_open(kv_reader *r, uint64_t err_id, const char *path)
+/* A new file without a name in @dir, mode 0600, open for reading and
+ * writing; -1 with errno. */
+static int spool_create(const char *dir)
 {
+	char *tmpl;
+	int fd;
+
+#ifdef O_TMPFILE
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+			errno != EINVAL))
+		return fd;
+#endif
+	/* no O_TMPFILE here: a name for an instant, never one that exists
+	 * (O_EXCL), unlinked before a byte is written */
+	if (asprintf(&tmpl, "%s/.import-spool-XXXXXX", dir) < 0)
+		return -1;
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd >= 0 && unlink(tmpl) != 0) {
+		int e = errno;
+		close(fd);
+		fd = -1;
+		errno = e;
+	}
+	free(tmpl);
+	return fd;
+}
+
+/* A spool for r->f, an input that cannot be read twice. */
+static int spool_open(kv_reader *r, const char *dir)
+{
+	int fd = spool_create(dir);
+
+	r->spool_dir = dir;
+	if (fd >= 0 && (r->spool = fdopen(fd, "w+b")) != NULL) {
+		setvbuf(r->spool, NULL, _IOFBF, (size_t)1 << 20);
+		return EF_OK;
+	}
+	r->ioerr = errno ? errno : EIO;
+	r->spool_err = 1;
+	if (fd >= 0)
+		close(fd);
+	return rd_ioerr(r);
+}
+
+/* The file at @path, or a copy of the standard input for "-". */
+static FILE *input_open(const char *path)
+{
+	int fd;
+	FILE *f;
+
+	if (strcmp(path, "-") != 0)
+		return fopen(path, "rbe"); /* e: close-on-exec */
+	fd = fcntl(0, F_DUPFD_CLOEXEC, 0); /* closing it leaves fd 0 open */
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, "rb");
+	if (!f)
+		close(fd);
+	return f;
+}
+
+int kv_open(kv_reader *r, uint64_t err_id, const char *path,
+	    const char *spool_dir)
+{
+	struct stat sb;
+
 	memset(r, 0, sizeof(*r));
-	r->path = path;
+	r->path = strcmp(path, "-") == 0 ? "standard input" : path;
 	r->err_id = err_id;
 	rd_reset(r);
-	r->f = fopen(path, "rbe"); /* e: close-on-exec */
+	r->f = input_open(path);
 	if (!r->f) {
 		int e = errno;
 		return ef__err(err_id, e == ENOENT ? EF_ENOTFOUND
 						   : ef__errno_code(e),
-			       "%s: cannot open: %s", path, strerror(e));
+			       "%s: cannot open: %s", r->path, strerror(e));
 	}
 	setvbuf(r->f, NULL, _IOFBF, (size_t)1 << 20);
-	return EF_OK;
-}
-
-int kv_rewindable(kv_reader *r)
-{
-	struct stat sb;
-	return fstat(fileno(r->f), &sb) == 0 && S_ISREG(sb.st_mode);
+	if (fstat(fileno(r->f), &sb) == 0 && S_ISREG(sb.st_mode))
+		return EF_OK;
+	return spool_open(r, spool_dir);
 }
 
 int kv_rewind(kv_reader *r)
 {
+	if (r->spool) {
+		/* the input was read once, into the spool: read that now */
+		if (fflush(r->spool) != 0) {
+			r->ioerr = errno ? errno : EIO;
+			r->spool_err = 1;
+			return rd_ioerr(r);
+		}
+		fclose(r->f);
+		r->f = r->spool;
+		r->spool = NULL;
+	}
 	if (fseek(r->f, 0, SEEK_SET) != 0) {
 		r->ioerr = errno;
 		return rd_ioerr(r);
@@ -317,5 +416,8 @@ void kv_close(kv_reader *r)
 {
 	if (r->f)
 		fclose(r->f);
+	if (r->spool)
+		fclose(r->spool); /* unnamed: closing it removes it */
 	r->f = NULL;
+	r->spool = NULL;
 }

@@ -112,10 +112,13 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 	gone = rc == EF_ENOTFOUND || rc == EF_ECORRUPT;
 	if (rc != EF_OK && !gone)
 		return rc;
-	/* old writers may have written the owner unescaped: take it raw */
-	have_owner = kv_owner(c->st, lk->s + strlen(KEY_P_LEGACY),
-			      lk->len - strlen(KEY_P_LEGACY), 1,
-			      &owner) == EF_OK;
+	/* the rule of import (key_owner_from_key): an old writer's key that
+	 * is not spelled as edgefeed spells its owner could name another
+	 * owner's feed; it is kept whole under no owner, never merged */
+	have_owner = key_owner_from_key(c->st->err_id,
+					lk->s + strlen(KEY_P_LEGACY),
+					lk->len - strlen(KEY_P_LEGACY),
+					&owner) == EF_OK;
 	memset(&a, 0, sizeof(a));
 	if (gone)
 		rc = legacy_issue_add(&a, -1, 0, rc == EF_ECORRUPT
@@ -126,9 +129,8 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 		rc = legacy_parse(c->st, &owner, raw, len, c->now,
 				  LEGACY_STRICT, &a);
 	else
-		rc = legacy_issue_add(&a, -1, 0,
-				      "the legacy key's owner is not a valid "
-				      "owner");
+		rc = legacy_issue_add(&a, -1, 0, "the legacy key names no "
+				      "owner: %s", ef_errmsg(c->st));
 	for (size_t i = 0; rc == EF_OK && i < a.n; i++) {
 		rc = fin_apply(t, c->st, &a.elems[i].it, c->now, FIN_MIGRATING);
 		if (rc == EF_OK)

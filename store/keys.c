@@ -3,6 +3,7 @@
  */
 #include "store/keys.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,6 +60,15 @@ static int is_space(unsigned char c)
 static int needs_escape(unsigned char c)
 {
 	return c == ':' || c == '%' || c == ' ';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 /* Validate [s, s+len) as a key component and escape it into @out. @skip
@@ -123,6 +133,85 @@ int key_owner_n(uint64_t id, const char *field, const char *text, size_t len,
 	while (len > 0 && is_space(s[len - 1]))
 		len--;
 	return part_make(id, field, s, len, skip, EF_OWNER_KEY_MAX, 1, out);
+}
+
+#define KEY_OWNER_FIELD "owner in the key"
+
+/* Where the component @v stops being a spelling that key_owner writes,
+ * before canonicalization: a raw byte that is escaped, or an escape that
+ * is not %3A, %25 or %20. EF_OK if there is none. */
+static int key_escapes_check(uint64_t id, key_view v)
+{
+	for (size_t i = 0; i < v.len; i++) {
+		unsigned char c = (unsigned char)v.p[i];
+
+		if (c == '%') {
+			int hi = v.len - i >= 3 ? hexval(v.p[i + 1]) : -1;
+			int lo = hi >= 0 ? hexval(v.p[i + 2]) : -1;
+			if (lo < 0 || !needs_escape((unsigned char)(hi << 4 | lo)))
+				return ef__err(id, EF_EINVAL,
+					       "%s: byte %zu: '%%' starts none "
+					       "of the escapes %%3A, %%25, %%20 "
+					       "(the only ones, upper-case hex)",
+					       KEY_OWNER_FIELD, i);
+			i += 2;
+		} else if (c == ':' || c == ' ') {
+			return ef__err(id, EF_EINVAL,
+				       "%s: byte %zu: a raw %s (edgefeed writes "
+				       "it as %s)", KEY_OWNER_FIELD, i,
+				       c == ':' ? "':'" : "space",
+				       c == ':' ? "%3A" : "%20");
+		} else if (c < 0x20 || c == 0x7F) {
+			return ef__err(id, EF_EINVAL,
+				       "%s: byte %zu: control character 0x%02X",
+				       KEY_OWNER_FIELD, i, c);
+		}
+	}
+	return EF_OK;
+}
+
+int key_owner_from_key(uint64_t id, const char *text, size_t len,
+		       key_part *out)
+{
+	char raw[EF_OWNER_KEY_MAX + 1];
+	key_view v = {text, len};
+	size_t i = 0;
+	long n;
+	int rc;
+
+	out->len = 0;
+	out->s[0] = '\0';
+	if (len == 0 || len > EF_OWNER_KEY_MAX)
+		return ef__err(id, EF_EINVAL, "%s: %s", KEY_OWNER_FIELD,
+			       len ? "longer than an owner's key" : "empty");
+	if ((rc = key_escapes_check(id, v)) != EF_OK)
+		return rc;
+	/* escapes are ASCII: the key is UTF-8 if and only if the owner is */
+	if (!utf8_valid((const unsigned char *)text, len, &i))
+		return ef__err(id, EF_EINVAL, "%s: invalid UTF-8 at byte %zu",
+			       KEY_OWNER_FIELD, i);
+	i = 0;
+	n = key_unescape(v, raw, sizeof(raw));
+	assert(n >= 0); /* key_escapes_check let only valid escapes pass */
+	rc = key_owner_n(id, KEY_OWNER_FIELD, raw, (size_t)n, out);
+	if (rc != EF_OK)
+		return rc;
+	if (out->len == len && memcmp(out->s, text, len) == 0)
+		return EF_OK;
+	/* canonicalization changed it: trimmed, or letters lowercased */
+	while (out->len == len && i < len && out->s[i] == text[i])
+		i++;
+	out->len = 0;
+	out->s[0] = '\0';
+	if (i < len && text[i] >= 'A' && text[i] <= 'Z')
+		return ef__err(id, EF_EINVAL,
+			       "%s: byte %zu: an upper-case letter (owners "
+			       "are lower case: the key would name another "
+			       "owner's feed)", KEY_OWNER_FIELD, i);
+	return ef__err(id, EF_EINVAL,
+		       "%s: white space (%%20) at its start or end (owners "
+		       "are trimmed: the key would name another owner's "
+		       "feed)", KEY_OWNER_FIELD);
 }
 
 int key_owner(uint64_t id, const char *field, const char *text, key_part *out)
@@ -250,15 +339,6 @@ void key_meta(key_buf *k, const char *name)
 {
 	kb_start(k, KEY_P_META);
 	kb_cat(k, name, strlen(name));
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 long key_unescape(key_view v, char *out, size_t cap)

@@ -53,6 +53,22 @@ typedef struct key_buf {
 int key_owner(uint64_t err_id, const char *field, const char *text,
 	      key_part *out);
 
+/*
+ * The owner that a key names: @text (@len bytes) is the key's owner
+ * component, as found after its prefix ("recentReceives:" and the others).
+ * One rule for every key, legacy or exported: the component names an owner
+ * only if it is exactly the spelling that key_owner() writes for that
+ * owner (canonical, ':' '%' ' ' escaped as %3A %25 %20, nothing else
+ * escaped); *out is then that spelling. So the map is injective (no two
+ * keys name one owner) and round-trips (an owner's key names it again).
+ * Anything else (white space that the trim would drop, upper-case letters,
+ * other or lower-case escapes, raw ':' '%' ' ', control bytes, invalid
+ * UTF-8, nothing) is EF_EINVAL: the detail in slot @err_id says what and
+ * at which byte, never quoting the key.
+ */
+int key_owner_from_key(uint64_t err_id, const char *text, size_t len,
+		       key_part *out);
+
 /* Validate and escape a reservation id (taken as given, case-sensitive). */
 int key_reservation(uint64_t err_id, const char *field, const char *text,
 		    key_part *out);

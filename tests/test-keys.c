@@ -1187,6 +1187,144 @@ static void test_utf8_valid_reports_first_bad_offset(void **state)
 	}
 }
 
+/* ---- the owner a key names (key_owner_from_key) -------------------------- */
+
+/* @key (a whole component, NUL-free) names owner key part @want. */
+static void key_names(const char *key, const char *want)
+{
+	key_part p;
+
+	if (key_owner_from_key(err_id, key, strlen(key), &p) != EF_OK)
+		fail_msg("key component '%s' rejected: %s", key,
+			 ef__err_get(err_id));
+	assert_int_equal(p.len, strlen(want));
+	assert_string_equal(p.s, want);
+}
+
+/* @key (@len bytes) names no owner; the message says where, never what:
+ * @secret (a part of the key) does not appear in it. */
+static void key_names_none(const char *key, size_t len, const char *secret)
+{
+	key_part p;
+
+	ef__err_clear(err_id);
+	if (key_owner_from_key(err_id, key, len, &p) != EF_EINVAL)
+		fail_msg("key component of %zu bytes taken as owner '%s'", len,
+			 p.s);
+	assert_msg("owner in the key", NULL);
+	if (secret && strstr(ef__err_get(err_id), secret))
+		fail_msg("message '%s' quotes the key", ef__err_get(err_id));
+}
+
+static void test_key_owner_from_key_takes_the_spelling_it_writes(void **state)
+{
+	(void)state;
+	key_names("victim@x.com", "victim@x.com");
+	/* escapes are read: the key finalize writes for owner "a:b" */
+	key_names("a%3Ab", "a%3Ab");
+	key_names("50%25%20off@x", "50%25%20off@x");
+	key_names("%3A%25", "%3A%25");
+	key_names("a%2520", "a%2520"); /* owner "a%20", not "a " */
+	/* Unicode white space is not ASCII white space: its own owner */
+	key_names("victim@x.com\xC2\xA0", "victim@x.com\xC2\xA0");
+	key_names("\xE3\x80\x80victim@x.com", "\xE3\x80\x80victim@x.com");
+	key_names("\xC3\x89t\xC3\xA9@x", "\xC3\x89t\xC3\xA9@x"); /* É: not ASCII */
+}
+
+static void test_key_owner_from_key_refuses_other_spellings(void **state)
+{
+	static const char *const spellings[] = {
+		/* white space that the owner's trim would drop */
+		"victim@x.com%20", "%20victim@x.com", "%20victim@x.com%20",
+		"victim@x.com%20%20",
+		/* escapes of bytes that are never escaped */
+		"victim@x.com%09", "victim@x.com%0A", "victim@x.com%0D",
+		"victim@x.com%0B", "victim@x.com%0C", "victim%40x.com",
+		"%76ictim@x.com", "victim@x.com%C2%A0", "victim@x.com%00",
+		/* escapes spelled otherwise than edgefeed spells them */
+		"a%3ab", "a%3", "a%2", "a%", "%", "a%G0", "a%%3A",
+		/* raw bytes that edgefeed escapes */
+		"victim@x.com ", " victim@x.com", "a:b", "a b", "a%b",
+		/* upper-case letters: the owner is lowercased */
+		"Victim@X.com", "VICTIM@X.COM", "victiM@x.com",
+		/* control bytes, invalid UTF-8 */
+		"victim@x.com\t", "\nvictim@x.com", "vic\x7Ftim", "victim\xC3",
+		"victim\xFF@x",
+		/* nothing left */
+		"%20", "%20%20%20",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(spellings) / sizeof(*spellings); i++) {
+		const char *k = spellings[i];
+		key_names_none(k, strlen(k), strstr(k, "victim") ? "victim"
+								 : NULL);
+	}
+	key_names_none("", 0, NULL);
+	key_names_none("vic\0tim", 7, "vic");
+	/* the message says where: a byte offset */
+	key_names_none("victim@x.com%0A", 15, "victim");
+	assert_msg("owner in the key", "byte 12", NULL);
+	key_names_none("Victim@x.com", 12, "ictim");
+	assert_msg("owner in the key", "byte 0", "upper-case", NULL);
+	key_names_none("victim@x.com%20", 15, "victim");
+	assert_msg("owner in the key", "white space", NULL);
+}
+
+/* Every owner's key names it again: an exported key re-imports to the
+ * same owner. */
+static void test_key_owner_from_key_round_trips_every_owner(void **state)
+{
+	char raw[4 * EF_OWNER_KEY_MAX], canon[4 * EF_OWNER_KEY_MAX];
+	key_part o, back;
+
+	(void)state;
+	rng_seed(0x0E2C0DE);
+	for (int i = 0; i < 20000; i++) {
+		rand_owner(raw, canon);
+		if (key_owner(err_id, "owner", raw, &o) != EF_OK)
+			continue; /* too long once escaped */
+		if (key_owner_from_key(err_id, o.s, o.len, &back) != EF_OK)
+			fail_msg("the key '%s' of owner '%s' names no owner: %s",
+				 o.s, raw, ef__err_get(err_id));
+		assert_int_equal(back.len, o.len);
+		assert_memory_equal(back.s, o.s, o.len);
+	}
+}
+
+/* Injective: a key names an owner only as the key that owner has, so two
+ * keys never name one owner. Random components, escapes of every kind. */
+static void test_key_owner_from_key_is_injective(void **state)
+{
+	static const char *const bits[] = {
+		"a", "A", "z", "@", ".", "%3A", "%25", "%20", "%3a", "%41",
+		"%09", "%0A", " ", ":", "%", "\xC2\xA0", "\xC3\x89", "\t",
+	};
+	char k[256];
+	key_part p, again;
+	size_t n;
+	int taken = 0;
+
+	(void)state;
+	rng_seed(0x1213);
+	for (int i = 0; i < 50000; i++) {
+		n = 0;
+		for (uint64_t j = 1 + rng_below(6); j > 0; j--)
+			n += (size_t)sprintf(k + n, "%s",
+					     bits[rng_below(sizeof(bits) /
+							    sizeof(*bits))]);
+		if (key_owner_from_key(err_id, k, n, &p) != EF_OK)
+			continue;
+		taken++;
+		/* the owner's own key is the key itself, byte for byte */
+		if (p.len != n || memcmp(p.s, k, n) != 0)
+			fail_msg("key '%s' names owner key '%s'", k, p.s);
+		assert_int_equal(key_owner_from_key(err_id, p.s, p.len, &again),
+				 EF_OK);
+	}
+	assert_true(taken > 1000); /* the test reached both sides */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1219,6 +1357,10 @@ int main(void)
 		T(test_key_split_pair_rejects_malformed),
 		T(test_utf8_valid_accepts_multibyte),
 		T(test_utf8_valid_reports_first_bad_offset),
+		T(test_key_owner_from_key_takes_the_spelling_it_writes),
+		T(test_key_owner_from_key_refuses_other_spellings),
+		T(test_key_owner_from_key_round_trips_every_owner),
+		T(test_key_owner_from_key_is_injective),
 #undef T
 	};
 

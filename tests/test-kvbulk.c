@@ -12,6 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -275,6 +279,7 @@ typedef struct seen {
 	uint64_t element[64];
 	int reason[64];
 	char key[64][200];
+	char detail[64][300];
 } seen;
 
 static void on_skip(uint64_t element, const char *key, size_t key_len,
@@ -288,6 +293,7 @@ static void on_skip(uint64_t element, const char *key, size_t key_len,
 	s->element[s->n] = element;
 	s->reason[s->n] = reason;
 	snprintf(s->key[s->n], sizeof(s->key[0]), "%.*s", (int)key_len, key);
+	snprintf(s->detail[s->n], sizeof(s->detail[0]), "%s", detail);
 	s->n++;
 }
 
@@ -497,63 +503,235 @@ static int stored_has(ef_store *st, const char *key, const char *needle)
 	return has;
 }
 
-static void test_kvbulk_mixed_case_owners_merge(void **state)
+/* Keys that a lenient reading would take for victim@x.com's: percent-
+ * encoded white space, escapes of bytes never escaped, raw white space,
+ * upper-case letters. */
+static const char *const victim_spellings[] = {
+	"victim@x.com%20",    "%20victim@x.com",   "victim@x.com%09",
+	"victim@x.com%0A",    "victim@x.com%0D",   "victim@x.com%0B",
+	"victim@x.com%0C",    "victim@x.com ",     " victim@x.com",
+	"victim@x.com\t",     "Victim@X.com",      "VICTIM@X.COM",
+	"victim%40x.com",     "%76ictim@x.com",    "victim@x.com%20%20",
+};
+#define NSPELLINGS (sizeof(victim_spellings) / sizeof(*victim_spellings))
+
+static const char victim_array[] =
+	"[{\"reservationId\":\"v1\",\"createdAt\":1789990000000,"
+	"\"fileName\":\"mine.pdf\"}]";
+
+/* A file of the victim's array and an attacker's under each spelling; the
+ * victim's first or last. */
+static char *spellings_file(const fx *f, const char *name, int victim_first,
+			    int with_victim)
+{
+	json_t *arr = json_array();
+	char key[200], val[200];
+
+	if (with_victim && victim_first)
+		json_array_append_new(arr, elem("recentReceives:victim@x.com",
+						victim_array, 0));
+	for (size_t i = 0; i < NSPELLINGS; i++) {
+		snprintf(key, sizeof(key), "recentReceives:%s",
+			 victim_spellings[i]);
+		snprintf(val, sizeof(val),
+			 "[{\"reservationId\":\"evil%zu\",\"createdAt\":"
+			 "1789990000001,\"fileName\":\"pwn.exe\"}]", i);
+		json_array_append_new(arr, elem(key, val, 0));
+	}
+	if (with_victim && !victim_first)
+		json_array_append_new(arr, elem("recentReceives:victim@x.com",
+						victim_array, 0));
+	return write_json(f, name, arr);
+}
+
+/* Every spelling was skipped as badKey, by element index, with a detail
+ * that does not quote the key. */
+static void assert_spellings_skipped(const seen *sk, uint64_t first)
+{
+	assert_int_equal(sk->n, NSPELLINGS);
+	for (int i = 0; i < sk->n; i++) {
+		assert_int_equal(sk->element[i], first + (uint64_t)i);
+		assert_int_equal(sk->reason[i], EF_IMPORT_SKIP_BAD_KEY);
+		assert_non_null(strstr(sk->detail[i], "owner in the key"));
+		if (strstr(sk->detail[i], "ictim") ||
+		    strstr(sk->detail[i], "ICTIM"))
+			fail_msg("detail quotes the key: %s", sk->detail[i]);
+	}
+}
+
+static void test_kvbulk_owner_spellings_never_merge(void **state)
 {
 	fx *f = *state;
-	json_t *arr = json_array();
+	char buf[2048], *first, *last, *only, *text, *d1, *d2;
 	ef_import_stats is;
 	seen sk = {0};
-	char buf[2048], *file, *text, *d1, *d2;
 
-	/* one owner, three spellings: the old worker's keys are raw */
-	json_array_append_new(arr, elem("recentReceives:Alice@Example.com",
-					"[{\"reservationId\":\"a1\","
-					"\"createdAt\":1789990000000}]", 0));
-	json_array_append_new(arr, elem("recentReceives:  alice@example.com ",
-					"[{\"reservationId\":\"a2\","
-					"\"createdAt\":1789990000001},"
-					"{\"reservationId\":\"a1\","
-					"\"createdAt\":1789990000000}]", 0));
-	json_array_append_new(arr, elem("recentReceives:ALICE@EXAMPLE.COM",
-					"not json", 0));
-	/* a value that cannot merge came first: it moves to quarantine */
-	json_array_append_new(arr, elem("recentReceives:BOB@x", "{}", 0));
-	json_array_append_new(arr, elem("recentReceives:bob@x",
-					"[{\"reservationId\":\"b1\","
-					"\"createdAt\":1789990000000}]", 0));
-	file = write_json(f, "owners.json", arr);
-	is = import(f->dst, file, &sk);
-	assert_int_equal(sk.n, 0);
-	assert_int_equal(is.legacy_arrays, 3); /* alice, bob's {}, bob's [] */
-	assert_int_equal(is.legacy_merged, 1);
-	assert_int_equal(is.merged_owners, 1);
-	assert_int_equal(is.quarantined, 2);
-	assert_int_equal(th_count_prefix(f->dst, "recentReceives:"), 2);
-	assert_int_equal(th_count_prefix(f->dst, "quarantine:"), 2);
-	/* concatenated; the element both held once */
-	assert_string_equal(
-		legacy_value(f->dst, "recentReceives:alice@example.com\t", buf,
-			     sizeof(buf)),
-		"[{\"reservationId\":\"a1\",\"createdAt\":1789990000000},"
-		"{\"reservationId\":\"a2\",\"createdAt\":1789990000001}]");
-	text = pages(f->dst, "alice@example.com", 10);
-	assert_non_null(strstr(text, "\"a1\""));
-	assert_non_null(strstr(text, "\"a2\""));
+	first = spellings_file(f, "first.json", 1, 1);
+	last = spellings_file(f, "last.json", 0, 1);
+	only = spellings_file(f, "only.json", 0, 0);
+	is = import(f->dst, first, &sk);
+	assert_spellings_skipped(&sk, 1);
+	assert_int_equal(is.legacy_arrays, 1);
+	assert_int_equal(is.legacy_merged + is.merged_owners + is.quarantined,
+			 0);
+	assert_int_equal(th_count_prefix(f->dst, "recentReceives:"), 1);
+	assert_int_equal(th_count_prefix(f->dst, "quarantine:"), 0);
+	/* the victim's array byte for byte, its feed without the attacker's */
+	assert_string_equal(legacy_value(f->dst,
+					 "recentReceives:victim@x.com\t", buf,
+					 sizeof(buf)),
+			    victim_array);
+	text = pages(f->dst, "victim@x.com", 10);
+	assert_null(strstr(text, "evil"));
+	assert_non_null(strstr(text, "\"v1\""));
 	free(text);
-	text = pages(f->dst, "Bob@X", 10);
-	assert_non_null(strstr(text, "\"b1\""));
-	free(text);
-	/* the values that could not merge are kept byte for byte */
+	/* the victim's key last: the same store, byte for byte */
+	memset(&sk, 0, sizeof(sk));
+	import(f->src, last, &sk);
+	assert_spellings_skipped(&sk, 0);
 	d1 = th_dump(f->dst);
-	assert_non_null(strstr(d1, "quarantine:alice@example.com:"));
-	assert_non_null(strstr(d1, "quarantine:bob@x:"));
-	/* and importing it again merges nothing more */
-	is = import(f->dst, file, &sk);
+	d2 = th_dump(f->src);
+	assert_same_dump(d1, d2);
+	free(d2);
+	/* the victim already in the store: no byte changes */
+	memset(&sk, 0, sizeof(sk));
+	is = import(f->dst, only, &sk);
+	assert_spellings_skipped(&sk, 0);
 	d2 = th_dump(f->dst);
 	assert_same_dump(d1, d2);
-	assert_int_equal(is.legacy_merged, 0);
+	/* and the migration moves the victim's own elements only */
+	assert_int_equal(ef_migrate(f->dst, NULL, NULL), EF_OK);
+	text = pages(f->dst, "victim@x.com", 10);
+	assert_null(strstr(text, "evil"));
+	assert_non_null(strstr(text, "\"v1\""));
+	free(text);
 	free(d1);
 	free(d2);
+	free(first);
+	free(last);
+	free(only);
+}
+
+/* Import element @key (a legacy array of one element @rid) into @st;
+ * 1 if it was taken, 0 if skipped as badKey. */
+static int import_one_legacy(fx *f, ef_store *st, const char *key,
+			     const char *rid)
+{
+	json_t *arr = json_array();
+	char val[200], *file;
+	seen sk = {0};
+
+	snprintf(val, sizeof(val),
+		 "[{\"reservationId\":\"%s\",\"createdAt\":1789990000000}]",
+		 rid);
+	json_array_append_new(arr, elem(key, val, 0));
+	file = write_json(f, "one.json", arr);
+	import(st, file, &sk);
+	free(file);
+	if (sk.n)
+		assert_int_equal(sk.reason[0], EF_IMPORT_SKIP_BAD_KEY);
+	return sk.n == 0;
+}
+
+static int feed_has(ef_store *st, const char *owner, const char *rid)
+{
+	char *text = pages(st, owner, 1000), want[100];
+	int has;
+
+	snprintf(want, sizeof(want), "\"%s\"", rid);
+	has = strstr(text, want) != NULL;
+	free(text);
+	return has;
+}
+
+static void test_kvbulk_key_names_the_owner_finalize_writes(void **state)
+{
+	fx *f = *state;
+	ef_receive r = {"A:B ", "f1", T0 - DAY, NULL, NULL};
+	ef_export_stats es;
+	char *file;
+
+	/* %3A is how finalize writes ':' in the owner "a:b" */
+	assert_true(import_one_legacy(f, f->dst, "recentReceives:a%3Ab", "l1"));
+	assert_int_equal(ef_finalize(f->dst, &r), EF_OK);
+	assert_true(feed_has(f->dst, "a:b", "l1"));
+	assert_true(feed_has(f->dst, "a:b", "f1"));
+	/* the owner "a%3Ab" that finalize writes is another one */
+	assert_false(feed_has(f->dst, "a%3Ab", "l1"));
+	assert_true(import_one_legacy(f, f->dst, "recentReceives:a%253ab",
+				      "l4"));
+	assert_true(feed_has(f->dst, "a%3Ab", "l4"));
+	assert_false(feed_has(f->dst, "a:b", "l4"));
+	/* spellings that name no owner: lower-case hex, a raw ':', an escape
+	 * of a letter, nothing once trimmed, nothing at all */
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:a%3ab", "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:a:b", "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:a%253Ab",
+				       "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:%61%3Ab",
+				       "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:%20", "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:%20%20",
+				       "x"));
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:", "x"));
+	assert_false(feed_has(f->dst, "a:b", "x"));
+	assert_false(feed_has(f->dst, "a%3Ab", "x"));
+	/* Unicode white space is no ASCII white space: an owner of its own */
+	assert_false(import_one_legacy(f, f->dst, "recentReceives:a:b\xC2\xA0",
+				       "u"));
+	assert_true(import_one_legacy(f, f->dst,
+				      "recentReceives:a%3Ab\xC2\xA0", "u"));
+	assert_false(feed_has(f->dst, "a:b", "u"));
+	assert_true(feed_has(f->dst, "a:b\xC2\xA0", "u"));
+	assert_int_equal(th_count_prefix(f->dst, "recentReceives:"), 3);
+	/* an export re-imports to the same owners */
+	file = export_file(f, f->dst, "names.json", &es);
+	import(f->src, file, &(seen){0});
+	assert_same_pages(f->dst, f->src, "a:b");
+	assert_same_pages(f->dst, f->src, "a%3Ab");
+	assert_same_pages(f->dst, f->src, "a:b\xC2\xA0");
+	th_assert_consistent(f->src);
+	free(file);
+}
+
+/* The other key families follow the same rule. */
+static void test_kvbulk_every_family_takes_only_canonical_owners(void **state)
+{
+	fx *f = *state;
+	static const char *const owners_bad[] = {"D@x", "d@x%20", "%20d@x",
+						 "d@x%0A", "d%40x"};
+	json_t *arr = json_array();
+	char key[300], sort[KEY_SORT_LEN + 1], *file;
+	ef_import_stats is;
+	seen sk = {0};
+
+	key_created_sort(T0, sort);
+	add_entry(arr, "d@x", T0, "r1", NULL); /* the victim's */
+	for (size_t i = 0; i < sizeof(owners_bad) / sizeof(*owners_bad);
+	     i++) {
+		const char *o = owners_bad[i];
+		char rid[20];
+		snprintf(rid, sizeof(rid), "evil%zu", i);
+		add_entry(arr, o, T0, rid, NULL);
+		snprintf(key, sizeof(key), "receiveIndex:%s:r1", o);
+		json_array_append_new(arr, elem(key, sort, 0));
+		snprintf(key, sizeof(key), "unread:%s:r1", o);
+		json_array_append_new(arr, elem(key, sort, 0));
+		snprintf(key, sizeof(key), "quarantine:%s:"
+			 "0123456789abcdef0123456789abcdef", o);
+		json_array_append_new(arr, elem(key, "{}", 0));
+	}
+	file = write_json(f, "families.json", arr);
+	is = import(f->dst, file, &sk);
+	assert_int_equal(is.entries, 1);
+	assert_int_equal(sk.n, 4 * 5);
+	for (int i = 0; i < sk.n; i++)
+		assert_int_equal(sk.reason[i], EF_IMPORT_SKIP_BAD_KEY);
+	assert_int_equal(th_count_prefix(f->dst, "recentReceive:"), 1);
+	assert_int_equal(th_count_prefix(f->dst, "unread:"), 0);
+	assert_int_equal(th_count_prefix(f->dst, "quarantine:"), 0);
+	assert_false(feed_has(f->dst, "d@x", "evil0"));
+	th_assert_consistent(f->dst);
 	free(file);
 }
 
@@ -569,8 +747,10 @@ static void test_kvbulk_quarantined_bytes_survive(void **state)
 	unsigned char *raw;
 	char *hex;
 
+	/* the same key twice (a hand-made file): the second value cannot
+	 * merge with the first */
 	json_array_append_new(arr, elem("recentReceives:c@x", "[1,2]", 0));
-	json_array_append_new(arr, elem("recentReceives:C@X", "\x01 junk", 0));
+	json_array_append_new(arr, elem("recentReceives:c@x", "\x01 junk", 0));
 	file = write_json(f, "q.json", arr);
 	import(f->dst, file, &sk);
 	free(file);
@@ -593,7 +773,7 @@ static void test_kvbulk_quarantined_bytes_survive(void **state)
 	assert_int_equal(n, 6);
 	assert_memory_equal(raw, "\x01 junk", 6);
 	assert_string_equal(json_string_value(json_object_get(q, "legacyKey")),
-			    "recentReceives:C@X");
+			    "recentReceives:c@x");
 	free(raw);
 	json_decref(q);
 	json_decref(arr);
@@ -720,9 +900,9 @@ static void test_kvbulk_markers_wait_for_their_entry(void **state)
 	 * first in a file in any order; a legacy element counts as entry */
 	key_created_sort(T0, sort);
 	json_array_append_new(arr, elem("receiveIndex:d@x:r1", sort, 0));
-	json_array_append_new(arr, elem("unread:D@X:r1", sort, 0));
+	json_array_append_new(arr, elem("unread:d@x:r1", sort, 0));
 	json_array_append_new(arr, elem("unread:d@x:l1", "x", 0));
-	add_entry(arr, "D@x", T0, "r1", NULL);
+	add_entry(arr, "d@x", T0, "r1", NULL);
 	json_array_append_new(arr, elem("recentReceives:d@x",
 					"[{\"reservationId\":\"l1\","
 					"\"createdAt\":1789990000000}]", 0));
@@ -1243,11 +1423,393 @@ static void test_kvbulk_pipe_is_read_once(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_int_equal(is.legacy_arrays, 1);
 	assert_int_equal(pr.last_done, 1);
-	assert_int_equal(pr.last_total, 1); /* unknown ahead: done so far */
+	assert_int_equal(pr.last_total, 1); /* spooled: known ahead */
 	text = pages(f->dst, "p@x", 10);
 	assert_non_null(strstr(text, "\"p1\""));
 	free(text);
 	free(fifo);
+}
+
+/* ---- inputs that cannot be read twice ------------------------------------ */
+
+#define PIPE_ELEMS 4000 /* several batches of the default 1000 */
+
+/* A bulk file of PIPE_ELEMS legacy arrays (malloc'd, *len bytes), then
+ * @tail, which makes it malformed or not. */
+static char *pipe_text(const char *tail, size_t *len)
+{
+	size_t cap = (size_t)PIPE_ELEMS * 160 + strlen(tail) + 16, n = 0;
+	char *t = malloc(cap);
+
+	assert_non_null(t);
+	n += (size_t)sprintf(t + n, "[\n");
+	for (int i = 0; i < PIPE_ELEMS; i++)
+		n += (size_t)sprintf(t + n,
+				     "%s{\"key\":\"recentReceives:p%04d@x\","
+				     "\"value\":\"[{\\\"reservationId\\\":"
+				     "\\\"r%d\\\",\\\"createdAt\\\":"
+				     "1789990000000}]\"}",
+				     i ? ",\n" : "", i, i);
+	n += (size_t)sprintf(t + n, "%s", tail);
+	*len = n;
+	return t;
+}
+
+/* Write @len bytes of @text to @fd, then close it; a reader that stops
+ * early ends it (SIGPIPE is ignored by the caller). 1 if all was
+ * written. */
+static int write_all(int fd, const char *text, size_t len)
+{
+	size_t o = 0;
+	ssize_t w;
+
+	while (o < len && (w = write(fd, text + o, len - o)) > 0)
+		o += (size_t)w;
+	close(fd);
+	return o == len;
+}
+
+/* A child that writes @text to @fd and exits; it closes @other, the
+ * reading end, so that a reader that stops early is seen. */
+static pid_t writer_start(int fd, int other, const char *text, size_t len)
+{
+	pid_t pid = th_fork(60);
+
+	if (pid == 0) {
+		close(other);
+		signal(SIGPIPE, SIG_IGN);
+		_exit(write_all(fd, text, len) ? 0 : 3);
+	}
+	return pid;
+}
+
+/* 0 if the writer wrote all, 3 if its reader stopped early. */
+static int writer_wait(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+enum { VIA_FIFO, VIA_DEV_FD, VIA_STDIN, VIA_COUNT };
+
+/* Import @text through a pipe of kind @via into @st: a FIFO, a pipe as
+ * /dev/fd/N, or a pipe as the standard input ("-"). */
+static int import_via(fx *f, ef_store *st, int via, const char *text,
+		      size_t len, ef_import_opts *o, ef_import_stats *s)
+{
+	char path[64], *fifo = path_in(f, "fifo");
+	int fds[2], saved = -1, rc;
+	pid_t pid;
+
+	if (via == VIA_FIFO) {
+		unlink(fifo);
+		assert_int_equal(mkfifo(fifo, 0600), 0);
+		pid = th_fork(60);
+		if (pid == 0) {
+			int fd = open(fifo, O_WRONLY);
+			signal(SIGPIPE, SIG_IGN);
+			if (fd >= 0)
+				write_all(fd, text, len);
+			_exit(fd < 0);
+		}
+		rc = ef_import_kvbulk(st, fifo, o, s);
+		writer_wait(pid);
+		free(fifo);
+		return rc;
+	}
+	free(fifo);
+	assert_int_equal(pipe(fds), 0);
+	pid = writer_start(fds[1], fds[0], text, len);
+	close(fds[1]);
+	if (via == VIA_STDIN) {
+		saved = dup(0);
+		assert_true(saved >= 0 && dup2(fds[0], 0) == 0);
+		snprintf(path, sizeof(path), "-");
+	} else {
+		snprintf(path, sizeof(path), "/dev/fd/%d", fds[0]);
+	}
+	rc = ef_import_kvbulk(st, path, o, s);
+	close(fds[0]);
+	if (saved >= 0) {
+		assert_int_equal(dup2(saved, 0), 0);
+		close(saved);
+	}
+	writer_wait(pid);
+	return rc;
+}
+
+/* The names of the files in @dir, sorted, one a line (malloc'd); but the
+ * maintenance lock, which the first import creates. */
+static char *dir_names(const char *dir)
+{
+	char *cmd, *out, *err;
+	int rc;
+
+	assert_true(asprintf(&cmd, "ls -A '%s' | grep -vx maint.lock", dir) >
+		    0);
+	{
+		char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+		rc = th_run(argv, &out, &err);
+	}
+	assert_int_equal(rc, 0);
+	free(cmd);
+	free(err);
+	return out;
+}
+
+static void test_kvbulk_malformed_pipe_writes_nothing(void **state)
+{
+	fx *f = *state;
+	static const char *const tails[] = {
+		",\n{\"key\":\"recentReceives:cut@x\",\"value\":\"[{\\\"res",
+		"\n",                     /* no ']' */
+		",\n]",                   /* an element expected */
+		"\n] trailing",           /* data after the end */
+		",\n42\n]",               /* not an object */
+		",\n{\"key\":\"recentReceives:z@x\"}\n]", /* no "value" */
+	};
+	ef_receive r = {"p0001@x", "mine", T0 - DAY, "192.0.2.1", NULL};
+	char *before, *names, *after, *text;
+	ef_import_stats is;
+	size_t len;
+
+	/* the store holds something of its own, and an owner of the file */
+	assert_int_equal(ef_finalize(f->dst, &r), EF_OK);
+	before = th_dump(f->dst);
+	names = dir_names(f->dst_dir);
+	for (size_t t = 0; t < sizeof(tails) / sizeof(*tails); t++) {
+		text = pipe_text(tails[t], &len);
+		for (int via = 0; via < VIA_COUNT; via++) {
+			ef_import_opts o = {0};
+			o.batch = 1 + (uint32_t)(t % 3) * 499;
+			if (import_via(f, f->dst, via, text, len, &o, &is) !=
+			    EF_EINVAL)
+				fail_msg("tail %zu via %d: not refused", t,
+					 via);
+			assert_int_equal(is.legacy_arrays + is.batches, 0);
+			after = th_dump(f->dst);
+			assert_same_dump(before, after);
+			free(after);
+			after = dir_names(f->dst_dir);
+			assert_string_equal(names, after); /* no spool left */
+			free(after);
+		}
+		free(text);
+	}
+	/* where it went wrong is said as for a file: the stdin's name */
+	text = pipe_text("\n", &len);
+	assert_int_equal(import_via(f, f->dst, VIA_STDIN, text, len, NULL, &is),
+			 EF_EINVAL);
+	assert_non_null(strstr(ef_errmsg(f->dst), "standard input: line "));
+	assert_non_null(strstr(ef_errmsg(f->dst), "the file ends"));
+	free(text);
+	free(before);
+	free(names);
+}
+
+static void test_kvbulk_large_pipe_imports_whole(void **state)
+{
+	fx *f = *state;
+	prog pr = {0, 0, 0, 1};
+	ef_import_opts o = {0};
+	ef_import_stats is;
+	char *text, *names, *after, *a, *b;
+	size_t len;
+
+	text = pipe_text("\n]\n", &len);
+	names = dir_names(f->dst_dir);
+	o.progress = on_progress;
+	o.progress_ctx = &pr;
+	assert_int_equal(import_via(f, f->dst, VIA_STDIN, text, len, &o, &is),
+			 EF_OK);
+	assert_int_equal(is.legacy_arrays, PIPE_ELEMS);
+	assert_true(is.batches >= PIPE_ELEMS / 1000);
+	/* read whole before the first write: the total is known ahead */
+	assert_int_equal(pr.last_total, PIPE_ELEMS);
+	assert_true(pr.monotonic);
+	after = dir_names(f->dst_dir);
+	assert_string_equal(names, after);
+	free(after);
+	assert_true(feed_has(f->dst, "p3999@x", "r3999"));
+	/* a FIFO and /dev/fd/N give the same store */
+	assert_int_equal(import_via(f, f->src, VIA_FIFO, text, len, NULL, &is),
+			 EF_OK);
+	a = th_dump(f->dst);
+	b = th_dump(f->src);
+	assert_same_dump(a, b);
+	assert_int_equal(import_via(f, f->src, VIA_DEV_FD, text, len, NULL,
+				    &is),
+			 EF_OK);
+	assert_int_equal(is.unchanged, PIPE_ELEMS);
+	free(a);
+	free(b);
+	free(names);
+	free(text);
+}
+
+/* Garbage through a pipe is refused where it starts to be garbage: the
+ * spool takes what the check read, not the whole input (an endless one,
+ * /dev/zero, would fill the disk). */
+static void test_kvbulk_garbage_pipe_is_refused_early(void **state)
+{
+	fx *f = *state;
+	const size_t len = (size_t)32 << 20;
+	char *text = malloc(len), *names, *after;
+	int fds[2];
+	pid_t pid;
+
+	assert_non_null(text);
+	memset(text, 'x', len);
+	memcpy(text, "[{\"key\":}", 9); /* malformed at byte 8 */
+	names = dir_names(f->dst_dir);
+	assert_int_equal(pipe(fds), 0);
+	pid = writer_start(fds[1], fds[0], text, len);
+	close(fds[1]);
+	{
+		char path[32];
+		snprintf(path, sizeof(path), "/dev/fd/%d", fds[0]);
+		assert_int_equal(ef_import_kvbulk(f->dst, path, NULL, NULL),
+				 EF_EINVAL);
+		assert_non_null(strstr(ef_errmsg(f->dst), "(byte 8)"));
+	}
+	close(fds[0]);
+	assert_int_equal(writer_wait(pid), 3); /* stopped: not read whole */
+	/* and a device without end */
+	assert_int_equal(ef_import_kvbulk(f->dst, "/dev/zero", NULL, NULL),
+			 EF_EINVAL);
+	assert_non_null(strstr(ef_errmsg(f->dst), "/dev/zero: line 1 column 1 "
+						  "(byte 0)"));
+	after = dir_names(f->dst_dir);
+	assert_string_equal(names, after);
+	free(after);
+	free(names);
+	free(text);
+}
+
+/* The spool cannot be written (a file size limit stands in for a full
+ * disk): EF_EFULL, saying so, and nothing written, nothing left behind. */
+static void test_kvbulk_spool_that_cannot_be_written_writes_nothing(void **state)
+{
+	fx *f = *state;
+	char *before, *names, *after, *text;
+	int status;
+	size_t len;
+	pid_t pid;
+
+	text = pipe_text("\n]\n", &len);
+	before = th_dump(f->dst);
+	names = dir_names(f->dst_dir);
+	pid = th_fork(60);
+	if (pid == 0) {
+		struct rlimit rl = {64 << 10, 64 << 10};
+		ef_store *st = fx_open(f, f->dst_dir); /* its own handle */
+		int rc;
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+			_exit(10);
+		rc = import_via(f, st, VIA_DEV_FD, text, len, NULL, NULL);
+		if (rc != EF_EFULL)
+			_exit(11);
+		if (!strstr(ef_errmsg(st), "cannot copy it into a temporary "
+					   "file"))
+			_exit(12);
+		ef_close(st);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	after = th_dump(f->dst);
+	assert_same_dump(before, after);
+	free(after);
+	after = dir_names(f->dst_dir);
+	assert_string_equal(names, after);
+	free(after);
+	free(names);
+	free(before);
+	free(text);
+}
+
+/* `edgefeed import ... -` with the standard input a pipe, a socket, or
+ * bash's process substitution. */
+static int cli_import_stdin(const char *db, int kind, const char *text,
+			    size_t len)
+{
+	const char *bin = th_program("EDGEFEED_BIN");
+	int fds[2], status;
+	pid_t w, c;
+
+	if (kind == 0)
+		assert_int_equal(pipe(fds), 0);
+	else
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	/* the socket's reading end is fds[0], writing end fds[1] */
+	w = writer_start(fds[1], fds[0], text, len);
+	close(fds[1]);
+	c = th_fork(60);
+	if (c == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(fds[0], 0);
+		close(fds[0]);
+		dup2(null, 1);
+		dup2(null, 2);
+		execl(bin, bin, "--db", db, "import", "--format", "kv-bulk",
+		      "-", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	assert_int_equal(waitpid(c, &status, 0), c);
+	writer_wait(w);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void test_kvbulk_cli_malformed_stdin_writes_nothing(void **state)
+{
+	fx *f = *state;
+	const char *bin = th_program("EDGEFEED_BIN");
+	char *db = path_in(f, "cli-db"), *bad, *good, *file, *cmd, *d0, *d1;
+	size_t blen, glen;
+	ef_store *st;
+
+	bad = pipe_text(",\n{\"key\":\"recentReceives:cut@x\",\"va", &blen);
+	good = pipe_text("\n]", &glen);
+	{
+		char *argv[] = {(char *)bin, "--db", db, "init", NULL};
+		assert_int_equal(th_run(argv, NULL, NULL), 0);
+	}
+	st = fx_open(f, db);
+	d0 = th_dump(st);
+	ef_close(st);
+	assert_int_equal(cli_import_stdin(db, 0, bad, blen), 2);
+	assert_int_equal(cli_import_stdin(db, 1, bad, blen), 2);
+	file = write_text(f, "cut.json", bad, blen);
+	assert_true(asprintf(&cmd, "'%s' --db '%s' import --format kv-bulk "
+			     "<(cat '%s')", bin, db, file) > 0);
+	{
+		char *argv[] = {"/bin/bash", "-c", cmd, NULL};
+		assert_int_equal(th_run(argv, NULL, NULL), 2);
+	}
+	st = fx_open(f, db);
+	d1 = th_dump(st);
+	ef_close(st);
+	assert_same_dump(d0, d1);
+	/* and a good one through a socket is imported whole */
+	assert_int_equal(cli_import_stdin(db, 1, good, glen), 0);
+	st = fx_open(f, db);
+	assert_int_equal(th_count_prefix(st, "recentReceives:"), PIPE_ELEMS);
+	ef_close(st);
+	free(d0);
+	free(d1);
+	free(cmd);
+	free(file);
+	free(bad);
+	free(good);
+	free(db);
 }
 
 int main(void)
@@ -1256,7 +1818,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_kvbulk_round_trip_reproduces_every_page),
 		T(test_kvbulk_reimport_changes_nothing),
-		T(test_kvbulk_mixed_case_owners_merge),
+		T(test_kvbulk_owner_spellings_never_merge),
+		T(test_kvbulk_key_names_the_owner_finalize_writes),
+		T(test_kvbulk_every_family_takes_only_canonical_owners),
 		T(test_kvbulk_quarantined_bytes_survive),
 		T(test_kvbulk_every_skip_reason_is_reported),
 		T(test_kvbulk_markers_wait_for_their_entry),
@@ -1267,6 +1831,11 @@ int main(void)
 		T(test_kvbulk_cli_export_and_import),
 		T(test_kvbulk_large_file_streams_with_progress),
 		T(test_kvbulk_pipe_is_read_once),
+		T(test_kvbulk_malformed_pipe_writes_nothing),
+		T(test_kvbulk_large_pipe_imports_whole),
+		T(test_kvbulk_garbage_pipe_is_refused_early),
+		T(test_kvbulk_spool_that_cannot_be_written_writes_nothing),
+		T(test_kvbulk_cli_malformed_stdin_writes_nothing),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

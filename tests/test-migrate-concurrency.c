@@ -788,8 +788,8 @@ static void test_migrate_while_processes_finalize_loses_nothing(void **state)
 	snprintf(sc->dir, sizeof(sc->dir), "%s/store", test_tmp);
 	snprintf(sc->ledgers, sizeof(sc->ledgers), "%s", test_tmp);
 	/* every array keyed canonically, as the store keys them: dual-read
-	 * reads recentReceives:<canonical owner> only (import canonicalizes
-	 * and merges other spellings; migrate merges any left) */
+	 * reads recentReceives:<canonical owner> only (import skips other
+	 * spellings; migrate quarantines any left) */
 	lf_build(&sc->fx, OWNERS, ELEMS, T0, LF_JUNK_VALUE);
 	sc->shm = shared_new();
 	st = th_open(sc->dir, &cfg);

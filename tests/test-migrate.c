@@ -374,23 +374,69 @@ static void test_migrate_rerun_and_dry_run_change_nothing(void **state)
 	free(d2);
 }
 
-static void test_migrate_mixed_case_owners_merge(void **state)
+/* Violations that ef_check reports, by what. */
+typedef struct check_seen {
+	int legacy_not_canonical;
+	int other;
+} check_seen;
+
+static void on_violation(const char *what, const char *key, void *ctx)
+{
+	check_seen *cs = ctx;
+
+	(void)key;
+	if (strstr(what, "legacy") && strstr(what, "not in canonical form"))
+		cs->legacy_not_canonical++;
+	else
+		cs->other++;
+}
+
+/* The owner of a legacy key already in the store (an old-version writer
+ * spelled it its own way) follows the rule of import: only the canonical
+ * spelling is the owner's; the others are quarantined whole, never merged
+ * into the owner's feed. */
+static void test_migrate_non_canonical_legacy_keys_are_quarantined(void **state)
 {
 	fx *f = *state;
-	char *text;
+	static const char *const spellings[] = {
+		"Carol@Example.COM", "carol@example.com%20",
+		"%20carol@example.com", "carol@example.com ", "carol:x",
+		"carol%3ax", "carol@example.com%0A", "%20",
+	};
+	const size_t n = sizeof(spellings) / sizeof(*spellings);
+	ef_check_opts co = {0};
+	check_seen cs = {0};
+	ef_migrate_stats s;
+	char *text, val[200];
 
-	put_legacy(f->st, "Carol@Example.COM",
+	put_legacy(f->st, "carol@example.com",
 		   "[{\"reservationId\":\"c1\",\"createdAt\":1789990000000}]");
-	put_legacy(f->st, "carol@example.com%20",
-		   "[{\"reservationId\":\"c2\",\"createdAt\":1789990000001},"
-		   "{\"reservationId\":\"c1\",\"createdAt\":1789990000000}]");
-	migrate(f->st, 0);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(val, sizeof(val),
+			 "[{\"reservationId\":\"evil%zu\",\"createdAt\":"
+			 "1789990000001}]", i);
+		put_legacy(f->st, spellings[i], val);
+	}
+	/* check says which legacy keys no owner will ever read */
+	co.report = on_violation;
+	co.report_ctx = &cs;
+	assert_int_equal(ef_check(f->st, &co, NULL), EF_OK);
+	assert_int_equal(cs.legacy_not_canonical, (int)n);
+	assert_int_equal(cs.other, 0);
+	s = migrate(f->st, 0);
+	assert_int_equal(s.migrated, 1);
 	text = feed_text(f->st, "carol@example.com", 50);
 	assert_non_null(strstr(text, "\"c1\""));
-	assert_non_null(strstr(text, "\"c2\""));
+	assert_null(strstr(text, "evil"));
 	free(text);
 	assert_int_equal(th_count_prefix(f->st, "receiveIndex:carol@example.com:"),
-			 2);
+			 1);
+	assert_int_equal(th_count_prefix(f->st, "receiveIndex:"), 1);
+	/* kept whole, under no owner, the legacy keys gone */
+	assert_int_equal(th_count_prefix(f->st, "quarantine:-:"), n);
+	assert_int_equal(th_count_prefix(f->st, "quarantine:"), n);
+	assert_int_equal(th_count_prefix(f->st, "recentReceives:"), 0);
+	th_assert_consistent(f->st);
 }
 
 static void test_migrate_cap_applies_across_records_and_legacy(void **state)
@@ -495,7 +541,8 @@ int main(void)
 			test_migrate_rerun_and_dry_run_change_nothing, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
-			test_migrate_mixed_case_owners_merge, setup, teardown),
+			test_migrate_non_canonical_legacy_keys_are_quarantined, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_migrate_cap_applies_across_records_and_legacy,
 			setup, teardown),
