@@ -84,9 +84,13 @@ static int has_v6(const char *s, size_t n)
 	return 0;
 }
 
-int ipscan_text(const char *s, size_t n)
+/* Call @fn with each token of [s, s + n) that holds an address; stop at
+ * its first nonzero return. Returns the number of such tokens seen. */
+static size_t each_address(const char *s, size_t n,
+			   int (*fn)(char *tok, size_t len, void *ctx),
+			   void *ctx)
 {
-	size_t i = 0;
+	size_t i = 0, found = 0;
 
 	while (i < n) {
 		size_t start;
@@ -96,11 +100,37 @@ int ipscan_text(const char *s, size_t n)
 		start = i;
 		while (i < n && in_token(s[i]))
 			i++;
-		if (i > start &&
-		    (has_v4(s + start, i - start) || has_v6(s + start, i - start)))
-			return 1;
+		if (i > start && (has_v4(s + start, i - start) ||
+				  has_v6(s + start, i - start))) {
+			found++;
+			if (fn((char *)s + start, i - start, ctx))
+				break;
+		}
 	}
+	return found;
+}
+
+static int stop(char *tok, size_t len, void *ctx)
+{
+	(void)tok, (void)len, (void)ctx;
+	return 1;
+}
+
+static int mask(char *tok, size_t len, void *ctx)
+{
+	(void)ctx;
+	memset(tok, '*', len);
 	return 0;
+}
+
+int ipscan_text(const char *s, size_t n)
+{
+	return each_address(s, n, stop, NULL) > 0;
+}
+
+size_t ipscan_mask(char *s, size_t n)
+{
+	return each_address(s, n, mask, NULL);
 }
 
 static int str_has_ip(const json_t *v)

@@ -26,6 +26,10 @@
 /* Does [s, s + n) hold an IP address (the rule above)? 1 or 0. */
 int ipscan_text(const char *s, size_t n);
 
+/* Overwrite every token of [s, s + n) that holds an address with '*' (for
+ * a key shown in a message). Returns how many there were. */
+size_t ipscan_mask(char *s, size_t n);
+
 /* Does @v hold an IP address at any depth (string values, object keys)? */
 int ipscan_json(const json_t *v);
 

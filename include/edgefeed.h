@@ -804,7 +804,8 @@ EF_EXPORT const char *ef_import_skip_name(int reason);
  * Strings are borrowed for the call only.
  * @param element  its index in the file's array (0-based, as jq '.[N]').
  * @param key      its "key", @p key_len bytes (may hold any UTF-8, even NUL;
- *                 not NUL-terminated).
+ *                 not NUL-terminated), every IP address in it masked with
+ *                 '*' (a namespace may hold keys such as "ratelimit:<IP>").
  * @param key_len  length of @p key in bytes.
  * @param reason   an ::ef_import_skip.
  * @param detail   what exactly was wrong, NUL-terminated.

@@ -161,6 +161,8 @@ static int skip_add(imp_ctx *c, const kv_item *it, int reason,
 	s->key = dup_bytes(it->key, it->klen);
 	if (!s->key)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+	/* a key is shown to whoever reads the report: not its addresses */
+	ipscan_mask(s->key, it->klen);
 	s->element = it->index;
 	s->klen = it->klen;
 	s->reason = reason;

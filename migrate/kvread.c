@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "migrate/kvbulk.h"
+#include "feed/jsonerr.h"
 #include "store/error.h"
 
 #define LA_NONE (-2) /* nothing read ahead */
@@ -338,7 +339,7 @@ static int scan_element(kv_reader *r, uint64_t i, json_t **out)
 				      KV_ELEM_MAX >> 20);
 		bad = rd_jansson(r, &at, &je);
 		return rd_err(r, &bad, (int64_t)i, 0, "invalid JSON: %s",
-			      je.text);
+			      jsonerr_what(&je));
 	}
 	key = json_object_get(el, "key");
 	bad_field = !key ? "\"key\" is missing"

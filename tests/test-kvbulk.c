@@ -957,7 +957,7 @@ static void test_kvbulk_malformed_file_names_the_position(void **state)
 		 "line 1 column 27 (byte 26): data after the end"},
 		{"[{\"key\":\"a\",\"key\":\"b\",\"value\":\"c\"}]",
 		 "line 1 column 17 (byte 16), element 0: invalid JSON: "
-		 "duplicate object key"},
+		 "a key appears twice"},
 		/* columns count characters: \xc3\xa9 is one */
 		{"[{\"key\":\"\xc3\xa9\",\"value\":\"b\"}\xc3\xa9]",
 		 "line 1 column 25 (byte 25), after element 0"},

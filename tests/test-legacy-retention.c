@@ -430,6 +430,50 @@ static void test_legacy_imported_quarantine_reasons_withheld(void **state)
 	free(rec), free(enc), free(path);
 }
 
+/* Reports of an import quote no address: a skipped key (a namespace may
+ * hold "ratelimit:<IP>" keys) is shown masked, and a malformed file's
+ * message says where and what. */
+static void skip_key(uint64_t element, const char *key, size_t key_len,
+		     int reason, const char *detail, void *ctx)
+{
+	(void)element, (void)reason;
+	if (ipscan_text(key, key_len) || ipscan_text(detail, strlen(detail)))
+		fail_msg("a skip report quotes an address");
+	*(int *)ctx += memchr(key, '*', key_len) != NULL;
+}
+
+static void test_legacy_import_reports_quote_no_address(void **state)
+{
+	fx *f = *state;
+	static const char bad[] =
+		"[{\"key\":\"k\",\"value\":\"203.0.113.7\\x\"}]";
+	static const char skips[] =
+		"[{\"key\":\"ratelimit:203.0.113.9\",\"value\":\"1\"},"
+		"{\"key\":\"unread:a@x:[2001:db8::9]\",\"value\":\"1\"},"
+		"{\"key\":\"recentReceives:Zed@198.51.100.1\",\"value\":\"[]\"}]";
+	char *path;
+	int masked = 0;
+	ef_import_opts o = {.on_skip = skip_key, .skip_ctx = &masked};
+	FILE *fp;
+
+	assert_true(asprintf(&path, "%s.r.json", f->dir) > 0);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(bad, fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(ef_import_kvbulk(f->st, path, &o, NULL), EF_EINVAL);
+	assert_null(strstr(ef_errmsg(f->st), "203.0.113"));
+	assert_non_null(strstr(ef_errmsg(f->st), "invalid JSON"));
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(skips, fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(ef_import_kvbulk(f->st, path, &o, NULL), EF_OK);
+	assert_int_equal(masked, 3);
+	unlink(path);
+	free(path);
+}
+
 /* A value cut inside a string: jansson's text quotes the token; the
  * reason says where and what instead. */
 static void test_legacy_reason_of_cut_value_quotes_nothing(void **state)
@@ -529,6 +573,9 @@ int main(void)
 			fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_legacy_imported_quarantine_reasons_withheld,
+			fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_legacy_import_reports_quote_no_address,
 			fx_setup, fx_teardown),
 	};
 
