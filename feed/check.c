@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "feed/feed.h"
@@ -249,6 +250,32 @@ static int check_marker(check_ctx *c, store_txn *t, const store_val *k,
 	return rc < 0 ? rc : EF_OK;
 }
 
+/* A sealed legacy value reads (its seals may be shredded, not malformed). */
+static int check_legacy_value(check_ctx *c, const store_val *k,
+			      const store_val *v)
+{
+	uint8_t *view;
+	size_t vlen;
+	key_buf lk;
+	int rc;
+
+	if (!legacy_value_sealed(v->data, v->len))
+		return EF_OK;
+	memcpy(lk.s, k->data, k->len); /* a key of the store: <= KEY_MAX */
+	lk.s[k->len] = '\0';
+	lk.len = k->len;
+	rc = legacy_value_view(c->st, &lk, v->data, v->len, c->now, &view,
+			       &vlen);
+	if (rc == EF_OK) {
+		sodium_memzero(view, vlen);
+		free(view);
+	}
+	if (rc == EF_ECORRUPT)
+		violation(c, "legacy: sealed value is malformed (migrate "
+			     "quarantines what is left of it)", k);
+	return rc == EF_ENOMEM ? rc : EF_OK;
+}
+
 static int check_key(check_ctx *c, store_txn *t, const store_val *k,
 		     const store_val *v)
 {
@@ -266,6 +293,7 @@ static int check_key(check_ctx *c, store_txn *t, const store_val *k,
 			violation(c, "legacy: owner is not in canonical form "
 				     "(dual-read never reads it; migrate "
 				     "quarantines it)", k);
+		return check_legacy_value(c, k, v);
 	} else if (store_has_prefix(k, KEY_P_QUARANTINE,
 				    strlen(KEY_P_QUARANTINE))) {
 		json_t *j = json_loadb(v->data, v->len, 0, NULL);

@@ -474,6 +474,32 @@ static void test_legacy_import_reports_quote_no_address(void **state)
 	free(path);
 }
 
+/* check tells a malformed sealed value from one whose seals are shredded,
+ * and migrate quarantines it instead of failing. */
+static void count_violation(const char *what, const char *key, void *ctx)
+{
+	(void)key;
+	*(int *)ctx += strstr(what, "sealed value is malformed") != NULL;
+}
+
+static void test_legacy_check_reports_a_malformed_sealed_value(void **state)
+{
+	fx *f = *state;
+	static const char bad[] = "\0EFL\1\1\0\0\0\7[]";
+	int found = 0;
+	ef_check_opts o = {.report = count_violation, .report_ctx = &found};
+	ef_check_stats cs;
+	ef_migrate_stats ms;
+
+	import_at(f, T0 - DAY);
+	th_put_raw(f->st, "recentReceives:bad@x.com", bad, sizeof(bad) - 1);
+	assert_int_equal(ef_check(f->st, &o, &cs), EF_OK);
+	assert_int_equal(found, 1);
+	assert_int_equal(ef_migrate(f->st, NULL, &ms), EF_OK);
+	assert_int_equal(th_count_prefix(f->st, "recentReceives:"), 0);
+	th_assert_consistent(f->st);
+}
+
 /* A value cut inside a string: jansson's text quotes the token; the
  * reason says where and what instead. */
 static void test_legacy_reason_of_cut_value_quotes_nothing(void **state)
@@ -576,6 +602,9 @@ int main(void)
 			fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_legacy_import_reports_quote_no_address,
+			fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_legacy_check_reports_a_malformed_sealed_value,
 			fx_setup, fx_teardown),
 	};
 
