@@ -147,8 +147,8 @@ static const struct {
 	{EF_EBUSY, "the store is open", NULL,
 	 "compact needs the store to itself: stop the workers and every other "
 	 "edgefeed command using it, then run compact again"},
-	{EF_ENOTFOUND, "cannot open store", NULL,
-	 "create it with 'edgefeed --db DIR init', or give the directory of an "
+	{EF_ENOTFOUND, "no store at", NULL,
+	 "create one with 'edgefeed --db DIR init', or give the directory of an "
 	 "existing store with --db DIR or EDGEFEED_DB"},
 	{EF_EINVAL, "cannot open store", NULL,
 	 "--db must name the store's directory, or a path where one can be "
@@ -212,7 +212,7 @@ int cli_open(const cli *c, unsigned flags, ef_store **st)
 	ef_config cfg = {0};
 	int rc;
 
-	cfg.flags = flags;
+	cfg.flags = flags | (c->creates ? 0 : EF_NOCREATE);
 	if (c->now_ms) {
 		cfg.clock_ms = fixed_clock;
 		cfg.clock_ctx = (void *)&c->now_ms;

@@ -8,24 +8,27 @@
 
 #include "cli.h"
 
+/* creates: the command writes on purpose and makes a missing store; the
+ * others open an existing one only (EF_NOCREATE, see cli_open). */
 static const struct {
 	const char *name;
 	int (*fn)(cli *, int, char **);
+	int creates;
 	const char *what;
 } commands[] = {
-	{"init", cmd_init, "create the store (if missing) and show its format"},
-	{"finalize", cmd_finalize, "record a finalized reservation (idempotent)"},
-	{"feed", cmd_feed, "print one page of an owner's feed, newest first"},
-	{"unread", cmd_unread, "print an owner's unread count"},
-	{"mark-read", cmd_mark_read, "mark one entry, or all, read"},
-	{"stat", cmd_stat, "count what the store holds"},
-	{"seed", cmd_seed, "make deterministic demo data"},
-	{"migrate", cmd_migrate, "convert legacy JSON arrays into entries"},
-	{"check", cmd_check, "verify every invariant (exit 4 on a violation)"},
-	{"sweep", cmd_sweep, "enforce retention: shred old IPs, delete old entries"},
-	{"compact", cmd_compact, "rewrite data.mdb with only its live records"},
-	{"import", cmd_import, "load a Workers KV bulk file (legacy arrays, entries)"},
-	{"export", cmd_export, "write the feed records as a Workers KV bulk file"},
+	{"init", cmd_init, 1, "create the store (if missing) and show its format"},
+	{"finalize", cmd_finalize, 1, "record a finalized reservation (idempotent)"},
+	{"feed", cmd_feed, 0, "print one page of an owner's feed, newest first"},
+	{"unread", cmd_unread, 0, "print an owner's unread count"},
+	{"mark-read", cmd_mark_read, 0, "mark one entry, or all, read"},
+	{"stat", cmd_stat, 0, "count what the store holds"},
+	{"seed", cmd_seed, 1, "make deterministic demo data"},
+	{"migrate", cmd_migrate, 0, "convert legacy JSON arrays into entries"},
+	{"check", cmd_check, 0, "verify every invariant (exit 4 on a violation)"},
+	{"sweep", cmd_sweep, 0, "enforce retention: shred old IPs, delete old entries"},
+	{"compact", cmd_compact, 0, "rewrite data.mdb with only its live records"},
+	{"import", cmd_import, 1, "load a Workers KV bulk file (legacy arrays, entries)"},
+	{"export", cmd_export, 0, "write the feed records as a Workers KV bulk file"},
 };
 
 static void usage(FILE *f)
@@ -38,7 +41,8 @@ static void usage(FILE *f)
 		"\n"
 		"Options:\n"
 		"  --db DIR     the store directory (default: $EDGEFEED_DB, else\n"
-		"               ./edgefeed.db)\n"
+		"               ./edgefeed.db); only init, finalize, seed and\n"
+		"               import create it, the others need a store there\n"
 		"  --help       show this help; COMMAND --help shows one command\n"
 		"  --version    show the version\n"
 		"\n"
@@ -112,6 +116,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
 		if (strcmp(argv[optind], commands[i].name) == 0) {
 			c.cmd = commands[i].name;
+			c.creates = commands[i].creates;
 			return commands[i].fn(&c, argc - optind, argv + optind);
 		}
 	}

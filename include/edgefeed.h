@@ -131,8 +131,8 @@ typedef enum ef_errno {
  * written; ef_errmsg() names the field and what is wrong with it. */
 /** @var EF_ENOTFOUND
  * -2: the thing asked for does not exist: no such entry (ef_get_entry(),
- * ef_mark_read()), no store in the directory (ef_open() with #EF_RDONLY),
- * no such file (ef_import_kvbulk()). */
+ * ef_mark_read()), no store in the directory (ef_open() with #EF_RDONLY
+ * or #EF_NOCREATE), no such file (ef_import_kvbulk()). */
 /** @var EF_EBUSY
  * -3: someone else has what is needed: the maintenance lock is held and
  * #EF_LOCK_NOWAIT was given; ef_compact() found the store open elsewhere;
@@ -171,6 +171,12 @@ typedef enum ef_errno {
  * result. A lone caller waits for nobody. Worth it with many threads per
  * process and synced commits. */
 #define EF_GROUP_COMMIT 0x4u
+/** ef_config.flags: open an existing store only. Where @p dir holds no
+ * store (no such directory, a directory without data.mdb, a file, a link
+ * to nothing), ef_open() fails with #EF_ENOTFOUND ("no store at 'DIR'")
+ * and creates nothing: no directory, no file. For tools that read or
+ * maintain a store, so that a mistyped path is reported, not made. */
+#define EF_NOCREATE 0x8u
 
 /** Largest payload, in bytes of JSON (ef_receive.payload_json). */
 #define EF_PAYLOAD_MAX 16384u
@@ -232,8 +238,8 @@ typedef struct ef_config {
 	int64_t ip_retention_ms;  /**< IPs are returned, and kept readable, only
 				   * this long (default #EF_DEFAULT_IP_RETENTION_MS);
 				   * negative: #EF_EINVAL */
-	unsigned flags;           /**< #EF_NOSYNC, #EF_RDONLY, #EF_GROUP_COMMIT;
-				   * other bits: #EF_EINVAL */
+	unsigned flags;           /**< #EF_NOSYNC, #EF_RDONLY, #EF_GROUP_COMMIT,
+				   * #EF_NOCREATE; other bits: #EF_EINVAL */
 	ef_clock_fn clock_ms;     /**< injectable clock (tests, replays); NULL:
 				   * the system's real-time clock */
 	void *clock_ctx;          /**< passed to clock_ms; must outlive the store */
@@ -301,16 +307,20 @@ typedef struct ef_page {
 /* ---- opening and closing ---------------------------------------------- */
 
 /**
- * Open (creating it if missing) the store in directory @p dir.
+ * Open (creating it if missing, unless #EF_RDONLY or #EF_NOCREATE) the
+ * store in directory @p dir.
  *
  * @param out  receives the handle; on failure it is set to NULL and nothing
  *             needs freeing.
- * @param dir  store directory; created (mode 0700) if it does not exist
- *             (not with #EF_RDONLY). Borrowed; the handle keeps a copy.
+ * @param dir  store directory; created (mode 0700; not its parents) if it
+ *             does not exist (not with #EF_RDONLY or #EF_NOCREATE).
+ *             Borrowed; the handle keeps a copy.
  * @param cfg  configuration, or NULL for every default. Copied.
- * @return #EF_OK; #EF_EINVAL (@p out is NULL, @p dir is empty or not a
- *         directory, or a bad @p cfg field); #EF_ENOTFOUND (#EF_RDONLY and
- *         there is no store at @p dir); #EF_EIO (cannot create or open:
+ * @return #EF_OK; #EF_EINVAL (@p out is NULL, @p dir is empty, or not a
+ *         directory where the store would be created, or a bad @p cfg
+ *         field); #EF_ENOTFOUND (#EF_RDONLY or #EF_NOCREATE, and there is no
+ *         store at @p dir: no such directory, a directory without
+ *         data.mdb, a file; nothing was created); #EF_EIO (cannot create or open:
  *         permission, I/O); #EF_EFULL; #EF_EVERSION (a store written by a
  *         newer format); #EF_ECORRUPT; #EF_ENOMEM. For the detail of a
  *         failed open, call ef_errmsg(NULL) on the same thread.

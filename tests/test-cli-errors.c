@@ -5,6 +5,7 @@
  */
 #include "tests/helpers.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,13 @@
 
 static char *dir;
 
+/* A fresh directory holding a fresh store: usage errors are found with a
+ * store to find them in (the commands that only read need one). */
 static int setup(void **state)
 {
 	(void)state;
 	dir = th_tmpdir();
+	ef_close(th_open(dir, NULL));
 	return 0;
 }
 
@@ -216,13 +220,17 @@ static void test_cli_errors_bad_owner_reservation_ip_payload(void **state)
 static void test_cli_errors_store_directory(void **state)
 {
 	char file[600], missing[600], empty[600];
-	const err_case not_dir = {{"stat", NULL}, 2, "not a directory",
+	const err_case not_dir = {{"init", NULL}, 2, "not a directory",
 				  "--db must name the store's directory"};
-	const err_case no_store = {{"stat", NULL}, 1, "it does not exist",
-				   "create it with 'edgefeed --db DIR init'"};
-	const err_case not_store = {{"check", NULL}, 1, "no store there",
+	const err_case no_store = {{"stat", NULL}, 1, "no such directory",
+				   "create one with 'edgefeed --db DIR init'"};
+	const err_case not_store = {{"check", NULL}, 1,
+				    "a directory without data.mdb",
 				    "or give the directory of an existing "
 				    "store with --db DIR or EDGEFEED_DB"};
+	const err_case file_store = {{"feed", "--owner", "a", NULL}, 1,
+				     "a file, not a directory",
+				     "create one with"};
 	FILE *f;
 	(void)state;
 
@@ -234,8 +242,118 @@ static void test_cli_errors_store_directory(void **state)
 	fclose(f);
 	assert_int_equal(mkdir(empty, 0700), 0);
 	run_case(&not_dir, file);
+	run_case(&file_store, file);
 	run_case(&no_store, missing);
 	run_case(&not_store, empty);
+}
+
+/* The names directly in @path, one a line ("(missing)" if it is none);
+ * static buffer. */
+static const char *listing(const char *path, char *buf, size_t cap)
+{
+	struct dirent **names;
+	size_t len = 0;
+	int n = scandir(path, &names, NULL, alphasort);
+
+	buf[0] = '\0';
+	if (n < 0)
+		return snprintf(buf, cap, "(missing)"), buf;
+	for (int i = 0; i < n; i++) {
+		len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0,
+					"%s\n", names[i]->d_name);
+		free(names[i]);
+	}
+	free(names);
+	assert_true(len < cap);
+	return buf;
+}
+
+/* Every command that only reads or maintains a store, with what it needs
+ * besides the store. */
+static const char *const readers[][6] = {
+	{"feed", "--owner", "a@x", NULL},
+	{"unread", "--owner", "a@x", NULL},
+	{"mark-read", "--owner", "a@x", "--all", NULL},
+	{"mark-read", "--owner", "a@x", "--reservation", "r", NULL},
+	{"stat", NULL},
+	{"check", NULL},
+	{"export", NULL},
+	{"sweep", NULL},
+	{"migrate", NULL},
+	{"migrate", "--dry-run", NULL},
+	{"compact", NULL},
+};
+
+/* Run reader @i on @db (NULL: no --db) and assert that it exits 1 saying
+ * there is no store and what to do, and that @watch is unchanged. */
+static void expect_no_store(size_t i, const char *db, const char *watch)
+{
+	char before[4096], after[4096], *argv[12], *out, *err;
+	int n = 0, rc;
+
+	listing(watch, before, sizeof(before));
+	argv[n++] = (char *)th_program("EDGEFEED_BIN");
+	if (db) {
+		argv[n++] = "--db";
+		argv[n++] = (char *)db;
+	}
+	for (int a = 0; readers[i][a]; a++)
+		argv[n++] = (char *)readers[i][a];
+	argv[n] = NULL;
+	rc = th_run(argv, &out, &err);
+	if (rc != 1 || !strstr(err, "no store at") ||
+	    !strstr(err, "create one with 'edgefeed --db DIR init'") || *out)
+		fail_msg("edgefeed --db %s %s: exit %d, stdout '%s', stderr "
+			 "'%s'; wanted exit 1, 'no store at' and the next step",
+			 db ? db : "(default)", readers[i][0], rc, out, err);
+	listing(watch, after, sizeof(after));
+	if (strcmp(before, after) != 0)
+		fail_msg("edgefeed %s left '%s' changed: before\n%safter\n%s",
+			 readers[i][0], watch, before, after);
+	free(out);
+	free(err);
+}
+
+static void test_cli_errors_reading_commands_create_no_store(void **state)
+{
+	const size_t nr = sizeof(readers) / sizeof(*readers);
+	char typo[600], empty[600], file[600], deep[600], cwd[4096];
+	char *out;
+	FILE *f;
+	(void)state;
+
+	snprintf(typo, sizeof(typo), "%s/typo", dir);
+	snprintf(deep, sizeof(deep), "%s/typo/deeper", dir);
+	snprintf(empty, sizeof(empty), "%s/empty", dir);
+	snprintf(file, sizeof(file), "%s/file", dir);
+	assert_int_equal(mkdir(empty, 0700), 0);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	for (size_t i = 0; i < nr; i++) {
+		expect_no_store(i, typo, dir);     /* a mistyped --db */
+		expect_no_store(i, deep, dir);     /* with missing parents */
+		expect_no_store(i, empty, empty);  /* a directory, no store */
+		expect_no_store(i, file, dir);     /* a file */
+		/* EDGEFEED_DB with a typo */
+		assert_int_equal(setenv("EDGEFEED_DB", typo, 1), 0);
+		expect_no_store(i, NULL, dir);
+		assert_int_equal(unsetenv("EDGEFEED_DB"), 0);
+		/* the default ./edgefeed.db, in a directory without one */
+		assert_non_null(getcwd(cwd, sizeof(cwd)));
+		assert_int_equal(chdir(empty), 0);
+		expect_no_store(i, NULL, empty);
+		assert_int_equal(chdir(cwd), 0);
+	}
+	/* the commands that write on purpose create the store */
+	assert_int_equal(th_cli(typo, NULL, NULL, "finalize", "--owner", "a@x",
+				"--reservation", "r", NULL), 0);
+	assert_int_equal(th_cli(typo, &out, NULL, "feed", "--owner", "a@x",
+				NULL), 0);
+	assert_non_null(strstr(out, "\"reservationId\":\"r\""));
+	free(out);
+	assert_int_equal(th_cli(empty, NULL, NULL, "init", NULL), 0);
+	assert_int_equal(th_cli(empty, NULL, NULL, "stat", NULL), 0);
 }
 
 static void write_file(const char *path, const char *text)
@@ -383,6 +501,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_cli_errors_store_directory,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli_errors_reading_commands_create_no_store, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_cli_errors_malformed_import_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(

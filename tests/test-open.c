@@ -202,6 +202,8 @@ static void test_open_creates_missing_directory(void **state)
 	tmp_done();
 }
 
+/* A file where the store should be: a creating open cannot make one there
+ * (EF_EINVAL); to one that only opens, it is no store (EF_ENOTFOUND). */
 static void test_open_regular_file_is_einval(void **state)
 {
 	const char *tmp = tmp_new();
@@ -212,7 +214,7 @@ static void test_open_regular_file_is_einval(void **state)
 	write_file(file.s, "hello\n", 6);
 	expect_open_fails(file.s, NULL, EF_EINVAL, "not a directory");
 	ro.flags = EF_RDONLY;
-	expect_open_fails(file.s, &ro, EF_EINVAL, "not a directory");
+	expect_open_fails(file.s, &ro, EF_ENOTFOUND, "a file, not a directory");
 	tmp_done();
 }
 
@@ -379,6 +381,100 @@ static void test_open_rdonly_missing_dir_is_enotfound(void **state)
 		path_buf lock = path_in(tmp, "open.lock");
 		assert_int_equal(stat(lock.s, &sb), -1);
 	}
+	tmp_done();
+}
+
+/* The names directly in @dir, sorted, one per line; "" if it is empty and
+ * "(missing)" if it does not exist. malloc'd. */
+static char *dir_listing(const char *dir)
+{
+	struct dirent **names;
+	size_t len = 0, cap = 1;
+	char *out = calloc(1, cap);
+	int n = scandir(dir, &names, NULL, alphasort);
+
+	assert_non_null(out);
+	if (n < 0) {
+		free(out);
+		out = strdup("(missing)");
+		assert_non_null(out);
+		return out;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t nl = strlen(names[i]->d_name);
+
+		out = realloc(out, cap += nl + 1);
+		assert_non_null(out);
+		memcpy(out + len, names[i]->d_name, nl);
+		out[len += nl] = '\n';
+		out[++len] = '\0';
+		free(names[i]);
+	}
+	free(names);
+	return out;
+}
+
+/* ef_open with EF_NOCREATE (alone and with other flags) must fail with
+ * EF_ENOTFOUND, say "no store at", and leave @path as it was. */
+static void expect_no_store(const char *path, const char *watch)
+{
+	static const unsigned extra[] = {0, EF_NOSYNC, EF_RDONLY,
+					 EF_GROUP_COMMIT | EF_NOSYNC};
+	char *before = dir_listing(watch);
+
+	for (size_t i = 0; i < sizeof(extra) / sizeof(*extra); i++) {
+		ef_config cfg = {0};
+		char *after;
+
+		cfg.flags = EF_NOCREATE | extra[i];
+		expect_open_fails(path, &cfg, EF_ENOTFOUND, "no store at");
+		after = dir_listing(watch);
+		assert_string_equal(before, after);
+		free(after);
+	}
+	free(before);
+}
+
+static void test_open_nocreate_creates_nothing(void **state)
+{
+	const char *tmp = tmp_new();
+	path_buf missing = path_in(tmp, "typo");
+	path_buf deep = path_in(tmp, "typo/deeper/store");
+	path_buf slash = path_in(tmp, "typo/");
+	path_buf empty = path_in(tmp, "empty");
+	path_buf file = path_in(tmp, "file");
+	path_buf dangling = path_in(tmp, "dangling");
+	path_buf locks = path_in(tmp, "locks-only");
+	path_buf lock = path_in(locks.s, "open.lock");
+	path_buf good = path_in(tmp, "good");
+	ef_config cfg = {0};
+	struct stat sb;
+	ef_store *st;
+
+	(void)state;
+	assert_int_equal(mkdir(empty.s, 0700), 0);
+	write_file(file.s, "not a store\n", 12);
+	assert_int_equal(symlink("nowhere", dangling.s), 0);
+	assert_int_equal(mkdir(locks.s, 0700), 0);
+	write_file(lock.s, "", 0);
+
+	expect_no_store(missing.s, tmp);        /* a mistyped directory */
+	expect_no_store(deep.s, tmp);           /* and its missing parents */
+	expect_no_store(slash.s, tmp);
+	expect_no_store(empty.s, empty.s);      /* a directory is no store */
+	expect_no_store(empty.s, tmp);
+	expect_no_store(file.s, tmp);           /* nor is a file */
+	expect_no_store(dangling.s, tmp);       /* nor a link to nothing */
+	expect_no_store(locks.s, locks.s);      /* lock files but no data.mdb */
+	assert_int_equal(stat(file.s, &sb), 0);
+	assert_int_equal(sb.st_size, 12);
+
+	/* an existing store opens as usual, and is written to */
+	ef_close(th_open(good.s, NULL));
+	cfg.flags = EF_NOCREATE;
+	st = th_open(good.s, &cfg);
+	finalize_n(st, "alice@example.com", 2);
+	ef_close(st);
 	tmp_done();
 }
 
@@ -843,6 +939,7 @@ int main(void)
 		cmocka_unit_test(test_open_garbage_data_file_fails_cleanly),
 		cmocka_unit_test(test_open_rdonly_missing_dir_is_enotfound),
 		cmocka_unit_test(test_open_rdonly_reads_but_refuses_writes),
+		cmocka_unit_test(test_open_nocreate_creates_nothing),
 		cmocka_unit_test(test_open_bad_arguments_are_einval),
 		cmocka_unit_test(test_close_null_is_harmless),
 		cmocka_unit_test(test_open_close_cycles_do_not_leak),
