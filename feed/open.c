@@ -17,6 +17,7 @@
 #include "store/error.h"
 #include "store/keyring.h"
 #include "store/lock.h"
+#include "store/storefile.h"
 
 #define FORMAT_VERSION 1
 #define MAX_READERS 4096 /* many worker threads, each may read at once */
@@ -104,7 +105,9 @@ static int dir_has_data(const char *dir)
  * The store directory is ready to open: it exists and is a directory. An
  * open that may create (@create) makes a missing directory; one that may
  * not (EF_RDONLY, EF_NOCREATE) needs data.mdb in it already and creates
- * nothing at all, so that a mistyped path is reported, not made.
+ * nothing at all, so that a mistyped path is reported, not made. The
+ * directory and the store's files in it are to be trusted (storefile.h)
+ * before anything is opened or made there.
  */
 static int dir_ready(const char *dir, int create, int rdonly)
 {
@@ -131,7 +134,7 @@ static int dir_ready(const char *dir, int create, int rdonly)
 	if (!rdonly && access(dir, W_OK | X_OK) < 0)
 		return ef__err(id, EF_EIO,
 			       "cannot open store '%s': permission denied", dir);
-	return EF_OK;
+	return storefile_check_all(dir, id);
 }
 
 void feed_store_opts(const ef_store *st, store_opts *so)

@@ -144,7 +144,10 @@ typedef enum ef_errno {
  * -5: an allocation failed. Nothing was changed. */
 /** @var EF_EIO
  * -6: an I/O or LMDB error (permission, a failing disk, a lock file that
- * cannot be opened); ef_errmsg() has the system's message. */
+ * cannot be opened); ef_errmsg() has the system's message. Also a store
+ * directory or store file that is not to be trusted (see ef_open()):
+ * ef_errmsg() names the path and why ("unsafe store file '/d/keyring': a
+ * symbolic link ..."). */
 /** @var EF_EFULL
  * -7: no space left: the disk or a quota is full, or the memory map cannot
  * grow any further. Nothing of the failed write was kept. */
@@ -321,9 +324,19 @@ typedef struct ef_page {
  *         field); #EF_ENOTFOUND (#EF_RDONLY or #EF_NOCREATE, and there is no
  *         store at @p dir: no such directory, a directory without
  *         data.mdb, a file; nothing was created); #EF_EIO (cannot create or open:
- *         permission, I/O); #EF_EFULL; #EF_EVERSION (a store written by a
+ *         permission, I/O; or an unsafe store directory or file, see
+ *         below); #EF_EFULL; #EF_EVERSION (a store written by a
  *         newer format); #EF_ECORRUPT; #EF_ENOMEM. For the detail of a
  *         failed open, call ef_errmsg(NULL) on the same thread.
+ *
+ * Trusts the store directory and its files (data.mdb, lock.mdb, open.lock,
+ * maint.lock, txn.lock, keyring) only as ssh trusts its key files: each
+ * must be owned by the effective uid or root, writable by neither group
+ * nor others, and, for a file, a regular file and no symbolic link (the
+ * library opens its files with O_NOFOLLOW and makes them with O_EXCL, mode
+ * 0600). Anything else is refused with #EF_EIO before a byte of it is read
+ * or written, here or, for the maintenance lock and the keyring, where they
+ * are first used (an unusable keyring costs IPs, never entries or reads).
  *
  * Holds a shared lock on the store for as long as it is open (so that
  * compaction never runs under a live handle; it waits while a compaction

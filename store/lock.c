@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <signal.h>
@@ -15,28 +14,22 @@
 #include <unistd.h>
 
 #include "store/error.h"
+#include "store/storefile.h"
 
+/* Open @name in the store directory (storefile.h: no link followed, made
+ * 0600 with O_EXCL). A read-only handle opens it read-only, and makes it
+ * only where it is missing. */
 static int lock_file(const char *dir, const char *name, int rdonly,
 		     uint64_t err_id, int *fd)
 {
-	char path[PATH_MAX];
-	int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int sys_err, rc;
 
-	*fd = -1;
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return ef__err(err_id, EF_EINVAL, "store path too long: '%s'",
-			       dir);
-	*fd = open(path, (rdonly ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
-		   0600);
-	if (*fd < 0 && rdonly && errno == ENOENT)
-		*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (*fd < 0)
-		return ef__err(err_id, ef__errno_code(errno) == EF_ENOTFOUND
-					       ? EF_EIO
-					       : ef__errno_code(errno),
-			       "cannot open lock file '%s': %s", path,
-			       strerror(errno));
-	return EF_OK;
+	rc = storefile_open(dir, name, rdonly ? O_RDONLY : O_RDWR | O_CREAT,
+			    err_id, fd, &sys_err);
+	if (rc != EF_OK && rdonly && sys_err == ENOENT)
+		rc = storefile_open(dir, name, O_RDWR | O_CREAT, err_id, fd,
+				    &sys_err);
+	return rc;
 }
 
 static int flock_retry(int fd, int op)
