@@ -34,7 +34,7 @@ static const struct {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: edgefeed [--db DIR] COMMAND [OPTIONS]\n"
+		"usage: edgefeed [--db DIR] [--no-wait] COMMAND [OPTIONS]\n"
 		"\n"
 		"Keeps each owner's recent-receives feed in an LMDB store,\n"
 		"one record per entry, written idempotently.\n"
@@ -43,6 +43,11 @@ static void usage(FILE *f)
 		"  --db DIR     the store directory (default: $EDGEFEED_DB, else\n"
 		"               ./edgefeed.db); only init, finalize, seed and\n"
 		"               import create it, the others need a store there\n"
+		"  --no-wait    never wait for another process's hold on the\n"
+		"               store: exit 75 at once while compact holds it\n"
+		"               (open.lock) or another job holds the\n"
+		"               maintenance lock (maint.lock); without it, a\n"
+		"               command says whom it waits for, then waits\n"
 		"  --help       show this help; COMMAND --help shows one command\n"
 		"  --version    show the version\n"
 		"\n"
@@ -60,13 +65,15 @@ static void usage(FILE *f)
 		"\n"
 		"Exit codes: 0 success (a duplicate finalize too), 1 failure,\n"
 		"2 bad usage or bad input, 4 check found an inconsistency,\n"
-		"75 maintenance lock busy with --no-wait.\n");
+		"75 busy with --no-wait (compact holds the store, or another job\n"
+		"the maintenance lock).\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"db", required_argument, 0, 'd'},
+		{"no-wait", no_argument, 0, 'W'},
 		{"help", no_argument, 0, 'h'},
 		{"version", no_argument, 0, 'V'},
 		{0, 0, 0, 0}};
@@ -83,6 +90,9 @@ int main(int argc, char **argv)
 		case 'd':
 			c.db = optarg;
 			break;
+		case 'W':
+			c.nowait = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
@@ -95,9 +105,10 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		default:
 			fprintf(stderr, "edgefeed: '%.*s' is not an option before "
-				"the command (those are --db DIR, --help, "
-				"--version); a command's own options go after it: "
-				"edgefeed [--db DIR] COMMAND [OPTIONS]\n",
+				"the command (those are --db DIR, --no-wait, "
+				"--help, --version); a command's own options go "
+				"after it: edgefeed [--db DIR] [--no-wait] COMMAND "
+				"[OPTIONS]\n",
 				(int)strcspn(argv[optind - 1], "="),
 				argv[optind - 1]);
 			return EXIT_USAGE;

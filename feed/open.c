@@ -21,7 +21,8 @@
 
 #define FORMAT_VERSION 1
 #define MAX_READERS 4096 /* many worker threads, each may read at once */
-#define CONFIG_FLAGS (EF_NOSYNC | EF_RDONLY | EF_GROUP_COMMIT | EF_NOCREATE)
+#define CONFIG_FLAGS                                                         \
+	(EF_NOSYNC | EF_RDONLY | EF_GROUP_COMMIT | EF_NOCREATE | EF_NOWAIT)
 
 int64_t feed_now(const ef_store *st)
 {
@@ -210,7 +211,10 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 		rc = ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
 		goto fail;
 	}
-	rc = lock_open_shared(dir, rdonly, EF__ERR_NOSTORE, &st->open_lock_fd);
+	rc = lock_open_shared(dir, rdonly,
+			      (st->cfg.flags & EF_NOWAIT) ? EF_LOCK_NOWAIT : 0,
+			      st->cfg.on_wait, st->cfg.wait_ctx,
+			      EF__ERR_NOSTORE, &st->open_lock_fd);
 	if (rc != EF_OK)
 		goto fail;
 	feed_store_opts(st, &so);

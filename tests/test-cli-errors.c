@@ -10,7 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include "feed/feed.h"
+#include "store/lock.h"
 
 static char *dir;
 
@@ -129,7 +134,7 @@ static void test_cli_errors_global_options(void **state)
 	static const err_case cases[] = {
 		{{"--bogus", "feed", NULL}, 2,
 		 "'--bogus' is not an option before the command",
-		 "those are --db DIR, --help, --version"},
+		 "those are --db DIR, --no-wait, --help, --version"},
 		{{"--db", NULL}, 2, "--db: needs a value",
 		 "edgefeed --db DIR COMMAND"},
 		{{"--db", "", "stat", NULL}, 2, "--db: empty path",
@@ -440,6 +445,201 @@ static void test_cli_errors_lock_busy_no_wait_exits_75(void **state)
 	ef_close(st);
 }
 
+/* A child that holds the store exclusively, as compact does (open.lock),
+ * until @stop says so; its note is "pid N (edgefeed compact)". */
+typedef struct holder {
+	pid_t pid;
+	int stop;
+	char pid_s[32];
+} holder;
+
+static void holder_start(holder *h)
+{
+	int ready[2], stop[2];
+	char b;
+
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(stop), 0);
+	h->pid = th_fork(20); /* a stuck test ends before meson's timeout */
+	if (h->pid == 0) {
+		ef_store *st = NULL;
+
+		close(ready[0]);
+		close(stop[1]);
+		if (ef_open(&st, dir, NULL) != EF_OK ||
+		    lock_open_exclusive(st->open_lock_fd, "edgefeed compact",
+					st->err_id) != EF_OK)
+			_exit(2);
+		(void)!write(ready[1], "x", 1);
+		(void)!read(stop[0], &b, 1);
+		lock_open_shared_again(st->open_lock_fd);
+		ef_close(st);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(stop[0]);
+	assert_int_equal(read(ready[0], &b, 1), 1);
+	close(ready[0]);
+	h->stop = stop[1];
+	/* the commands started meanwhile must not keep it open */
+	assert_int_equal(fcntl(h->stop, F_SETFD, FD_CLOEXEC), 0);
+	snprintf(h->pid_s, sizeof(h->pid_s), "pid %ld", (long)h->pid);
+}
+
+static void holder_stop(holder *h)
+{
+	int status;
+
+	(void)!write(h->stop, "x", 1);
+	close(h->stop);
+	assert_int_equal(waitpid(h->pid, &status, 0), h->pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("the holder ended with status 0x%x", status);
+}
+
+/* While compact holds the store, --no-wait (before any command, or the
+ * maintenance commands' own) exits 75 at once, naming open.lock and the
+ * holder's pid; creating nothing. */
+static void test_cli_errors_store_held_no_wait_exits_75(void **state)
+{
+	char kv[600], pid_note[64];
+	const char *const cmds[][10] = {
+		{"--no-wait", "feed", "--owner", "a@x", NULL},
+		{"--no-wait", "unread", "--owner", "a@x", NULL},
+		{"--no-wait", "mark-read", "--owner", "a@x", "--all", NULL},
+		{"--no-wait", "finalize", "--owner", "a@x", "--reservation",
+		 "r", NULL},
+		{"--no-wait", "init", NULL},
+		{"--no-wait", "stat", NULL},
+		{"--no-wait", "check", NULL},
+		{"--no-wait", "export", NULL},
+		{"--no-wait", "compact", NULL},
+		{"--no-wait", "sweep", NULL},
+		{"sweep", "--no-wait", NULL},
+		{"migrate", "--no-wait", NULL},
+		{"seed", "--owners", "1", "--receives", "1", "--no-wait", NULL},
+		{"import", "--format", "kv-bulk", kv, "--no-wait", NULL},
+	};
+	holder h;
+	(void)state;
+
+	snprintf(kv, sizeof(kv), "%s/kv.json", dir);
+	write_file(kv, "[]");
+	holder_start(&h);
+	snprintf(pid_note, sizeof(pid_note), "%s (edgefeed compact)", h.pid_s);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(*cmds); i++) {
+		err_case k = {{NULL}, 75, pid_note, "open.lock"};
+
+		memcpy(k.args, cmds[i], sizeof(cmds[i]));
+		run_case(&k, dir);
+		k.names = "held exclusively";
+		k.right = "without --no-wait to wait for it";
+		run_case(&k, dir);
+	}
+	holder_stop(&h);
+	/* let go: the same commands run */
+	assert_int_equal(th_cli(dir, NULL, NULL, "--no-wait", "finalize",
+				"--owner", "a@x", "--reservation", "r", NULL),
+			 0);
+}
+
+/* --no-wait before the command covers the maintenance lock too. */
+static void test_cli_errors_global_no_wait_covers_maint_lock(void **state)
+{
+	const err_case k = {{"--no-wait", "sweep", NULL}, 75,
+			    "the maintenance lock is held by pid",
+			    "run it again later, or without --no-wait"};
+	ef_maint *lk;
+	ef_store *st;
+	(void)state;
+
+	st = th_open(dir, NULL);
+	assert_int_equal(ef_maint_lock(st, "test holder", 0, NULL, NULL, &lk),
+			 EF_OK);
+	run_case(&k, dir);
+	ef_maint_unlock(lk);
+	ef_close(st);
+}
+
+/* Start "edgefeed --db DIR ARGS" with stderr on a pipe (*@err_fd); stdout
+ * to a file read by async_wait. */
+static pid_t async_cli(const char *const args[], int *err_fd, int *out_fd)
+{
+	char *argv[16], opath[] = "/tmp/edgefeed-out-XXXXXX";
+	int n = 0, p[2], ofd = mkstemp(opath);
+	pid_t pid;
+
+	assert_true(ofd >= 0);
+	unlink(opath);
+	argv[n++] = (char *)th_program("EDGEFEED_BIN");
+	argv[n++] = "--db";
+	argv[n++] = dir;
+	for (int i = 0; args[i]; i++)
+		argv[n++] = (char *)args[i];
+	argv[n] = NULL;
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(ofd, 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	*err_fd = p[0];
+	*out_fd = ofd;
+	return pid;
+}
+
+/* Without --no-wait, a command says on stderr whom it waits for (the lock,
+ * the holder's pid) before it waits, and runs once the holder lets go. */
+static void test_cli_errors_store_held_says_whom_it_waits_for(void **state)
+{
+	static const char *const cmds[][8] = {
+		{"feed", "--owner", "a@x", NULL},
+		{"stat", NULL},
+		{"finalize", "--owner", "a@x", "--reservation", "r", NULL},
+		{"sweep", NULL},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(*cmds); i++) {
+		char line[1024], out[4096];
+		holder h;
+		FILE *ef;
+		pid_t pid;
+		int efd, ofd, status;
+		ssize_t n;
+
+		holder_start(&h);
+		pid = async_cli(cmds[i], &efd, &ofd);
+		ef = fdopen(efd, "r");
+		assert_non_null(ef);
+		/* the first line comes before the wait; it cannot come after,
+		 * as the holder lets go only once it is read */
+		if (!fgets(line, sizeof(line), ef)) {
+			waitpid(pid, &status, 0);
+			fail_msg("%s: no word on stderr before waiting (status "
+				 "%d)", cmds[i][0], status);
+		}
+		if (!strstr(line, "waiting for") || !strstr(line, "open.lock") ||
+		    !strstr(line, h.pid_s) || !strstr(line, "edgefeed compact"))
+			fail_msg("%s: stderr '%s' does not say whom it waits "
+				 "for", cmds[i][0], line);
+		holder_stop(&h);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fail_msg("%s: status %d after the wait", cmds[i][0],
+				 status);
+		fclose(ef);
+		n = pread(ofd, out, sizeof(out) - 1, 0);
+		assert_true(n > 0); /* its JSON result */
+		close(ofd);
+	}
+}
+
 static void test_cli_errors_check_violation_exits_4(void **state)
 {
 	const err_case k = {{"check", NULL}, 4, "check: 1 violation(s)",
@@ -508,6 +708,15 @@ int main(void)
 			test_cli_errors_malformed_import_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_cli_errors_lock_busy_no_wait_exits_75, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli_errors_store_held_no_wait_exits_75, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli_errors_global_no_wait_covers_maint_lock, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli_errors_store_held_says_whom_it_waits_for, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_cli_errors_check_violation_exits_4, setup, teardown),
