@@ -153,11 +153,14 @@ static const struct {
 	 "compact waits for no one: run it again once that job is done"},
 	{EF_EBUSY, "the maintenance lock is held", NULL,
 	 "--no-wait: run it again later, or without --no-wait to wait its turn"},
+	{EF_EBUSY, "the store is held exclusively", NULL,
+	 "--no-wait: run it again once it is done, or without --no-wait to "
+	 "wait for it"},
 	{EF_EBUSY, "the store is open", NULL,
 	 "compact needs the store to itself: stop the workers and every other "
 	 "edgefeed command using it, then run compact again"},
-	{EF_ENOTFOUND, "cannot open store", NULL,
-	 "create it with 'edgefeed --db DIR init', or give the directory of an "
+	{EF_ENOTFOUND, "no store at", NULL,
+	 "create one with 'edgefeed --db DIR init', or give the directory of an "
 	 "existing store with --db DIR or EDGEFEED_DB"},
 	{EF_EINVAL, "cannot open store", NULL,
 	 "--db must name the store's directory, or a path where one can be "
@@ -216,12 +219,27 @@ static int64_t fixed_clock(void *ctx)
 	return *(const int64_t *)ctx;
 }
 
+/* Tell stderr, before ef_open waits, who holds the store (an ef_wait_fn). */
+static void open_waiting(const char *holder, void *ctx)
+{
+	const cli *c = ctx;
+
+	fprintf(stderr,
+		"edgefeed: %s: waiting for open.lock: the store is held "
+		"exclusively by %s (a compaction needs it to itself); "
+		"--no-wait exits 75 instead\n", c->cmd ? c->cmd : "", holder);
+	fflush(stderr);
+}
+
 int cli_open(const cli *c, unsigned flags, ef_store **st)
 {
 	ef_config cfg = {0};
 	int rc;
 
-	cfg.flags = flags;
+	cfg.flags = flags | (c->creates ? 0 : EF_NOCREATE) |
+		    (c->nowait ? EF_NOWAIT : 0);
+	cfg.on_wait = open_waiting;
+	cfg.wait_ctx = (void *)c;
 	if (c->now_ms) {
 		cfg.clock_ms = fixed_clock;
 		cfg.clock_ctx = (void *)&c->now_ms;
@@ -229,6 +247,8 @@ int cli_open(const cli *c, unsigned flags, ef_store **st)
 	rc = ef_open(st, c->db, &cfg);
 	if (rc != EF_OK) {
 		fail_hinted(c, rc, ef_errmsg(NULL));
+		if (rc == EF_EBUSY)
+			return EXIT_BUSY;
 		return rc == EF_EINVAL ? EXIT_USAGE : EXIT_FAIL;
 	}
 	return EXIT_OK;

@@ -23,6 +23,9 @@
 typedef struct cli {
 	const char *db;      /* store directory */
 	const char *cmd;     /* command name, for messages */
+	int creates;         /* the command may create a missing store */
+	int nowait;          /* --no-wait: exit 75 rather than wait (global,
+			      * or a maintenance command's own) */
 	int64_t now_ms;      /* --now, or 0 */
 } cli;
 
@@ -56,7 +59,11 @@ int cli_ef_error(const cli *c, ef_store *st, int rc);
 /* Close @st after the library call that returned @rc: EXIT_OK, or the
  * exit code of the error (reported as cli_ef_error does). */
 int cli_finish(const cli *c, ef_store *st, int rc);
-/* Open the store for a command (honours --now through the clock). */
+/* Open the store for a command (honours --now through the clock). A
+ * command that does not create (!c->creates) opens with EF_NOCREATE: where
+ * there is no store it says so, with the next step, and exits 1. While
+ * compact holds the store: with c->nowait (EF_NOWAIT) exit 75 at once;
+ * else say on stderr whom it waits for, then wait. */
 int cli_open(const cli *c, unsigned flags, ef_store **st);
 
 /* ---- output.c ---- */

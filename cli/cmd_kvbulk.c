@@ -125,7 +125,7 @@ int cmd_import(cli *c, int argc, char **argv)
 					   &batch)))
 				return rc;
 			break;
-		case 'W': io.lock_flags |= EF_LOCK_NOWAIT; break;
+		case 'W': io.lock_flags |= EF_LOCK_NOWAIT, c->nowait = 1; break;
 		case 'h':
 			return help("import", import_text);
 		default: return cli_bad_option(c, o, lo, argv);

@@ -29,7 +29,7 @@ int cmd_migrate(cli *c, int argc, char **argv)
 				return rc;
 			break;
 		case 'n': mo.dry_run = 1; break;
-		case 'W': mo.lock_flags |= EF_LOCK_NOWAIT; break;
+		case 'W': mo.lock_flags |= EF_LOCK_NOWAIT, c->nowait = 1; break;
 		case 'h':
 			printf("usage: edgefeed [--db DIR] %s\n",
 			       cli_usage_lines[CLI_USAGE_MIGRATE]);

@@ -53,7 +53,7 @@ int cmd_sweep(cli *c, int argc, char **argv)
 			if ((rc = cli_time(c, "--now", optarg, &c->now_ms)))
 				return rc;
 			break;
-		case 'W': so.lock_flags |= EF_LOCK_NOWAIT; break;
+		case 'W': so.lock_flags |= EF_LOCK_NOWAIT, c->nowait = 1; break;
 		case 'h': return help("sweep", sweep_help);
 		default: return cli_bad_option(c, o, lo, argv);
 		}

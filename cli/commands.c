@@ -366,7 +366,10 @@ int cmd_seed(cli *c, int argc, char **argv)
 			break;
 		case 'n': rc = cli_time(c, "--now", optarg, &c->now_ms); break;
 		case 'R': so.reset = 1, rc = EXIT_OK; break;
-		case 'W': so.lock_flags |= EF_LOCK_NOWAIT, rc = EXIT_OK; break;
+		case 'W':
+			so.lock_flags |= EF_LOCK_NOWAIT, c->nowait = 1;
+			rc = EXIT_OK;
+			break;
 		case 'h': return cmd_help(c, cli_usage_lines[6]);
 		default: return cli_bad_option(c, o, lo, argv);
 		}

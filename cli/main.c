@@ -8,37 +8,46 @@
 
 #include "cli.h"
 
+/* creates: the command writes on purpose and makes a missing store; the
+ * others open an existing one only (EF_NOCREATE, see cli_open). */
 static const struct {
 	const char *name;
 	int (*fn)(cli *, int, char **);
+	int creates;
 	const char *what;
 } commands[] = {
-	{"init", cmd_init, "create the store (if missing) and show its format"},
-	{"finalize", cmd_finalize, "record a finalized reservation (idempotent)"},
-	{"feed", cmd_feed, "print one page of an owner's feed, newest first"},
-	{"unread", cmd_unread, "print an owner's unread count"},
-	{"mark-read", cmd_mark_read, "mark one entry, or all, read"},
-	{"stat", cmd_stat, "count what the store holds"},
-	{"seed", cmd_seed, "make deterministic demo data"},
-	{"migrate", cmd_migrate, "convert legacy JSON arrays into entries"},
-	{"check", cmd_check, "verify every invariant (exit 4 on a violation)"},
-	{"sweep", cmd_sweep, "enforce retention: shred old IPs, delete old entries"},
-	{"compact", cmd_compact, "rewrite data.mdb with only its live records"},
-	{"import", cmd_import, "load a Workers KV bulk file (legacy arrays, entries)"},
-	{"export", cmd_export, "write the feed records as a Workers KV bulk file"},
+	{"init", cmd_init, 1, "create the store (if missing) and show its format"},
+	{"finalize", cmd_finalize, 1, "record a finalized reservation (idempotent)"},
+	{"feed", cmd_feed, 0, "print one page of an owner's feed, newest first"},
+	{"unread", cmd_unread, 0, "print an owner's unread count"},
+	{"mark-read", cmd_mark_read, 0, "mark one entry, or all, read"},
+	{"stat", cmd_stat, 0, "count what the store holds"},
+	{"seed", cmd_seed, 1, "make deterministic demo data"},
+	{"migrate", cmd_migrate, 0, "convert legacy JSON arrays into entries"},
+	{"check", cmd_check, 0, "verify every invariant (exit 4 on a violation)"},
+	{"sweep", cmd_sweep, 0, "enforce retention: shred old IPs, delete old entries"},
+	{"compact", cmd_compact, 0, "rewrite data.mdb with only its live records"},
+	{"import", cmd_import, 1, "load a Workers KV bulk file (legacy arrays, entries)"},
+	{"export", cmd_export, 0, "write the feed records as a Workers KV bulk file"},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: edgefeed [--db DIR] COMMAND [OPTIONS]\n"
+		"usage: edgefeed [--db DIR] [--no-wait] COMMAND [OPTIONS]\n"
 		"\n"
 		"Keeps each owner's recent-receives feed in an LMDB store,\n"
 		"one record per entry, written idempotently.\n"
 		"\n"
 		"Options:\n"
 		"  --db DIR     the store directory (default: $EDGEFEED_DB, else\n"
-		"               ./edgefeed.db)\n"
+		"               ./edgefeed.db); only init, finalize, seed and\n"
+		"               import create it, the others need a store there\n"
+		"  --no-wait    never wait for another process's hold on the\n"
+		"               store: exit 75 at once while compact holds it\n"
+		"               (open.lock) or another job holds the\n"
+		"               maintenance lock (maint.lock); without it, a\n"
+		"               command says whom it waits for, then waits\n"
 		"  --help       show this help; COMMAND --help shows one command\n"
 		"  --version    show the version\n"
 		"\n"
@@ -56,13 +65,15 @@ static void usage(FILE *f)
 		"\n"
 		"Exit codes: 0 success (a duplicate finalize too), 1 failure,\n"
 		"2 bad usage or bad input, 4 check found an inconsistency,\n"
-		"75 maintenance lock busy with --no-wait.\n");
+		"75 busy with --no-wait (compact holds the store, or another job\n"
+		"the maintenance lock).\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"db", required_argument, 0, 'd'},
+		{"no-wait", no_argument, 0, 'W'},
 		{"help", no_argument, 0, 'h'},
 		{"version", no_argument, 0, 'V'},
 		{0, 0, 0, 0}};
@@ -79,6 +90,9 @@ int main(int argc, char **argv)
 		case 'd':
 			c.db = optarg;
 			break;
+		case 'W':
+			c.nowait = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
@@ -91,9 +105,10 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		default:
 			fprintf(stderr, "edgefeed: '%.*s' is not an option before "
-				"the command (those are --db DIR, --help, "
-				"--version); a command's own options go after it: "
-				"edgefeed [--db DIR] COMMAND [OPTIONS]\n",
+				"the command (those are --db DIR, --no-wait, "
+				"--help, --version); a command's own options go "
+				"after it: edgefeed [--db DIR] [--no-wait] COMMAND "
+				"[OPTIONS]\n",
 				(int)strcspn(argv[optind - 1], "="),
 				argv[optind - 1]);
 			return EXIT_USAGE;
@@ -112,6 +127,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
 		if (strcmp(argv[optind], commands[i].name) == 0) {
 			c.cmd = commands[i].name;
+			c.creates = commands[i].creates;
 			return commands[i].fn(&c, argc - optind, argv + optind);
 		}
 	}

@@ -4,7 +4,8 @@
  *
  * Order: the maintenance lock (no other long job), then the open lock
  * turned exclusive (no other handle, in any process; every ef_open holds it
- * shared and a new ef_open waits while we hold it), then our own
+ * shared, and a new ef_open waits while we hold it, told by the note we
+ * leave in open.lock, or fails with EF_NOWAIT), then our own
  * environment closed, since the file is renamed under it; then copy, swap,
  * reopen, and the open lock shared again.
  */
@@ -14,6 +15,9 @@
 #include "feed/feed.h"
 #include "store/error.h"
 #include "store/lock.h"
+
+/* who holds the locks, as waiters are told ("pid N (edgefeed compact)") */
+#define COMPACT_WHAT "edgefeed compact"
 
 /* Reopen the environment after the swap (or after a failed copy). */
 static int reopen(ef_store *st)
@@ -43,11 +47,10 @@ int ef_compact(ef_store *st, ef_compact_stats *stats)
 	if (st->cfg.flags & EF_RDONLY)
 		return ef__err(st->err_id, EF_EINVAL,
 			       "the store is open read-only");
-	rc = ef_maint_lock(st, "edgefeed compact", EF_LOCK_NOWAIT, NULL, NULL,
-			   &lk);
+	rc = ef_maint_lock(st, COMPACT_WHAT, EF_LOCK_NOWAIT, NULL, NULL, &lk);
 	if (rc != EF_OK)
 		return rc;
-	rc = lock_open_exclusive(st->open_lock_fd, st->err_id);
+	rc = lock_open_exclusive(st->open_lock_fd, COMPACT_WHAT, st->err_id);
 	if (rc != EF_OK) {
 		/* a failed conversion may have dropped the shared lock */
 		lock_flock(st->open_lock_fd, LOCK_SH);
@@ -58,7 +61,7 @@ int ef_compact(ef_store *st, ef_compact_stats *stats)
 	st->env = NULL;
 	rc = store_compact(st->dir, st->err_id, &info);
 	rc2 = reopen(st);
-	lock_flock(st->open_lock_fd, LOCK_SH);
+	lock_open_shared_again(st->open_lock_fd);
 	ef_maint_unlock(lk);
 	if (rc2 != EF_OK)
 		rc = rc2; /* the handle is unusable: that matters most */

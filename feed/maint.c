@@ -33,6 +33,8 @@ int ef_maint_lock(ef_store *st, const char *what, unsigned flags,
 	lk = ef__malloc(sizeof(*lk));
 	if (!lk)
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
+	if (st->cfg.flags & EF_NOWAIT) /* the handle never waits */
+		flags |= EF_LOCK_NOWAIT;
 	rc = lock_maint(st->dir, what, flags, on_wait, ctx, st->err_id, &lk->fd);
 	if (rc != EF_OK) {
 		free(lk);

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,12 @@
 #include "store/error.h"
 #include "store/keyring.h"
 #include "store/lock.h"
+#include "store/storefile.h"
 
 #define FORMAT_VERSION 1
 #define MAX_READERS 4096 /* many worker threads, each may read at once */
+#define CONFIG_FLAGS                                                         \
+	(EF_NOSYNC | EF_RDONLY | EF_GROUP_COMMIT | EF_NOCREATE | EF_NOWAIT)
 
 int64_t feed_real_now(void)
 {
@@ -96,10 +100,9 @@ static int config_resolve(const ef_config *in, ef_config *out)
 		return ef__err(id, EF_EINVAL, "feed_ttl_ms: negative");
 	if (out->ip_retention_ms < 0)
 		return ef__err(id, EF_EINVAL, "ip_retention_ms: negative");
-	if (out->flags & ~(EF_NOSYNC | EF_RDONLY | EF_GROUP_COMMIT))
+	if (out->flags & ~CONFIG_FLAGS)
 		return ef__err(id, EF_EINVAL, "flags: unknown bits 0x%x",
-			       out->flags &
-				       ~(EF_NOSYNC | EF_RDONLY | EF_GROUP_COMMIT));
+			       out->flags & ~CONFIG_FLAGS);
 	if (!out->map_size)
 		out->map_size = EF_DEFAULT_MAP_SIZE;
 	if (!out->feed_cap)
@@ -111,8 +114,43 @@ static int config_resolve(const ef_config *in, ef_config *out)
 	return EF_OK;
 }
 
-/* The directory exists (created unless read-only) and is a directory. */
-static int dir_ready(const char *dir, int rdonly)
+/* @dir holds no store, and this open may not make one: EF_ENOTFOUND. */
+static int no_store(const char *dir, const char *what)
+{
+	return ef__err(EF__ERR_NOSTORE, EF_ENOTFOUND, "no store at '%s': %s",
+		       dir, what);
+}
+
+/* Make the missing store directory @dir (mode 0700; not its parents). */
+static int dir_make(const char *dir)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return ef__err(EF__ERR_NOSTORE,
+			       errno == ENOSPC ? EF_EFULL : EF_EIO,
+			       "cannot create store '%s': %s", dir,
+			       strerror(errno));
+	return EF_OK;
+}
+
+/* Does the existing directory @dir hold data.mdb (the store itself)? */
+static int dir_has_data(const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int n = snprintf(path, sizeof(path), "%s/data.mdb", dir);
+
+	return n > 0 && (size_t)n < sizeof(path) && lstat(path, &sb) == 0;
+}
+
+/*
+ * The store directory is ready to open: it exists and is a directory. An
+ * open that may create (@create) makes a missing directory; one that may
+ * not (EF_RDONLY, EF_NOCREATE) needs data.mdb in it already and creates
+ * nothing at all, so that a mistyped path is reported, not made. The
+ * directory and the store's files in it are to be trusted (storefile.h)
+ * before anything is opened or made there.
+ */
+static int dir_ready(const char *dir, int create, int rdonly)
 {
 	const uint64_t id = EF__ERR_NOSTORE;
 	struct stat sb;
@@ -120,35 +158,24 @@ static int dir_ready(const char *dir, int rdonly)
 	if (!dir || !*dir)
 		return ef__err(id, EF_EINVAL, "store directory: empty path");
 	if (stat(dir, &sb) < 0) {
+		if (!create && (errno == ENOENT || errno == ENOTDIR))
+			return no_store(dir, "no such directory");
 		if (errno != ENOENT)
 			return ef__err(id, EF_EIO, "cannot open store '%s': %s",
 				       dir, strerror(errno));
-		if (rdonly)
-			return ef__err(id, EF_ENOTFOUND,
-				       "cannot open store '%s': it does not "
-				       "exist", dir);
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-			return ef__err(id, errno == ENOSPC ? EF_EFULL : EF_EIO,
-				       "cannot create store '%s': %s", dir,
-				       strerror(errno));
-		return EF_OK;
+		return dir_make(dir);
 	}
 	if (!S_ISDIR(sb.st_mode))
-		return ef__err(id, EF_EINVAL,
-			       "cannot open store '%s': not a directory", dir);
+		return create ? ef__err(id, EF_EINVAL,
+					"cannot open store '%s': not a "
+					"directory", dir)
+			      : no_store(dir, "a file, not a directory");
+	if (!create && !dir_has_data(dir))
+		return no_store(dir, "a directory without data.mdb");
 	if (!rdonly && access(dir, W_OK | X_OK) < 0)
 		return ef__err(id, EF_EIO,
 			       "cannot open store '%s': permission denied", dir);
-	if (rdonly) {
-		/* read-only opens create nothing, not even a lock file */
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/data.mdb", dir);
-		if (access(path, F_OK) < 0)
-			return ef__err(id, EF_ENOTFOUND,
-				       "cannot open store '%s': no store there",
-				       dir);
-	}
-	return EF_OK;
+	return storefile_check_all(dir, id);
 }
 
 void feed_store_opts(const ef_store *st, store_opts *so)
@@ -215,7 +242,8 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 	rc = config_resolve(cfg, &st->cfg);
 	rdonly = (st->cfg.flags & EF_RDONLY) != 0;
 	if (rc == EF_OK)
-		rc = dir_ready(dir, rdonly);
+		rc = dir_ready(dir, !(st->cfg.flags & (EF_RDONLY | EF_NOCREATE)),
+			       rdonly);
 	if (rc != EF_OK)
 		goto fail;
 	st->dir = ef__strdup(dir);
@@ -223,7 +251,10 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 		rc = ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
 		goto fail;
 	}
-	rc = lock_open_shared(dir, rdonly, EF__ERR_NOSTORE, &st->open_lock_fd);
+	rc = lock_open_shared(dir, rdonly,
+			      (st->cfg.flags & EF_NOWAIT) ? EF_LOCK_NOWAIT : 0,
+			      st->cfg.on_wait, st->cfg.wait_ctx,
+			      EF__ERR_NOSTORE, &st->open_lock_fd);
 	if (rc != EF_OK)
 		goto fail;
 	feed_store_opts(st, &so);

@@ -131,12 +131,14 @@ typedef enum ef_errno {
  * written; ef_errmsg() names the field and what is wrong with it. */
 /** @var EF_ENOTFOUND
  * -2: the thing asked for does not exist: no such entry (ef_get_entry(),
- * ef_mark_read()), no store in the directory (ef_open() with #EF_RDONLY),
- * no such file (ef_import_kvbulk()). */
+ * ef_mark_read()), no store in the directory (ef_open() with #EF_RDONLY
+ * or #EF_NOCREATE), no such file (ef_import_kvbulk()). */
 /** @var EF_EBUSY
  * -3: someone else has what is needed: the maintenance lock is held and
- * #EF_LOCK_NOWAIT was given; ef_compact() found the store open elsewhere;
- * or LMDB's reader table is full. Retrying later may succeed. */
+ * #EF_LOCK_NOWAIT (or the handle's #EF_NOWAIT) was given; a compaction
+ * holds the store and ef_open() was given #EF_NOWAIT; ef_compact() found
+ * the store open elsewhere; or LMDB's reader table is full. Retrying later
+ * may succeed. */
 /** @var EF_ECORRUPT
  * -4: the store holds a record or page that does not decode. ef_check()
  * reports what is wrong. */
@@ -144,7 +146,10 @@ typedef enum ef_errno {
  * -5: an allocation failed. Nothing was changed. */
 /** @var EF_EIO
  * -6: an I/O or LMDB error (permission, a failing disk, a lock file that
- * cannot be opened); ef_errmsg() has the system's message. */
+ * cannot be opened); ef_errmsg() has the system's message. Also a store
+ * directory or store file that is not to be trusted (see ef_open()):
+ * ef_errmsg() names the path and why ("unsafe store file '/d/keyring': a
+ * symbolic link ..."). */
 /** @var EF_EFULL
  * -7: no space left: the disk or a quota is full, or the memory map cannot
  * grow any further. Nothing of the failed write was kept. */
@@ -171,6 +176,19 @@ typedef enum ef_errno {
  * result. A lone caller waits for nobody. Worth it with many threads per
  * process and synced commits. */
 #define EF_GROUP_COMMIT 0x4u
+/** ef_config.flags: open an existing store only. Where @p dir holds no
+ * store (no such directory, a directory without data.mdb, a file, a link
+ * to nothing), ef_open() fails with #EF_ENOTFOUND ("no store at 'DIR'")
+ * and creates nothing: no directory, no file. For tools that read or
+ * maintain a store, so that a mistyped path is reported, not made. */
+#define EF_NOCREATE 0x8u
+/** ef_config.flags: never wait for another process's exclusive hold on the
+ * store. Where ef_open() would wait for a compaction to finish (it holds
+ * open.lock exclusively), it fails at once with #EF_EBUSY, ef_errmsg()
+ * naming the lock and the holder; and the handle takes the maintenance lock
+ * as if #EF_LOCK_NOWAIT were always given (ef_maint_lock() and the long
+ * operations fail with #EF_EBUSY instead of waiting). */
+#define EF_NOWAIT 0x10u
 
 /** Largest payload, in bytes of JSON (ef_receive.payload_json). */
 #define EF_PAYLOAD_MAX 16384u
@@ -223,6 +241,20 @@ typedef struct ef_store ef_store;
 typedef int64_t (*ef_clock_fn)(void *ctx);
 
 /**
+ * Called once, before blocking, when another process holds a lock that the
+ * caller needs: the maintenance lock (ef_maint_lock() and the long
+ * operations), or open.lock, which a compaction holds exclusively while
+ * ef_open() waits for it (ef_config.on_wait). Not called where the caller
+ * asked not to wait (#EF_LOCK_NOWAIT, #EF_NOWAIT): that fails at once with
+ * #EF_EBUSY instead.
+ * @param holder  describes the holder ("pid 1234 (edgefeed compact)"), or
+ *                "another process" when it cannot be told; borrowed for
+ *                the call only.
+ * @param ctx     the context given with the callback.
+ */
+typedef void (*ef_wait_fn)(const char *holder, void *ctx);
+
+/**
  * Store configuration, for ef_open(). Zero-initialize it (`= {0}`) and set
  * what you need; every field left 0 (or NULL) takes its default. ef_open()
  * copies it. All processes sharing a store should use the same feed_cap,
@@ -239,8 +271,9 @@ typedef struct ef_config {
 	int64_t ip_retention_ms;  /**< IPs are returned, and kept readable, only
 				   * this long (default #EF_DEFAULT_IP_RETENTION_MS);
 				   * negative: #EF_EINVAL */
-	unsigned flags;           /**< #EF_NOSYNC, #EF_RDONLY, #EF_GROUP_COMMIT;
-				   * other bits: #EF_EINVAL */
+	unsigned flags;           /**< #EF_NOSYNC, #EF_RDONLY, #EF_GROUP_COMMIT,
+				   * #EF_NOCREATE, #EF_NOWAIT; other bits:
+				   * #EF_EINVAL */
 	ef_clock_fn clock_ms;     /**< injectable clock (tests, replays); NULL:
 				   * the system's real-time clock. Maintenance
 				   * refuses to act on it while it is ahead of
@@ -248,6 +281,10 @@ typedef struct ef_config {
 				   * "real" clock, never this one) by more than
 				   * #EF_CLOCK_SKEW_MS: inject past times */
 	void *clock_ctx;          /**< passed to clock_ms; must outlive the store */
+	ef_wait_fn on_wait;       /**< called once before ef_open() waits for a
+				   * compaction that holds the store (see
+				   * ef_wait_fn); NULL: wait without a word */
+	void *wait_ctx;           /**< passed to on_wait */
 } ef_config;
 
 /** @} */
@@ -314,23 +351,40 @@ typedef struct ef_page {
 /* ---- opening and closing ---------------------------------------------- */
 
 /**
- * Open (creating it if missing) the store in directory @p dir.
+ * Open (creating it if missing, unless #EF_RDONLY or #EF_NOCREATE) the
+ * store in directory @p dir.
  *
  * @param out  receives the handle; on failure it is set to NULL and nothing
  *             needs freeing.
- * @param dir  store directory; created (mode 0700) if it does not exist
- *             (not with #EF_RDONLY). Borrowed; the handle keeps a copy.
+ * @param dir  store directory; created (mode 0700; not its parents) if it
+ *             does not exist (not with #EF_RDONLY or #EF_NOCREATE).
+ *             Borrowed; the handle keeps a copy.
  * @param cfg  configuration, or NULL for every default. Copied.
- * @return #EF_OK; #EF_EINVAL (@p out is NULL, @p dir is empty or not a
- *         directory, or a bad @p cfg field); #EF_ENOTFOUND (#EF_RDONLY and
- *         there is no store at @p dir); #EF_EIO (cannot create or open:
- *         permission, I/O); #EF_EFULL; #EF_EVERSION (a store written by a
- *         newer format); #EF_ECORRUPT; #EF_ENOMEM. For the detail of a
+ * @return #EF_OK; #EF_EINVAL (@p out is NULL, @p dir is empty, or not a
+ *         directory where the store would be created, or a bad @p cfg
+ *         field); #EF_ENOTFOUND (#EF_RDONLY or #EF_NOCREATE, and there is no
+ *         store at @p dir: no such directory, a directory without
+ *         data.mdb, a file; nothing was created); #EF_EIO (cannot create or open:
+ *         permission, I/O; or an unsafe store directory or file, see
+ *         below); #EF_EFULL; #EF_EVERSION (a store written by a
+ *         newer format); #EF_EBUSY (#EF_NOWAIT, and a compaction holds
+ *         the store); #EF_ECORRUPT; #EF_ENOMEM. For the detail of a
  *         failed open, call ef_errmsg(NULL) on the same thread.
  *
- * Holds a shared lock on the store for as long as it is open (so that
- * compaction never runs under a live handle; it waits while a compaction
- * runs) and clears the reader slots of dead processes. Thread-safe; the
+ * Trusts the store directory and its files (data.mdb, lock.mdb, open.lock,
+ * maint.lock, txn.lock, keyring) only as ssh trusts its key files: each
+ * must be owned by the effective uid or root, writable by neither group
+ * nor others, and, for a file, a regular file and no symbolic link (the
+ * library opens its files with O_NOFOLLOW and makes them with O_EXCL, mode
+ * 0600). Anything else is refused with #EF_EIO before a byte of it is read
+ * or written, here or, for the maintenance lock and the keyring, where they
+ * are first used (an unusable keyring costs IPs, never entries or reads).
+ *
+ * Holds a shared lock on the store (open.lock) for as long as it is open,
+ * so that compaction never runs under a live handle. While a compaction
+ * holds it, ef_open() waits, first calling ef_config.on_wait with the
+ * holder; with #EF_NOWAIT it fails with #EF_EBUSY instead. It also clears
+ * the reader slots of dead processes. Thread-safe; the
  * handle may be shared by all the threads of the process. Open each store
  * once per process, and after fork(), in the child.
  */
@@ -504,15 +558,6 @@ EF_EXPORT int ef_mark_all_read(ef_store *st, const char *owner);
  * return #EF_EBUSY at once instead of waiting for the lock. */
 #define EF_LOCK_NOWAIT 0x1u
 
-/**
- * Called once, before blocking, when another process holds the maintenance
- * lock.
- * @param holder  describes the holder ("pid 1234 (edgefeed seed --reset)");
- *                borrowed for the call only.
- * @param ctx     the context given with the callback.
- */
-typedef void (*ef_wait_fn)(const char *holder, void *ctx);
-
 /** A held maintenance lock: opaque; see ef_maint_lock(). */
 typedef struct ef_maint ef_maint;
 
@@ -530,7 +575,8 @@ typedef struct ef_maint ef_maint;
  * @param st       the store.
  * @param what     a short description of the holder's job, shown to
  *                 waiters; NULL: "maintenance". Borrowed.
- * @param flags    0 (wait) or #EF_LOCK_NOWAIT.
+ * @param flags    0 (wait) or #EF_LOCK_NOWAIT; a handle opened with
+ *                 #EF_NOWAIT never waits, whatever @p flags say.
  * @param on_wait  called before waiting (may be NULL).
  * @param ctx      passed to @p on_wait.
  * @param out      receives the held lock, released by ef_maint_unlock();

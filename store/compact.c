@@ -24,8 +24,9 @@
 #include <unistd.h>
 
 #include "store/error.h"
+#include "store/storefile.h"
 
-#define DATA_FILE "data.mdb"
+#define DATA_FILE STOREFILE_DATA
 #define TEMP_PREFIX "data.mdb.compact-"
 #define COPY_BATCH 10000 /* records per write transaction of the copy */
 #define ZERO_CHUNK ((size_t)1 << 20)
@@ -97,7 +98,25 @@ static int open_source(copy_job *j)
 	return EF_OK;
 }
 
-static int open_copy(copy_job *j, const char *path)
+/* Is LMDB's descriptor of the copy the file mkstemp made (@tmp_fd), not
+ * something put in its place in between? */
+static int copy_is_ours(const copy_job *j, const char *path, int tmp_fd)
+{
+	struct stat made, opened;
+	mdb_filehandle_t fd;
+
+	if (mdb_env_get_fd(j->dst, &fd) != 0 || fstat(fd, &opened) < 0 ||
+	    fstat(tmp_fd, &made) < 0)
+		return sys_fail(j, "stat the copy", path);
+	if (made.st_dev != opened.st_dev || made.st_ino != opened.st_ino)
+		return ef__err(j->err_id, EF_EIO,
+			       "compact: unsafe store file '%s': replaced "
+			       "while it was being opened", path);
+	return EF_OK;
+}
+
+/* LMDB opens the copy by path: @tmp_fd, still open, says what it must be. */
+static int open_copy(copy_job *j, const char *path, int tmp_fd)
 {
 	int rc = mdb_env_create(&j->dst);
 
@@ -106,7 +125,8 @@ static int open_copy(copy_job *j, const char *path)
 	if (rc == 0)
 		rc = mdb_env_open(j->dst, path,
 				  MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0600);
-	return rc ? mdb_fail(j, "create the copy", rc) : EF_OK;
+	return rc ? mdb_fail(j, "create the copy", rc)
+		  : copy_is_ours(j, path, tmp_fd);
 }
 
 /* Position @cur on the first record after j->last (the first of all at
@@ -240,14 +260,16 @@ static int swap_in(copy_job *j, const char *tmp, store_compact_info *out)
 {
 	char data[4096];
 	struct stat sb;
-	int old, rc;
+	int old, rc, e;
 
 	snprintf(data, sizeof(data), "%s/%s", j->dir, DATA_FILE);
-	old = open(data, O_RDWR | O_CLOEXEC);
-	if (old < 0 || fstat(old, &sb) < 0) {
-		rc = sys_fail(j, "open", data);
-		if (old >= 0)
-			close(old);
+	/* it is zeroed below: never through a link (storefile.h) */
+	rc = storefile_open(j->dir, DATA_FILE, O_RDWR, j->err_id, &old, &e);
+	if (rc != EF_OK)
+		return rc;
+	if (fstat(old, &sb) < 0) {
+		rc = sys_fail(j, "stat", data);
+		close(old);
 		return rc;
 	}
 	out->bytes_before = (uint64_t)sb.st_size;
@@ -280,13 +302,14 @@ int store_compact(const char *dir, uint64_t err_id, store_compact_info *out)
 	if (snprintf(tmp, sizeof(tmp), "%s/%sXXXXXX", dir, TEMP_PREFIX) >=
 	    (int)sizeof(tmp))
 		return ef__err(err_id, EF_EINVAL, "store path too long");
-	fd = mkstemp(tmp); /* an empty file, mode 0600: LMDB initializes it */
+	/* an empty file, made with O_EXCL, mode 0600: LMDB initializes it */
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return sys_fail(&j, "create", tmp);
-	close(fd);
 	rc = open_source(&j);
 	if (rc == EF_OK)
-		rc = open_copy(&j, tmp);
+		rc = open_copy(&j, tmp, fd);
+	close(fd);
 	if (rc == EF_OK)
 		rc = copy_all(&j);
 	if (j.rtxn)

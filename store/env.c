@@ -19,10 +19,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 
 #include "store/error.h"
+#include "store/storefile.h"
 #include "store/txnlock.h"
 
 #define CURS_MAX 4             /* cursors open at once in one transaction */
@@ -214,6 +216,23 @@ static int region_half_made(MDB_env *e)
 	return id == 0;
 }
 
+/* LMDB opens data.mdb and lock.mdb by path, following links and making
+ * them if missing: check both before (a planted link or foreign file is
+ * refused before LMDB touches it) and after, that the data.mdb LMDB holds
+ * open is the one checked (storefile.h). EF_OK or EF_EIO. */
+static int files_trusted(const char *dir, MDB_env *e, uint64_t err_id)
+{
+	struct stat sb;
+	mdb_filehandle_t fd;
+	int rc = storefile_check(dir, STOREFILE_DATA, err_id, &sb);
+
+	if (rc == EF_OK)
+		rc = storefile_check(dir, STOREFILE_LOCK, err_id, &sb);
+	if (rc == EF_OK && e && mdb_env_get_fd(e, &fd) == 0)
+		rc = storefile_same(dir, STOREFILE_DATA, fd, err_id);
+	return rc;
+}
+
 /* mdb_env_create and mdb_env_open, under txn.lock: an LMDB code. */
 static int env_open(store_env *env, const char *dir, const store_opts *o,
 		    unsigned flags)
@@ -229,18 +248,70 @@ static int env_open(store_env *env, const char *dir, const store_opts *o,
 	return mdb_env_open(env->env, dir, flags, 0600);
 }
 
-int store_open(store_env **out, const char *dir, const store_opts *o,
-	       uint64_t err_id)
+/* What a failed mdb_env_open (LMDB or errno code @rc) means, recorded. */
+static int env_open_err(store_env *env, const char *dir, int rc)
 {
-	store_env *env;
+	if (rc == EACCES || rc == EPERM)
+		return ef__err(env->err_id, EF_EIO,
+			       "cannot open store '%s': permission denied", dir);
+	if (rc == ENOENT)
+		return ef__err(env->err_id, EF_ENOTFOUND,
+			       "cannot open store '%s': no store there", dir);
+	if (rc == MDB_INVALID)
+		return ef__err(env->err_id, EF_ECORRUPT,
+			       "cannot open store '%s': data.mdb is not an LMDB "
+			       "file", dir);
+	return lmdb_err(env, "mdb_env_open", rc);
+}
+
+/*
+ * Open the environment, under txn.lock. The first process to open the
+ * store (re)initializes lock.mdb (region_half_made()); killed in between
+ * while another opener waited on lock.mdb, that one took the region as
+ * made and wrote on a stale snapshot: the last commit before it was lost
+ * (tests/test-txnlock.c). Openers wait on txn.lock instead, and the next
+ * one finds nobody using lock.mdb and initializes it again; or, if it came
+ * in while the killed one's lock.mdb was still being let go, it sees the
+ * half-made region, closes and opens again.
+ */
+static int env_open_locked(store_env *env, const char *dir,
+			   const store_opts *o, unsigned flags)
+{
+	int rc = files_trusted(dir, NULL, env->err_id);
+
+	for (int attempt = 0; rc == EF_OK; attempt++) {
+		rc = env_open(env, dir, o, flags);
+		if (rc)
+			return env_open_err(env, dir, rc);
+		if (!region_half_made(env->env))
+			return files_trusted(dir, env->env, env->err_id);
+		mdb_env_close(env->env);
+		env->env = NULL;
+		if (attempt == REGION_RETRY_MAX)
+			return ef__err(env->err_id, EF_EBUSY,
+				       "cannot open store '%s': lock.mdb was "
+				       "left half-made by a process killed while "
+				       "opening the store, and a process that "
+				       "does not take txn.lock (such as LMDB's "
+				       "own tools) holds it open; stop the "
+				       "processes using the store, then open it "
+				       "again", dir);
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	return rc;
+}
+
+/* A new store_env with its locks made, or NULL (recorded). */
+static store_env *env_new(const store_opts *o, uint64_t err_id)
+{
+	store_env *env = ef__calloc(1, sizeof(*env));
 	pthread_rwlockattr_t attr;
-	unsigned flags = MDB_NOTLS;
 	int rc;
 
-	*out = NULL;
-	env = ef__calloc(1, sizeof(*env));
-	if (!env)
-		return ef__err(err_id, EF_ENOMEM, "out of memory");
+	if (!env) {
+		ef__err(err_id, EF_ENOMEM, "out of memory");
+		return NULL;
+	}
 	env->err_id = err_id;
 	env->rdonly = o->rdonly;
 	pthread_rwlockattr_init(&attr);
@@ -252,8 +323,24 @@ int store_open(store_env **out, const char *dir, const store_opts *o,
 		pthread_rwlock_destroy(&env->resize);
 	if (rc) {
 		free(env);
-		return ef__err(err_id, EF_ENOMEM, "cannot create a lock");
+		ef__err(err_id, EF_ENOMEM, "cannot create a lock");
+		return NULL;
 	}
+	return env;
+}
+
+int store_open(store_env **out, const char *dir, const store_opts *o,
+	       uint64_t err_id)
+{
+	store_env *env;
+	unsigned flags = MDB_NOTLS;
+	mdb_filehandle_t fd;
+	int rc;
+
+	*out = NULL;
+	env = env_new(o, err_id);
+	if (!env)
+		return EF_ENOMEM;
 	if (o->nosync)
 		flags |= MDB_NOSYNC;
 	if (o->rdonly)
@@ -261,68 +348,21 @@ int store_open(store_env **out, const char *dir, const store_opts *o,
 	rc = txnlock_open(dir, err_id, &env->tl);
 	if (rc != EF_OK)
 		goto fail;
-	/*
-	 * Opens take txn.lock too. The first process to open the store
-	 * (re)initializes lock.mdb (region_half_made()); killed in between
-	 * while another opener waited on lock.mdb, that one took the region
-	 * as made and wrote on a stale snapshot: the last commit before it was
-	 * lost (tests/test-txnlock.c). Openers wait on txn.lock instead, and
-	 * the next one finds nobody using lock.mdb and initializes it again;
-	 * or, if it came in while the killed one's lock.mdb was still being
-	 * let go, it sees the half-made region, closes and opens again.
-	 */
 	txnlock_take(env->tl);
-	for (int attempt = 0;; attempt++) {
-		rc = env_open(env, dir, o, flags);
-		if (rc || !region_half_made(env->env))
-			break;
-		mdb_env_close(env->env);
-		env->env = NULL;
-		if (attempt == REGION_RETRY_MAX) {
-			txnlock_give(env->tl);
-			rc = ef__err(err_id, EF_EBUSY,
-				     "cannot open store '%s': lock.mdb was left "
-				     "half-made by a process killed while opening "
-				     "the store, and a process that does not take "
-				     "txn.lock (such as LMDB's own tools) holds it "
-				     "open; stop the processes using the store, "
-				     "then open it again", dir);
-			goto fail;
-		}
-		nanosleep(&(struct timespec){0, 1000000}, NULL);
-	}
-	if (rc) {
-		txnlock_give(env->tl);
-		if (rc == EACCES || rc == EPERM)
-			rc = ef__err(err_id, EF_EIO,
-				     "cannot open store '%s': permission denied",
-				     dir);
-		else if (rc == ENOENT)
-			rc = ef__err(err_id, EF_ENOTFOUND,
-				     "cannot open store '%s': no store there",
-				     dir);
-		else if (rc == MDB_INVALID)
-			rc = ef__err(err_id, EF_ECORRUPT,
-				     "cannot open store '%s': data.mdb is not an "
-				     "LMDB file", dir);
-		else
-			rc = lmdb_err(env, "mdb_env_open", rc);
-		goto fail;
-	}
-	{
+	rc = env_open_locked(env, dir, o, flags);
+	if (rc == EF_OK) {
 		/* LMDB opens data.mdb without close-on-exec: a worker that
 		 * execs must not hand it on */
-		mdb_filehandle_t fd;
 		if (mdb_env_get_fd(env->env, &fd) == 0)
 			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+		reader_check(env, 1);
+		rc = open_main_dbi(env, o->rdonly);
+		if (rc)
+			rc = lmdb_err(env, "open main database", rc);
 	}
-	reader_check(env, 1);
-	rc = open_main_dbi(env, o->rdonly);
 	txnlock_give(env->tl);
-	if (rc) {
-		rc = lmdb_err(env, "open main database", rc);
+	if (rc != EF_OK)
 		goto fail;
-	}
 	*out = env;
 	return EF_OK;
 fail:

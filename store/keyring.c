@@ -28,6 +28,7 @@
 
 #include "store/error.h"
 #include "store/lock.h"
+#include "store/storefile.h"
 
 #define HDR_SIZE 64
 #define SLOT_SIZE 64
@@ -57,6 +58,7 @@ typedef struct kr_set {
 struct keyring {
 	pthread_mutex_t mu; /* guards every field below */
 	char *path;         /* <dir>/keyring, owned */
+	char *dir;          /* the store directory, owned */
 	int rdonly;         /* never create or change the file */
 	int nosync;         /* no fsync after creating a key */
 	uint64_t err_id;    /* error slot of the owning store */
@@ -215,24 +217,25 @@ static int io_err(keyring *kr, const char *what)
 		       strerror(e));
 }
 
-/* Make sure kr->fd is open (creating the file if @create). EF_ENOTFOUND
- * when the file does not exist and !@create. */
+/* Make sure kr->fd is open (creating the file if @create), never through
+ * a link (storefile.h). EF_ENOTFOUND when the file does not exist and
+ * !@create; a read-write handle that may not write it opens it read-only. */
 static int kr_fd(keyring *kr, int create)
 {
-	int flags = O_CLOEXEC | (kr->rdonly ? O_RDONLY : O_RDWR);
+	int flags = kr->rdonly ? O_RDONLY : O_RDWR, sys_err, rc;
 
 	if (kr->fd >= 0)
 		return EF_OK;
-	kr->fd = open(kr->path, flags);
-	if (kr->fd < 0 && errno == EACCES && !kr->rdonly)
-		kr->fd = open(kr->path, O_RDONLY | O_CLOEXEC);
-	else if (kr->fd < 0 && errno == ENOENT && create && !kr->rdonly) {
-		kr->fd = open(kr->path, flags | O_CREAT | O_EXCL, 0600);
-		if (kr->fd < 0 && errno == EEXIST) /* another process won */
-			kr->fd = open(kr->path, flags);
-	}
-	if (kr->fd < 0)
-		return errno == ENOENT ? EF_ENOTFOUND : io_err(kr, "open");
+	if (create && !kr->rdonly)
+		flags |= O_CREAT;
+	rc = storefile_open(kr->dir, KEYRING_FILE, flags, kr->err_id, &kr->fd,
+			    &sys_err);
+	if (rc != EF_OK && sys_err == EACCES && !kr->rdonly)
+		rc = storefile_open(kr->dir, KEYRING_FILE, O_RDONLY, kr->err_id,
+				    &kr->fd, &sys_err);
+	if (rc != EF_OK)
+		return sys_err == ENOENT && !(flags & O_CREAT) ? EF_ENOTFOUND
+								: rc;
 	kr->fd_rw = (fcntl(kr->fd, F_GETFL) & O_ACCMODE) == O_RDWR;
 	return EF_OK;
 }
@@ -507,11 +510,15 @@ int keyring_open(keyring **out, const char *dir, int rdonly, int nosync,
 	if (sodium_init() < 0)
 		return ef__err(err_id, EF_EIO, "libsodium cannot initialize");
 	kr = ef__calloc(1, sizeof(*kr));
-	if (!kr || asprintf(&kr->path, "%s/%s", dir, KEYRING_FILE) < 0) {
+	if (!kr || asprintf(&kr->path, "%s/%s", dir, KEYRING_FILE) < 0 ||
+	    !(kr->dir = ef__strdup(dir))) {
+		if (kr)
+			free(kr->path);
 		free(kr);
 		return ef__err(err_id, EF_ENOMEM, "out of memory");
 	}
 	if (pthread_mutex_init(&kr->mu, NULL) != 0) {
+		free(kr->dir);
 		free(kr->path);
 		free(kr);
 		return ef__err(err_id, EF_ENOMEM, "cannot create a lock");
@@ -533,6 +540,7 @@ void keyring_close(keyring *kr)
 	if (kr->fd >= 0)
 		close(kr->fd);
 	pthread_mutex_destroy(&kr->mu);
+	free(kr->dir);
 	free(kr->path);
 	free(kr);
 }

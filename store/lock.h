@@ -21,13 +21,21 @@
 #define LOCK_OPEN_FILE "open.lock"
 #define LOCK_MAINT_FILE "maint.lock"
 
-/* Take the shared open lock; waits while a compaction holds it. *fd gets the
+/* Take the shared open lock. While a compaction holds it exclusively:
+ * with EF_LOCK_NOWAIT in @flags, EF_EBUSY naming the holder; else call
+ * @on_wait (if not NULL) with the holder, once, and wait. *fd gets the
  * descriptor to pass to lock_release(). */
-int lock_open_shared(const char *dir, int rdonly, uint64_t err_id, int *fd);
+int lock_open_shared(const char *dir, int rdonly, unsigned flags,
+		     ef_wait_fn on_wait, void *ctx, uint64_t err_id, int *fd);
 
 /* Try to turn the shared open lock into an exclusive one without waiting:
- * EF_EBUSY while any other handle is open. */
-int lock_open_exclusive(int fd, uint64_t err_id);
+ * EF_EBUSY while any other handle is open. Once held, the note "pid N
+ * (@what)" in open.lock tells waiters who holds it. */
+int lock_open_exclusive(int fd, const char *what, uint64_t err_id);
+
+/* Turn the exclusive open lock back into a shared one (waiting, as the
+ * exclusive lock is let go first), clearing the note. */
+void lock_open_shared_again(int fd);
 
 /* Take the maintenance lock (see ef_maint_lock). */
 int lock_maint(const char *dir, const char *what, unsigned flags,

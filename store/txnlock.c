@@ -7,9 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +17,7 @@
 #include "edgefeed.h"
 #include "store/alloc.h"
 #include "store/error.h"
+#include "store/storefile.h"
 
 struct txnlock {
 	struct txnlock *next;
@@ -63,54 +62,58 @@ static txnlock *reg_find(dev_t dev, ino_t ino, pid_t pid)
 	return NULL;
 }
 
-/* Open txn.lock: read-write (made if missing), else read-only if it is
- * there; -1 with errno when neither works. */
-static int open_lockfile(const char *path, short *type)
+/* Open txn.lock (storefile.h: no link followed): read-write, made if
+ * missing, else read-only if it is there. EF_OK; or the code of a refusal
+ * or failure, with *sys_err the errno of a failed open (0: refused). */
+static int open_lockfile(const char *dir, uint64_t err_id, int *fd,
+			 short *type, int *sys_err)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int rc = storefile_open(dir, TXNLOCK_FILE, O_RDWR | O_CREAT, err_id, fd,
+				sys_err);
 
 	*type = F_WRLCK;
-	if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rc != EF_OK && (*sys_err == EACCES || *sys_err == EROFS ||
+			    *sys_err == EPERM)) {
+		rc = storefile_open(dir, TXNLOCK_FILE, O_RDONLY, err_id, fd,
+				    sys_err);
 		*type = F_RDLCK;
 	}
-	return fd;
+	return rc;
 }
 
 int txnlock_open(const char *dir, uint64_t err_id, txnlock **out)
 {
-	char path[PATH_MAX];
-	int n = snprintf(path, sizeof(path), "%s/%s", dir, TXNLOCK_FILE);
 	pid_t pid = getpid();
 	struct stat sb;
 	txnlock *l;
 	short type;
-	int fd, rc = EF_OK;
+	int fd, sys_err, rc;
 
 	*out = NULL;
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return ef__err(err_id, EF_EINVAL, "store path too long: '%s'",
-			       dir);
 	pthread_once(&reg_once, reg_init);
 	pthread_mutex_lock(&reg_mu);
-	/* known already: never open (and close) a second descriptor */
-	if (stat(path, &sb) == 0 && (l = reg_find(sb.st_dev, sb.st_ino, pid))) {
+	/* known already: never open (and close) a second descriptor. Looked
+	 * up without following a link: a link is refused, never matched. */
+	rc = storefile_check(dir, TXNLOCK_FILE, err_id, &sb);
+	if (rc != EF_OK)
+		goto done;
+	if (sb.st_nlink && (l = reg_find(sb.st_dev, sb.st_ino, pid))) {
 		l->refs++;
 		*out = l;
 		goto done;
 	}
-	fd = open_lockfile(path, &type);
-	if (fd < 0) {
-		if (errno == ENOENT || errno == EACCES || errno == EROFS ||
-		    errno == EPERM)
-			goto done; /* no lock file to be had: LMDB alone */
-		rc = ef__err(err_id, EF_EIO, "cannot open lock file '%s': %s",
-			     path, strerror(errno));
+	rc = open_lockfile(dir, err_id, &fd, &type, &sys_err);
+	if (rc != EF_OK) {
+		if (sys_err == ENOENT || sys_err == EACCES ||
+		    sys_err == EROFS || sys_err == EPERM) {
+			ef__err_clear(err_id);
+			rc = EF_OK; /* no lock file to be had: LMDB alone */
+		}
 		goto done;
 	}
 	if (fstat(fd, &sb) != 0) {
-		rc = ef__err(err_id, EF_EIO, "cannot stat lock file '%s': %s",
-			     path, strerror(errno));
+		rc = ef__err(err_id, EF_EIO, "cannot stat lock file '%s/%s': %s",
+			     dir, TXNLOCK_FILE, strerror(errno));
 		close(fd);
 		goto done;
 	}

@@ -261,11 +261,12 @@ static void test_cli_init_and_stat_report_the_store(void **state)
 			 1);
 	json_decref(j);
 	free(out);
-	/* a store path that is a file: a precise message, exit 2 */
+	/* a store path that is a file: init cannot make a store there (exit
+	 * 2); to stat it holds no store (exit 1) */
 	{
 		char path[600];
 		char *argv[] = {(char *)th_program("EDGEFEED_BIN"), "--db", path,
-				"stat", NULL};
+				"init", NULL};
 		FILE *f;
 
 		snprintf(path, sizeof(path), "%s/file", dir);
@@ -273,6 +274,11 @@ static void test_cli_init_and_stat_report_the_store(void **state)
 		fclose(f);
 		assert_int_equal(th_run(argv, NULL, &err), 2);
 		assert_non_null(strstr(err, "not a directory"));
+		free(err);
+		argv[3] = "stat";
+		assert_int_equal(th_run(argv, NULL, &err), 1);
+		assert_non_null(strstr(err, "no store at"));
+		assert_non_null(strstr(err, "a file, not a directory"));
 		free(err);
 	}
 }

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "feed/feed.h"
+#include "store/lock.h"
 
 #define CHILD_ALARM_S 60 /* a stuck child dies instead of hanging the run */
 #define NOBODY 65534     /* uid/gid to drop to when the tests run as root */
@@ -202,6 +203,8 @@ static void test_open_creates_missing_directory(void **state)
 	tmp_done();
 }
 
+/* A file where the store should be: a creating open cannot make one there
+ * (EF_EINVAL); to one that only opens, it is no store (EF_ENOTFOUND). */
 static void test_open_regular_file_is_einval(void **state)
 {
 	const char *tmp = tmp_new();
@@ -212,7 +215,7 @@ static void test_open_regular_file_is_einval(void **state)
 	write_file(file.s, "hello\n", 6);
 	expect_open_fails(file.s, NULL, EF_EINVAL, "not a directory");
 	ro.flags = EF_RDONLY;
-	expect_open_fails(file.s, &ro, EF_EINVAL, "not a directory");
+	expect_open_fails(file.s, &ro, EF_ENOTFOUND, "a file, not a directory");
 	tmp_done();
 }
 
@@ -379,6 +382,100 @@ static void test_open_rdonly_missing_dir_is_enotfound(void **state)
 		path_buf lock = path_in(tmp, "open.lock");
 		assert_int_equal(stat(lock.s, &sb), -1);
 	}
+	tmp_done();
+}
+
+/* The names directly in @dir, sorted, one per line; "" if it is empty and
+ * "(missing)" if it does not exist. malloc'd. */
+static char *dir_listing(const char *dir)
+{
+	struct dirent **names;
+	size_t len = 0, cap = 1;
+	char *out = calloc(1, cap);
+	int n = scandir(dir, &names, NULL, alphasort);
+
+	assert_non_null(out);
+	if (n < 0) {
+		free(out);
+		out = strdup("(missing)");
+		assert_non_null(out);
+		return out;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t nl = strlen(names[i]->d_name);
+
+		out = realloc(out, cap += nl + 1);
+		assert_non_null(out);
+		memcpy(out + len, names[i]->d_name, nl);
+		out[len += nl] = '\n';
+		out[++len] = '\0';
+		free(names[i]);
+	}
+	free(names);
+	return out;
+}
+
+/* ef_open with EF_NOCREATE (alone and with other flags) must fail with
+ * EF_ENOTFOUND, say "no store at", and leave @path as it was. */
+static void expect_no_store(const char *path, const char *watch)
+{
+	static const unsigned extra[] = {0, EF_NOSYNC, EF_RDONLY,
+					 EF_GROUP_COMMIT | EF_NOSYNC};
+	char *before = dir_listing(watch);
+
+	for (size_t i = 0; i < sizeof(extra) / sizeof(*extra); i++) {
+		ef_config cfg = {0};
+		char *after;
+
+		cfg.flags = EF_NOCREATE | extra[i];
+		expect_open_fails(path, &cfg, EF_ENOTFOUND, "no store at");
+		after = dir_listing(watch);
+		assert_string_equal(before, after);
+		free(after);
+	}
+	free(before);
+}
+
+static void test_open_nocreate_creates_nothing(void **state)
+{
+	const char *tmp = tmp_new();
+	path_buf missing = path_in(tmp, "typo");
+	path_buf deep = path_in(tmp, "typo/deeper/store");
+	path_buf slash = path_in(tmp, "typo/");
+	path_buf empty = path_in(tmp, "empty");
+	path_buf file = path_in(tmp, "file");
+	path_buf dangling = path_in(tmp, "dangling");
+	path_buf locks = path_in(tmp, "locks-only");
+	path_buf lock = path_in(locks.s, "open.lock");
+	path_buf good = path_in(tmp, "good");
+	ef_config cfg = {0};
+	struct stat sb;
+	ef_store *st;
+
+	(void)state;
+	assert_int_equal(mkdir(empty.s, 0700), 0);
+	write_file(file.s, "not a store\n", 12);
+	assert_int_equal(symlink("nowhere", dangling.s), 0);
+	assert_int_equal(mkdir(locks.s, 0700), 0);
+	write_file(lock.s, "", 0);
+
+	expect_no_store(missing.s, tmp);        /* a mistyped directory */
+	expect_no_store(deep.s, tmp);           /* and its missing parents */
+	expect_no_store(slash.s, tmp);
+	expect_no_store(empty.s, empty.s);      /* a directory is no store */
+	expect_no_store(empty.s, tmp);
+	expect_no_store(file.s, tmp);           /* nor is a file */
+	expect_no_store(dangling.s, tmp);       /* nor a link to nothing */
+	expect_no_store(locks.s, locks.s);      /* lock files but no data.mdb */
+	assert_int_equal(stat(file.s, &sb), 0);
+	assert_int_equal(sb.st_size, 12);
+
+	/* an existing store opens as usual, and is written to */
+	ef_close(th_open(good.s, NULL));
+	cfg.flags = EF_NOCREATE;
+	st = th_open(good.s, &cfg);
+	finalize_n(st, "alice@example.com", 2);
+	ef_close(st);
 	tmp_done();
 }
 
@@ -832,6 +929,170 @@ static void test_maint_lock_bad_arguments_are_einval(void **state)
 	tmp_done();
 }
 
+/* ---- a compaction's exclusive hold on the store (open.lock) ------------- */
+
+#define COMPACT_JOB "edgefeed compact"
+
+/* In a child: open the store and hold open.lock exclusively, as ef_compact
+ * does (lock_open_exclusive), say so on @ready_fd, and let go (closing the
+ * store) when @stop_fd says so or closes. */
+static int compactor_child(const char *dir, int ready_fd, int stop_fd)
+{
+	ef_store *st = NULL;
+	char b;
+
+	if (ef_open(&st, dir, NULL) != EF_OK)
+		return 2;
+	if (lock_open_exclusive(st->open_lock_fd, COMPACT_JOB, st->err_id) !=
+	    EF_OK)
+		return 3;
+	(void)!write(ready_fd, "x", 1);
+	(void)!read(stop_fd, &b, 1);
+	lock_open_shared_again(st->open_lock_fd);
+	ef_close(st);
+	return 0;
+}
+
+typedef struct compactor {
+	pid_t pid;
+	int stop;      /* write end: a byte (or closing it) lets go */
+	char note[64]; /* "pid N (edgefeed compact)" */
+} compactor;
+
+static void compactor_start(compactor *c, const char *dir)
+{
+	int ready[2], stop[2];
+	char b;
+
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(stop), 0);
+	c->pid = th_fork(CHILD_ALARM_S);
+	if (c->pid == 0) {
+		close(ready[0]);
+		close(stop[1]);
+		_exit(compactor_child(dir, ready[1], stop[0]));
+	}
+	close(ready[1]);
+	close(stop[0]);
+	assert_int_equal(read(ready[0], &b, 1), 1);
+	close(ready[0]);
+	c->stop = stop[1];
+	snprintf(c->note, sizeof(c->note), "pid %ld (%s)", (long)c->pid,
+		 COMPACT_JOB);
+}
+
+static void compactor_stop(compactor *c)
+{
+	if (c->stop >= 0) {
+		(void)!write(c->stop, "x", 1);
+		close(c->stop);
+		c->stop = -1;
+	}
+	expect_child_ok(c->pid);
+}
+
+/* EF_NOWAIT: while the store is held exclusively, every kind of open fails
+ * at once with EF_EBUSY naming the lock and the holder, and creates
+ * nothing; once it is let go, the same open succeeds. */
+static void test_open_nowait_while_store_held_is_ebusy(void **state)
+{
+	static const unsigned kinds[] = {0, EF_RDONLY, EF_NOCREATE,
+					 EF_NOSYNC | EF_GROUP_COMMIT};
+	const char *tmp = tmp_new();
+	ef_config cfg = {0};
+	compactor c;
+	ef_store *st;
+
+	(void)state;
+	ef_close(th_open(tmp, NULL));
+	compactor_start(&c, tmp);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(*kinds); i++) {
+		cfg.flags = EF_NOWAIT | kinds[i];
+		expect_open_fails(tmp, &cfg, EF_EBUSY, c.note);
+		expect_open_fails(tmp, &cfg, EF_EBUSY, "open.lock");
+	}
+	compactor_stop(&c);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(*kinds); i++) {
+		cfg.flags = EF_NOWAIT | kinds[i];
+		st = th_open(tmp, &cfg);
+		ef_close(st);
+	}
+	tmp_done();
+}
+
+typedef struct open_waiter {
+	compactor *c; /* let go of once the wait is announced */
+	int calls;
+	char holder[128];
+} open_waiter;
+
+static void open_waiter_cb(const char *holder, void *p)
+{
+	open_waiter *w = p;
+
+	w->calls++;
+	snprintf(w->holder, sizeof(w->holder), "%s", holder);
+	close(w->c->stop); /* let go only now: the wait was said */
+	w->c->stop = -1;
+}
+
+/* Without EF_NOWAIT, ef_open says whom it waits for (on_wait, once, before
+ * it blocks), then proceeds once the holder lets go. Nobody holding it:
+ * no call. */
+static void test_open_says_whom_it_waits_for_then_proceeds(void **state)
+{
+	const char *tmp = tmp_new();
+	ef_config cfg = {0};
+	open_waiter w = {0};
+	compactor c;
+	ef_store *st;
+
+	(void)state;
+	ef_close(th_open(tmp, NULL));
+	compactor_start(&c, tmp);
+	w.c = &c;
+	cfg.on_wait = open_waiter_cb;
+	cfg.wait_ctx = &w;
+	st = th_open(tmp, &cfg);
+	assert_int_equal(w.calls, 1);
+	assert_string_equal(w.holder, c.note);
+	finalize_n(st, "after@example.com", 1);
+	compactor_stop(&c);
+	ef_close(st);
+	/* nobody holds it: no word */
+	w.calls = 0;
+	ef_close(th_open(tmp, &cfg));
+	assert_int_equal(w.calls, 0);
+	tmp_done();
+}
+
+/* An EF_NOWAIT handle takes the maintenance lock without waiting too, so
+ * that the long operations refuse at once. */
+static void test_open_nowait_handle_never_waits_for_maint_lock(void **state)
+{
+	const char *tmp = tmp_new();
+	ef_config cfg = {0};
+	ef_maint *held, *lk = NULL;
+	ef_store *st, *nw;
+
+	(void)state;
+	st = th_open(tmp, NULL);
+	assert_int_equal(ef_maint_lock(st, HOLDER_JOB, 0, NULL, NULL, &held),
+			 EF_OK);
+	cfg.flags = EF_NOWAIT;
+	nw = th_open(tmp, &cfg);
+	assert_int_equal(ef_maint_lock(nw, "second", 0, NULL, NULL, &lk),
+			 EF_EBUSY);
+	assert_null(lk);
+	assert_non_null(strstr(ef_errmsg(nw), HOLDER_JOB));
+	assert_int_equal(ef_sweep(nw, NULL), EF_EBUSY);
+	ef_maint_unlock(held);
+	assert_int_equal(ef_sweep(nw, NULL), EF_OK);
+	ef_close(nw);
+	ef_close(st);
+	tmp_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -843,6 +1104,7 @@ int main(void)
 		cmocka_unit_test(test_open_garbage_data_file_fails_cleanly),
 		cmocka_unit_test(test_open_rdonly_missing_dir_is_enotfound),
 		cmocka_unit_test(test_open_rdonly_reads_but_refuses_writes),
+		cmocka_unit_test(test_open_nocreate_creates_nothing),
 		cmocka_unit_test(test_open_bad_arguments_are_einval),
 		cmocka_unit_test(test_close_null_is_harmless),
 		cmocka_unit_test(test_open_close_cycles_do_not_leak),
@@ -850,6 +1112,10 @@ int main(void)
 		cmocka_unit_test(test_maint_lock_busy_then_waits_for_holder),
 		cmocka_unit_test(test_maint_lock_released_when_holder_killed),
 		cmocka_unit_test(test_maint_lock_bad_arguments_are_einval),
+		cmocka_unit_test(test_open_nowait_while_store_held_is_ebusy),
+		cmocka_unit_test(test_open_says_whom_it_waits_for_then_proceeds),
+		cmocka_unit_test(
+			test_open_nowait_handle_never_waits_for_maint_lock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

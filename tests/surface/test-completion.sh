@@ -33,7 +33,7 @@ expect()
 expect "$(help_commands)" edgefeed ""
 expect "finalize feed" edgefeed f
 expect "mark-read migrate" edgefeed m
-expect "--db --help --version" edgefeed --
+expect "--db --no-wait --help --version" edgefeed --
 # each command: exactly the options its --help names, and --help
 while read -r cmd; do
     want="$(help_options "$cmd") --help"
