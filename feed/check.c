@@ -261,9 +261,7 @@ static int check_legacy_value(check_ctx *c, const store_val *k,
 
 	if (!legacy_value_sealed(v->data, v->len))
 		return EF_OK;
-	memcpy(lk.s, k->data, k->len); /* a key of the store: <= KEY_MAX */
-	lk.s[k->len] = '\0';
-	lk.len = k->len;
+	key_buf_set(&lk, k->data, k->len);
 	rc = legacy_value_view(c->st, &lk, v->data, v->len, c->now, &view,
 			       &vlen);
 	if (rc == EF_OK) {

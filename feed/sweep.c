@@ -47,13 +47,6 @@ static void ctx_reset(sweep_ctx *c)
 	c->deleted = c->resealed = c->dropped = c->legacy_sealed = 0;
 }
 
-static void key_set(key_buf *k, const void *p, size_t n)
-{
-	memcpy(k->s, p, n);
-	k->len = n;
-	k->s[n] = '\0';
-}
-
 static void part_set(key_part *p, key_view v)
 {
 	memcpy(p->s, v.p, v.len);
@@ -155,7 +148,7 @@ static int reseal_owner(store_txn *t, sweep_ctx *c, const key_part *owner,
 		}
 		memcpy(found[n].v, v.data, v.len);
 		found[n].vlen = v.len;
-		key_set(&found[n++].k, k.data, k.len);
+		key_buf_set(&found[n++].k, k.data, k.len);
 	}
 	store_cur_close(cur);
 	*more = n == RESEAL_MAX;
@@ -211,7 +204,7 @@ static int next_owner(store_txn *t, sweep_ctx *c, key_part *owner)
 	if (rc == EF_OK &&
 	    (key_split_entry(k.data, k.len, &ow, &so, &rid) != EF_OK ||
 	     ow.len > EF_OWNER_KEY_MAX)) {
-		key_set(&c->next, k.data, k.len); /* not ours: check says */
+		key_buf_set(&c->next, k.data, k.len); /* not ours: check says */
 		c->next_after = 1;
 		rc = EF_EINVAL;
 	} else if (rc == EF_OK) {
@@ -312,7 +305,7 @@ static int markers_txn(store_txn *t, void *p)
 	     store_has_prefix(&k, KEY_P_UNREAD, strlen(KEY_P_UNREAD));
 	     rc = store_cur_next(cur, &k, NULL)) {
 		c->examined++;
-		key_set(&c->next, k.data, k.len);
+		key_buf_set(&c->next, k.data, k.len);
 		c->next_after = 1;
 		has = marker_has_entry(t, c, &k);
 		if (has < 0) {
@@ -320,7 +313,7 @@ static int markers_txn(store_txn *t, void *p)
 			break;
 		}
 		if (!has)
-			key_set(&orphans[n++], k.data, k.len);
+			key_buf_set(&orphans[n++], k.data, k.len);
 	}
 	store_cur_close(cur);
 	/* stopped by the end of the markers, not by the batch: done */
@@ -355,7 +348,7 @@ static int legacy_seal_one(store_txn *t, sweep_ctx *c, const store_val *k,
 	if (!raw)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	memcpy(raw, v->data, v->len); /* the put invalidates @v */
-	key_set(&lk, k->data, k->len);
+	key_buf_set(&lk, k->data, k->len);
 	rc = legacy_value_encode(c->st, &lk, raw, v->len, c->now, &enc, &elen);
 	free(raw);
 	if (rc != EF_OK)
@@ -384,7 +377,7 @@ static int legacy_txn(store_txn *t, void *p)
 	     store_has_prefix(&k, KEY_P_LEGACY, strlen(KEY_P_LEGACY));
 	     rc = store_cur_next(cur, &k, &v)) {
 		c->examined++;
-		key_set(&c->next, k.data, k.len);
+		key_buf_set(&c->next, k.data, k.len);
 		c->next_after = 1;
 		need = legacy_value_needs_seal(v.data, v.len);
 		if (need < 0)
@@ -423,7 +416,7 @@ static int run_phase(sweep_run *r, store_txn_fn fn, const char *start)
 	sweep_ctx *c = &r->c;
 	int rc;
 
-	key_set(&c->pos, start, strlen(start));
+	key_buf_set(&c->pos, start, strlen(start));
 	c->pos_after = 0;
 	for (;;) {
 		rc = store_write(c->st->env, fn, c);

@@ -12,7 +12,6 @@
  * is not in the store yet are set aside and settled at the end, when every
  * entry of the file is in (a file in key order lists index keys first).
  */
-#include <assert.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -944,10 +943,7 @@ static int legacy_put(imp_ctx *c, store_txn *t, const kv_item *it,
 	size_t elen;
 	int rc;
 
-	assert(it->k_len <= KEY_MAX);
-	memcpy(k.s, it->k, it->k_len);
-	k.s[it->k_len] = '\0';
-	k.len = it->k_len;
+	key_buf_set(&k, it->k, it->k_len);
 	rc = legacy_value_encode(c->st, &k, val, len, c->now, &enc, &elen);
 	if (rc != EF_OK)
 		return rc;
@@ -1058,9 +1054,7 @@ static int legacy_stored(imp_ctx *c, store_txn *t, const kv_item *it,
 	if (rc != EF_OK)
 		return rc;
 	*seal_by = legacy_value_sealed_since(v.data, v.len);
-	memcpy(k.s, it->k, it->k_len);
-	k.s[it->k_len] = '\0';
-	k.len = it->k_len;
+	key_buf_set(&k, it->k, it->k_len);
 	rc = legacy_value_view(c->st, &k, v.data, v.len, c->now, old, len);
 	return rc == EF_ECORRUPT ? EF_ENOTFOUND : rc;
 }

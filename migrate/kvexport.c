@@ -192,9 +192,7 @@ static int export_legacy(exp_ctx *c, const store_val *k, const store_val *v)
 	uint8_t *view;
 	size_t vlen;
 
-	memcpy(lk.s, k->data, k->len); /* a key of the store: <= KEY_MAX */
-	lk.s[k->len] = '\0';
-	lk.len = k->len;
+	key_buf_set(&lk, k->data, k->len);
 	rc = legacy_value_view(c->st, &lk, v->data, v->len, c->now, &view,
 			       &vlen);
 	if (rc == EF_ENOTFOUND || rc == EF_ECORRUPT) {

@@ -329,6 +329,14 @@ void key_unread_prefix(key_buf *k, const key_part *owner)
 	key_pair(k, KEY_P_UNREAD, owner, NULL);
 }
 
+void key_buf_set(key_buf *k, const void *key, size_t len)
+{
+	assert(len <= KEY_MAX);
+	memcpy(k->s, key, len);
+	k->s[len] = '\0';
+	k->len = len;
+}
+
 void key_legacy(key_buf *k, const key_part *owner)
 {
 	kb_start(k, KEY_P_LEGACY);

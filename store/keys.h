@@ -92,6 +92,8 @@ void key_index(key_buf *k, const key_part *owner, const key_part *rid);
 void key_unread(key_buf *k, const key_part *owner, const key_part *rid);
 void key_unread_prefix(key_buf *k, const key_part *owner);
 void key_legacy(key_buf *k, const key_part *owner);
+/* @k = the @len bytes of a key read from the store (at most KEY_MAX). */
+void key_buf_set(key_buf *k, const void *key, size_t len);
 void key_meta(key_buf *k, const char *name);
 
 /*
