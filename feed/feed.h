@@ -180,10 +180,13 @@ int feed_delete_entry(store_txn *txn, const void *ekey, size_t eklen);
 
 /* ---- reading (page.c) ---- */
 
-/* Fill @e (owned strings) from entry key @k and record @v, applying the IP
- * retention rule at @now and looking up its unread marker. */
-int feed_entry_fill(store_txn *txn, ef_store *st, const store_val *k,
-		    const store_val *v, int64_t now, ef_entry *e);
+/* Fill @e (its strings in one allocation) from entry key @k and record
+ * @v, applying the IP retention rule at @now and looking up its unread
+ * marker, through the cursor @markers when given (a page's entries look up
+ * their markers in turn: NULL makes a lookup from the root). */
+int feed_entry_fill(store_txn *txn, ef_store *st, store_cur *markers,
+		    const store_val *k, const store_val *v, int64_t now,
+		    ef_entry *e);
 /* Free the strings of @e (not @e itself). */
 void feed_entry_clear(ef_entry *e);
 

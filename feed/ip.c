@@ -33,8 +33,28 @@ int ip_parse(uint64_t err_id, const char *field, const char *text,
 		       strlen(text));
 }
 
+/* Dotted decimal of 4 bytes, as inet_ntop writes it, without its
+ * sprintf (a page formats up to a thousand of them). @buf >= 16 bytes. */
+static void ip4_format(const uint8_t *bin, char *buf)
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned v = bin[i];
+
+		if (v >= 100)
+			*buf++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*buf++ = (char)('0' + v / 10 % 10);
+		*buf++ = (char)('0' + v % 10);
+		*buf++ = i < 3 ? '.' : '\0';
+	}
+}
+
 void ip_format(uint8_t kind, const uint8_t *bin, char *buf, size_t cap)
 {
+	if (kind == REC_IP_V4 && cap >= 16) {
+		ip4_format(bin, buf);
+		return;
+	}
 	if (!inet_ntop(kind == REC_IP_V4 ? AF_INET : AF_INET6, bin, buf,
 		       (socklen_t)cap))
 		snprintf(buf, cap, "?");

@@ -76,21 +76,11 @@ bad:
 		       "nextCursor of an earlier page)");
 }
 
-static char *dupn(const char *s, size_t n)
-{
-	char *p = ef__malloc(n + 1);
-	if (p) {
-		memcpy(p, s, n);
-		p[n] = '\0';
-	}
-	return p;
-}
-
 void feed_entry_clear(ef_entry *e)
 {
+	/* one allocation holds the entry's strings (entry_strings) */
 	free(e->reservation_id);
-	free(e->ip);
-	free(e->payload_json);
+	memset(e, 0, sizeof(*e));
 }
 
 void ef_page_free(ef_page *page)
@@ -104,14 +94,63 @@ void ef_page_free(ef_page *page)
 	memset(page, 0, sizeof(*page));
 }
 
-int feed_entry_fill(store_txn *t, ef_store *st, const store_val *k,
-		    const store_val *v, int64_t now, ef_entry *e)
+/* The strings of @e in one allocation: rid, then ip (if any), then the
+ * payload (if any), each NUL-terminated. One malloc instead of three per
+ * entry, and a page frees in one pass. */
+static int entry_strings(ef_entry *e, const rec_entry *r, const char *ip,
+			 const char *payload, size_t plen)
+{
+	size_t iplen = ip ? strlen(ip) : 0;
+	size_t n = r->rid_len + 1 + (ip ? iplen + 1 : 0) +
+		   (payload ? plen + 1 : 0);
+	char *p = ef__malloc(n);
+
+	if (!p)
+		return EF_ENOMEM;
+	e->reservation_id = p;
+	memcpy(p, r->rid, r->rid_len);
+	p += r->rid_len;
+	*p++ = '\0';
+	if (ip) {
+		e->ip = p;
+		memcpy(p, ip, iplen + 1);
+		p += iplen + 1;
+	}
+	if (payload) {
+		e->payload_json = p;
+		memcpy(p, payload, plen);
+		p[plen] = '\0';
+	}
+	return EF_OK;
+}
+
+/* Is the marker @uk there? Through @markers when given: the markers of one
+ * owner are adjacent, and a cursor already on their page finds the next
+ * one without a descent from the root. */
+static int marker_exists(store_txn *t, store_cur *markers, const key_buf *uk)
+{
+	store_val k;
+	int rc;
+
+	if (!markers)
+		return store_get(t, uk->s, uk->len, NULL);
+	rc = store_cur_seek(markers, uk->s, uk->len, &k, NULL);
+	if (rc == EF_OK && store_keycmp(&k, uk->s, uk->len) != 0)
+		rc = EF_ENOTFOUND;
+	return rc;
+}
+
+int feed_entry_fill(store_txn *t, ef_store *st, store_cur *markers,
+		    const store_val *k, const store_val *v, int64_t now,
+		    ef_entry *e)
 {
 	rec_entry r;
 	key_view ow, so, rid;
 	key_buf uk;
-	char ipbuf[64];
-	int rc;
+	char ipbuf[64], *owned = NULL;
+	const char *pt = NULL;
+	size_t pn = 0;
+	int rc, iprc;
 
 	memset(e, 0, sizeof(*e));
 	rc = rec_decode(v->data, v->len, &r);
@@ -121,26 +160,19 @@ int feed_entry_fill(store_txn *t, ef_store *st, const store_val *k,
 			       "record '%.*s': cannot decode", (int)k->len,
 			       (const char *)k->data);
 	e->created_ms = r.created_ms;
-	e->reservation_id = dupn(r.rid, r.rid_len);
-	if (r.has_payload) {
-		const char *pt;
-		size_t pn;
-		char *owned;
-
-		if (feed_payload_reveal(st, ow, rid, &r, now, &pt, &pn,
-					&owned) == EF_OK)
-			e->payload_json = owned ? owned : dupn(pt, pn);
-	}
-	rc = ip_reveal_entry(st, ow, rid, &r, now, ipbuf, sizeof(ipbuf));
-	if (rc == EF_OK)
-		e->ip = ef__strdup(ipbuf);
-	if (!e->reservation_id || (r.has_payload && !e->payload_json) ||
-	    rc == EF_ENOMEM || (rc == EF_OK && !e->ip)) {
-		feed_entry_clear(e);
+	rc = r.has_payload ? feed_payload_reveal(st, ow, rid, &r, now, &pt, &pn,
+						 &owned)
+			   : EF_OK;
+	iprc = ip_reveal_entry(st, ow, rid, &r, now, ipbuf, sizeof(ipbuf));
+	if (rc == EF_OK && iprc != EF_ENOMEM)
+		rc = entry_strings(e, &r, iprc == EF_OK ? ipbuf : NULL, pt, pn);
+	else
+		rc = EF_ENOMEM;
+	free(owned);
+	if (rc != EF_OK)
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
-	}
 	key_pair_views(&uk, KEY_P_UNREAD, ow, rid);
-	rc = store_get(t, uk.s, uk.len, NULL);
+	rc = marker_exists(t, markers, &uk);
 	if (rc != EF_OK && rc != EF_ENOTFOUND) {
 		feed_entry_clear(e);
 		return rc;
@@ -153,6 +185,7 @@ static int page_txn(store_txn *t, void *p)
 {
 	page_ctx *c = p;
 	ef_page *out = c->out;
+	store_cur *markers;
 	feed_iter it;
 	store_val last = {0};
 	uint64_t rank = 0;
@@ -162,9 +195,14 @@ static int page_txn(store_txn *t, void *p)
 	out->entries = ef__calloc(c->limit, sizeof(*out->entries));
 	if (!out->entries)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
-	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now);
+	rc = store_cur_open(t, &markers);
 	if (rc != EF_OK)
 		return rc;
+	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now);
+	if (rc != EF_OK) {
+		store_cur_close(markers);
+		return rc;
+	}
 	/* the cap counts every entry ahead of the cursor, so walk to it */
 	while (c->has_cursor && rc == EF_OK && it.valid &&
 	       store_keycmp(&it.k, c->after.s, c->after.len) <= 0) {
@@ -181,7 +219,7 @@ static int page_txn(store_txn *t, void *p)
 				rc = ef__err(c->st->err_id, rc, "out of memory");
 			break;
 		}
-		rc = feed_entry_fill(t, c->st, &it.k, &it.v, c->now,
+		rc = feed_entry_fill(t, c->st, markers, &it.k, &it.v, c->now,
 				     &out->entries[out->count]);
 		if (rc != EF_OK)
 			break;
@@ -191,6 +229,7 @@ static int page_txn(store_txn *t, void *p)
 		rc = feed_iter_next(&it);
 	}
 	feed_iter_close(&it);
+	store_cur_close(markers);
 	if (rc != EF_OK)
 		ef_page_free(out);
 	return rc;

@@ -328,7 +328,8 @@ typedef struct ef_entry {
 			       * is past ip_retention */
 	char *payload_json;   /**< byte for byte as given; NULL if none was given */
 	int unread;           /**< 1 until the owner marks it read, else 0 */
-} ef_entry;
+} ef_entry; /* its strings share one allocation: free them only through
+	     * ef_page_free() or ef_entry_free(), never one by one */
 
 /**
  * A page of an owner's feed, newest first, filled by ef_feed_page(). The

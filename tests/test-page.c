@@ -4,6 +4,10 @@
  */
 #include "tests/helpers.h"
 
+#include <arpa/inet.h>
+
+#include "feed/feed.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,9 +304,32 @@ static void test_page_owner_is_canonical_and_isolated(void **state)
 	ef_page_free(&p);
 }
 
+/* The page's own IPv4 formatting writes what inet_ntop writes. */
+static void test_ip_format_matches_inet_ntop(void **state)
+{
+	uint64_t rng = 42;
+
+	(void)state;
+	for (int i = 0; i < 200000; i++) {
+		uint8_t bin[16] = {0};
+		char mine[64], theirs[64];
+		uint64_t r = th_rng_next(&rng);
+
+		for (int b = 0; b < 4; b++)
+			bin[b] = i < 1024 ? (uint8_t)(i >> (b * 2) & 3) * 85
+					  : (uint8_t)(r >> (8 * b));
+		if (i % 7 == 0)
+			bin[i % 4] = (uint8_t)(i % 3 == 0 ? 0 : i % 3 == 1 ? 9 : 99);
+		ip_format(REC_IP_V4, bin, mine, sizeof(mine));
+		assert_non_null(inet_ntop(AF_INET, bin, theirs, sizeof(theirs)));
+		assert_string_equal(mine, theirs);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ip_format_matches_inet_ntop),
 		cmocka_unit_test_setup_teardown(
 			test_page_newest_first_ties_by_reservation, setup,
 			teardown),
