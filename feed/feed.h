@@ -25,6 +25,7 @@ struct ef_store {
 	int open_lock_fd;   /* shared open.lock, held while open */
 	struct keyring *keyring; /* IP window keys (store/keyring.h) */
 	struct fin_group *group; /* group commit queue (EF_GROUP_COMMIT), or NULL */
+	struct seal_cache *seal; /* AES key schedules of recent windows (ipseal.c) */
 };
 
 /* Current time of the store's clock, ms since the epoch. */
@@ -194,17 +195,18 @@ void feed_entry_clear(ef_entry *e);
  *
  * Personal data (IPs, or any bytes that contain one, such as a quarantined
  * legacy element) is never written to LMDB in plaintext: it is sealed with
- * XChaCha20-Poly1305 under the random key of its time window (one UTC day
+ * AES-256-GCM (where the CPU has it) or XChaCha20-Poly1305 under the
+ * random key of its time window (one UTC day
  * of @created_ms), kept in the keyring file outside LMDB. ef_sweep destroys
  * the key of every window past ip_retention, which scrubs every sealed copy
  * of that window at once, in live records, in LMDB's freed pages and in
  * backups of data.mdb alike; no record needs rewriting, and no separate
  * pass over quarantine records is needed.
  *
- * Sealed format (IPSEAL_LEN(mlen) bytes):
- *   u8  scheme (1: XChaCha20-Poly1305-IETF)
+ * Sealed format (at most IPSEAL_LEN(mlen) bytes):
+ *   u8  scheme (1: XChaCha20-Poly1305-IETF; 2: AES-256-GCM, ipseal.c)
  *   u32 window number, big-endian (created_ms / 86400000)
- *   24  nonce (random)
+ *   24 (scheme 1) or 12 (scheme 2) nonce (random)
  *   mlen + 16  ciphertext and tag
  *
  * @ad (associated data) binds the sealed bytes to their place, so that they
@@ -214,7 +216,8 @@ void feed_entry_clear(ef_entry *e);
  * quarantine key). The same @ad must be given to ipseal_open.
  */
 
-#define IPSEAL_OVERHEAD 45u /* 1 scheme + 4 window + 24 nonce + 16 tag */
+#define IPSEAL_OVERHEAD 45u /* at most: 1 scheme + 4 window + 24 nonce + 16
+			     * tag (scheme 1; scheme 2 takes 33, ipseal.c) */
 #define IPSEAL_LEN(mlen) ((size_t)(mlen) + IPSEAL_OVERHEAD)
 
 /* A positive status of ipseal_seal: nothing sealed, because @created_ms is
@@ -237,9 +240,18 @@ int ipseal_seal(ef_store *st, int64_t created_ms, int64_t now, const void *ad,
 		size_t adlen, const void *msg, size_t mlen, uint8_t *out,
 		size_t *outlen);
 
+/* The per-handle cache of AES key schedules (ef_open, ef_close). */
+struct seal_cache;
+int ipseal_cache_new(struct seal_cache **out);
+void ipseal_cache_free(struct seal_cache *c);
+
+/* How many bytes @sealed (@slen bytes) opens to; 0 if it is not sealed
+ * bytes of a known scheme. Size ipseal_open's @out with it. */
+size_t ipseal_plain_len(const uint8_t *sealed, size_t slen);
+
 /*
  * Open what ipseal_seal made, applying the read rule of retention at @now:
- * @out (capacity @cap >= slen - IPSEAL_OVERHEAD) gets the bytes.
+ * @out (capacity @cap >= ipseal_plain_len) gets the bytes.
  * @return EF_OK; EF_ENOTFOUND (absent: past retention at @now, the key is
  *         destroyed or missing, the keyring is damaged, or the bytes were
  *         moved or damaged: a read shows "no IP"); EF_EINVAL (@cap too

@@ -293,9 +293,7 @@ static int open_seal(ef_store *st, const key_buf *lkey, const lv_seal *sl,
 		     int64_t now, uint8_t **msg, size_t *mlen)
 {
 	uint8_t ad[KEY_MAX + 6];
-	size_t adlen, cap = sl->len >= IPSEAL_OVERHEAD
-				    ? sl->len - IPSEAL_OVERHEAD + 1
-				    : 1;
+	size_t adlen, cap = ipseal_plain_len(sl->p, sl->len) + 1;
 	int rc;
 
 	*msg = ef__malloc(cap);

@@ -23,7 +23,8 @@
 #define FORMAT_VERSION 1
 #define MAX_READERS 4096 /* many worker threads, each may read at once */
 #define CONFIG_FLAGS                                                         \
-	(EF_NOSYNC | EF_RDONLY | EF_GROUP_COMMIT | EF_NOCREATE | EF_NOWAIT)
+	(EF_NOSYNC | EF_RDONLY | EF_GROUP_COMMIT | EF_NOCREATE | EF_NOWAIT | \
+	 EF_SEAL_PORTABLE)
 
 int64_t feed_real_now(void)
 {
@@ -271,6 +272,8 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 	if (rc == EF_OK && (st->cfg.flags & EF_GROUP_COMMIT) &&
 	    fin_group_new(&st->group) != EF_OK)
 		rc = ef__err(st->err_id, EF_ENOMEM, "out of memory");
+	if (rc == EF_OK && ipseal_cache_new(&st->seal) != EF_OK)
+		rc = ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	if (rc != EF_OK)
 		goto fail_detail;
 	*out = st;
@@ -289,6 +292,7 @@ void ef_close(ef_store *st)
 	if (!st)
 		return;
 	fin_group_free(st->group);
+	ipseal_cache_free(st->seal);
 	keyring_close(st->keyring);
 	store_close(st->env);
 	lock_release(st->open_lock_fd, 0);

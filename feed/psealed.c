@@ -101,22 +101,22 @@ int feed_payload_reveal(ef_store *st, key_view owner, key_view rid,
 			size_t *len, char **owned)
 {
 	uint8_t ad[KEY_MAX + AD_SUFFIX_LEN];
-	size_t adlen, n;
+	size_t adlen, n, cap;
 	char *p;
 	int rc;
 
 	*text = r->payload;
 	*len = r->payload_len;
 	*owned = NULL;
-	if (!r->psealed_len || r->psealed_len < IPSEAL_OVERHEAD)
-		return EF_OK;
-	p = ef__malloc(r->psealed_len - IPSEAL_OVERHEAD + 1);
+	cap = ipseal_plain_len(r->psealed, r->psealed_len) + 1;
+	if (cap == 1)
+		return EF_OK; /* none, or not sealed bytes */
+	p = ef__malloc(cap);
 	if (!p)
 		return EF_ENOMEM;
 	adlen = payload_ad(owner, rid, ad);
 	rc = ipseal_open(st, r->created_ms, now, ad, adlen, r->psealed,
-			 r->psealed_len, (uint8_t *)p,
-			 r->psealed_len - IPSEAL_OVERHEAD + 1, &n);
+			 r->psealed_len, (uint8_t *)p, cap, &n);
 	if (rc != EF_OK) {
 		free(p);
 		return rc == EF_ENOMEM ? EF_ENOMEM : EF_OK;

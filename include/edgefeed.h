@@ -189,6 +189,16 @@ typedef enum ef_errno {
  * as if #EF_LOCK_NOWAIT were always given (ef_maint_lock() and the long
  * operations fail with #EF_EBUSY instead of waiting). */
 #define EF_NOWAIT 0x10u
+/**
+ * ef_config.flags: seal IPs with XChaCha20-Poly1305 even where the CPU has
+ * AES-GCM instructions. By default a store seals with AES-256-GCM where
+ * crypto_aead_aes256gcm_is_available() (x86-64 with AES-NI and PCLMUL), an
+ * IP reveal then costing about a tenth; what is sealed so opens only on
+ * such a CPU (elsewhere those IPs read as absent, entries are unharmed).
+ * Give this flag to every handle of a store whose files may move to a CPU
+ * without them. Both forms are always read where they can be.
+ */
+#define EF_SEAL_PORTABLE 0x20u
 
 /** Largest payload, in bytes of JSON (ef_receive.payload_json). */
 #define EF_PAYLOAD_MAX 16384u
@@ -272,8 +282,8 @@ typedef struct ef_config {
 				   * this long (default #EF_DEFAULT_IP_RETENTION_MS);
 				   * negative: #EF_EINVAL */
 	unsigned flags;           /**< #EF_NOSYNC, #EF_RDONLY, #EF_GROUP_COMMIT,
-				   * #EF_NOCREATE, #EF_NOWAIT; other bits:
-				   * #EF_EINVAL */
+				   * #EF_NOCREATE, #EF_NOWAIT,
+				   * #EF_SEAL_PORTABLE; other bits: #EF_EINVAL */
 	ef_clock_fn clock_ms;     /**< injectable clock (tests, replays); NULL:
 				   * the system's real-time clock. Maintenance
 				   * refuses to act on it while it is ahead of

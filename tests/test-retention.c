@@ -17,50 +17,101 @@
 #include <unistd.h>
 
 #include "feed/feed.h"
+#include <sodium.h>
+
 #include "store/keyring.h"
 #include "tests/retention-fixture.h"
 
 static const char AD[] = "receiveIndex:a@x:r1";
 
-static void test_ipseal_round_trip_binds_place_and_time(void **state)
+/* Seal and open through @st, whose sealed bytes take @overhead bytes
+ * more than the message (the scheme it writes). */
+static void round_trip(ef_store *st, size_t overhead)
 {
-	fx *f = *state;
 	uint8_t sealed[IPSEAL_LEN(17)], out[64];
 	const uint8_t msg[17] = {4, 203, 0, 113, 77};
 	size_t n, m;
 
-	assert_int_equal(ipseal_seal(f->st, T0 - 1000, T0, AD, strlen(AD), msg,
+	assert_int_equal(ipseal_seal(st, T0 - 1000, T0, AD, strlen(AD), msg,
 				     sizeof(msg), sealed, &n),
 			 EF_OK);
-	assert_int_equal(n, IPSEAL_LEN(17));
-	assert_int_equal(ipseal_open(f->st, T0 - 1000, T0, AD, strlen(AD),
+	assert_int_equal(n, sizeof(msg) + overhead);
+	assert_int_equal(ipseal_plain_len(sealed, n), sizeof(msg));
+	assert_int_equal(ipseal_open(st, T0 - 1000, T0, AD, strlen(AD),
 				     sealed, n, out, sizeof(out), &m),
 			 EF_OK);
 	assert_int_equal(m, sizeof(msg));
 	assert_memory_equal(out, msg, sizeof(msg));
 	/* another place (associated data) does not open */
-	assert_int_equal(ipseal_open(f->st, T0 - 1000, T0, "receiveIndex:a@x:r2",
+	assert_int_equal(ipseal_open(st, T0 - 1000, T0, "receiveIndex:a@x:r2",
 				     19, sealed, n, out, sizeof(out), &m),
 			 EF_ENOTFOUND);
 	/* another day than the one it was sealed for does not open */
-	assert_int_equal(ipseal_open(f->st, T0 - 1000 - DAY, T0, AD, strlen(AD),
+	assert_int_equal(ipseal_open(st, T0 - 1000 - DAY, T0, AD, strlen(AD),
 				     sealed, n, out, sizeof(out), &m),
 			 EF_ENOTFOUND);
 	/* past retention at the reader's now: absent */
-	assert_int_equal(ipseal_open(f->st, T0 - 1000,
+	assert_int_equal(ipseal_open(st, T0 - 1000,
 				     T0 - 1000 + EF_DEFAULT_IP_RETENTION_MS,
 				     AD, strlen(AD), sealed, n, out,
 				     sizeof(out), &m),
 			 EF_ENOTFOUND);
 	/* one flipped bit: absent, never garbage */
 	sealed[n - 1] ^= 1;
-	assert_int_equal(ipseal_open(f->st, T0 - 1000, T0, AD, strlen(AD),
+	assert_int_equal(ipseal_open(st, T0 - 1000, T0, AD, strlen(AD),
 				     sealed, n, out, sizeof(out), &m),
 			 EF_ENOTFOUND);
+	sealed[n - 1] ^= 1;
 	/* too small a buffer is the caller's error */
-	assert_int_equal(ipseal_open(f->st, T0 - 1000, T0, AD, strlen(AD),
+	assert_int_equal(ipseal_open(st, T0 - 1000, T0, AD, strlen(AD),
 				     sealed, n, out, 3, &m),
 			 EF_EINVAL);
+	/* cut short: not sealed bytes */
+	assert_int_equal(ipseal_open(st, T0 - 1000, T0, AD, strlen(AD),
+				     sealed, 20, out, sizeof(out), &m),
+			 EF_ENOTFOUND);
+}
+
+/* Both schemes: AES-256-GCM where the CPU has it (the default), and
+ * XChaCha20-Poly1305 with EF_SEAL_PORTABLE or where it has not. */
+static void test_ipseal_round_trip_binds_place_and_time(void **state)
+{
+	fx *f = *state;
+	ef_store *portable = fx_open(f, EF_NOSYNC | EF_SEAL_PORTABLE, 0);
+
+	round_trip(f->st, crypto_aead_aes256gcm_is_available() ? 33 : 45);
+	round_trip(portable, 45);
+	ef_close(portable);
+}
+
+/* Each handle opens what the other sealed, whichever scheme. */
+static void test_ipseal_schemes_open_each_other(void **state)
+{
+	fx *f = *state;
+	ef_store *portable = fx_open(f, EF_NOSYNC | EF_SEAL_PORTABLE, 0);
+
+	rf_fin(f->st, "a@x", "fast", T0 - 1000, "203.0.113.5");
+	rf_fin(portable, "a@x", "slow", T0 - 1000, "2001:db8::5");
+	rf_assert_ip(portable, "a@x", "fast", "203.0.113.5");
+	rf_assert_ip(f->st, "a@x", "slow", "2001:db8::5");
+	ef_close(portable);
+}
+
+/* A key schedule kept for speed never outlives its key: once the window's
+ * key is destroyed, nothing sealed under it opens in this handle either. */
+static void test_ipseal_cached_schedule_dies_with_its_key(void **state)
+{
+	fx *f = *state;
+	uint64_t destroyed = 0, wiped = 0;
+
+	rf_fin(f->st, "a@x", "r1", T0 - 1000, "203.0.113.5");
+	rf_assert_ip(f->st, "a@x", "r1", "203.0.113.5"); /* cached now */
+	assert_int_equal(keyring_destroy_before(f->st->keyring,
+						keyring_window(T0) + 1,
+						&destroyed, &wiped),
+			 EF_OK);
+	assert_true(destroyed >= 1);
+	rf_assert_ip(f->st, "a@x", "r1", NULL);
 }
 
 static void test_ipseal_past_retention_seals_nothing(void **state)
@@ -585,6 +636,12 @@ static void test_finalize_into_a_destroyed_day_within_retention_fails(
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_ipseal_schemes_open_each_other, fx_setup,
+			fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ipseal_cached_schedule_dies_with_its_key, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_ipseal_round_trip_binds_place_and_time, fx_setup,
 			fx_teardown),
