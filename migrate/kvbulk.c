@@ -87,6 +87,7 @@ typedef struct kv_skip {
 typedef struct kv_txn_stats {
 	uint64_t legacy_arrays, legacy_merged, entries, index_keys, markers;
 	uint64_t quarantine_records, quarantined, unchanged, ips_dropped;
+	uint64_t trimmed, trim_deleted; /* ef_import_stats' */
 } kv_txn_stats;
 
 typedef struct imp_ctx {
@@ -107,6 +108,12 @@ typedef struct imp_ctx {
 	size_t npre;          /* skips found before the transaction */
 	key_part *owners;     /* owners whose legacy arrays merged (distinct) */
 	size_t nowners;
+	char **trimmed;       /* index keys of the entries trimmed at once
+			       * (FEED_TRIMMED), so that their index keys and
+			       * markers count as trimmed too; sorted when
+			       * settling */
+	size_t ntrimmed, captrimmed;
+	size_t ntrimmed_done; /* of them, from committed transactions */
 	/* per transaction */
 	kv_txn_stats b;
 	size_t *merged;       /* items that merged into a legacy array */
@@ -143,19 +150,37 @@ static void item_free(kv_item *it)
 	memset(it, 0, sizeof(*it));
 }
 
+/*
+ * Room for one more than @n elements of @size in @arr (capacity *cap,
+ * doubled from @first when full): @arr, or the array that replaces it, or
+ * NULL (out of memory, in the error slot; @arr is kept).
+ */
+static void *grow(imp_ctx *c, void *arr, size_t n, size_t *cap, size_t size,
+		  size_t first)
+{
+	size_t want = *cap ? *cap * 2 : first;
+	void *m;
+
+	if (n < *cap)
+		return arr;
+	/* catch size_t overflow */
+	if (want < *cap || want > SIZE_MAX / size ||
+	    !(m = ef__realloc(arr, want * size))) {
+		ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+		return NULL;
+	}
+	*cap = want;
+	return m;
+}
+
 static int skip_add(imp_ctx *c, const kv_item *it, int reason,
 		    const char *fmt, va_list ap)
 {
-	kv_skip *s;
+	kv_skip *s = grow(c, c->skips, c->nskips, &c->capskips, sizeof(*s), 64);
 
-	if (c->nskips == c->capskips) {
-		size_t cap = c->capskips ? c->capskips * 2 : 64;
-		s = ef__realloc(c->skips, cap * sizeof(*s));
-		if (!s)
-			return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
-		c->skips = s;
-		c->capskips = cap;
-	}
+	if (!s)
+		return EF_ENOMEM;
+	c->skips = s;
 	s = &c->skips[c->nskips];
 	s->key = dup_bytes(it->key, it->klen);
 	if (!s->key)
@@ -776,10 +801,34 @@ static int entry_exists(imp_ctx *c, store_txn *t, const kv_item *it,
 	return legacy_cached_has(c, t, &owner, &rid);
 }
 
-static int defer_or_skip(imp_ctx *c, kv_item *it, const char *why)
+static int by_str(const void *a, const void *b);
+
+/* Was the entry of index key or marker @it trimmed at once by this
+ * import? 1 or 0. Settling only (the list is sorted then). */
+static int entry_trimmed(const imp_ctx *c, const kv_item *it,
+			 const char *prefix)
+{
+	key_view ow, rv;
+	key_buf ik;
+	const char *k = ik.s;
+
+	if (key_split_pair(it->k, it->k_len, prefix, &ow, &rv) != EF_OK)
+		return 0; /* unreachable: made by the key codec */
+	key_pair_views(&ik, KEY_P_INDEX, ow, rv);
+	return c->ntrimmed &&
+	       bsearch(&k, c->trimmed, c->ntrimmed, sizeof(*c->trimmed),
+		       by_str) != NULL;
+}
+
+static int defer_or_skip(imp_ctx *c, kv_item *it, const char *prefix,
+			 const char *why)
 {
 	if (!c->final) {
 		it->deferred = 1; /* its entry may come later in the file */
+		return EF_OK;
+	}
+	if (entry_trimmed(c, it, prefix)) {
+		c->b.trimmed++; /* left out with its entry */
 		return EF_OK;
 	}
 	return skip_txn(c, it, EF_IMPORT_SKIP_NO_ENTRY, "%s", why);
@@ -798,7 +847,7 @@ static int marker_apply(imp_ctx *c, store_txn *t, kv_item *it)
 	rc = entry_exists(c, t, it, KEY_P_UNREAD);
 	if (rc <= 0)
 		return rc < 0 ? rc
-			      : defer_or_skip(c, it,
+			      : defer_or_skip(c, it, KEY_P_UNREAD,
 					      "its entry is neither in the "
 					      "file nor in the store");
 	rc = store_put(t, it->k, it->k_len, it->val, it->vlen, 0);
@@ -813,7 +862,7 @@ static int index_apply(imp_ctx *c, store_txn *t, kv_item *it)
 	int rc = store_get(t, it->k, it->k_len, &v);
 
 	if (rc == EF_ENOTFOUND)
-		return defer_or_skip(c, it,
+		return defer_or_skip(c, it, KEY_P_INDEX,
 				     "its entry is neither in the file nor "
 				     "in the store");
 	if (rc != EF_OK)
@@ -852,15 +901,52 @@ static int rec_same(imp_ctx *c, const fin_item *f, const store_val *v)
 	return ra == rb && (ra != EF_OK || strcmp(ia, ib) == 0);
 }
 
+/* Remember the index key @ik of an entry trimmed at once. */
+static int trimmed_add(imp_ctx *c, const key_buf *ik)
+{
+	char **n = grow(c, c->trimmed, c->ntrimmed, &c->captrimmed,
+			sizeof(*n), 64), *d;
+
+	if (!n)
+		return EF_ENOMEM;
+	c->trimmed = n;
+	d = dup_bytes(ik->s, ik->len);
+	if (!d)
+		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+	c->trimmed[c->ntrimmed++] = d;
+	c->b.trimmed++;
+	return EF_OK;
+}
+
+/* fin_apply found the reservation already there: say where. */
+static int entry_conflict(imp_ctx *c, store_txn *t, kv_item *it)
+{
+	const key_buf *ik = &it->x->ik;
+	store_val v;
+	int rc = store_get(t, ik->s, ik->len, &v);
+
+	if (rc == EF_OK)
+		return skip_txn(c, it, EF_IMPORT_SKIP_CONFLICT,
+				"the reservation already has an entry, with "
+				"createdSort %.*s (first write wins)",
+				(int)v.len, (const char *)v.data);
+	if (rc != EF_ENOTFOUND)
+		return rc;
+	return skip_txn(c, it, EF_IMPORT_SKIP_CONFLICT,
+			"the reservation is an element of the owner's legacy "
+			"array (first write wins, as for a finalization)");
+}
+
+/* The entry goes through the finalize logic (fin_apply): the index with
+ * NOOVERWRITE, the legacy-array check, the cap and staleness trim. */
 static int entry_apply(imp_ctx *c, store_txn *t, kv_item *it)
 {
-	const fin_item *f = &it->x->fin;
-	const key_buf *ik = &it->x->ik;
+	uint64_t deleted;
 	store_val v;
 	int rc = store_get(t, it->k, it->k_len, &v);
 
 	if (rc == EF_OK) {
-		rc = rec_same(c, f, &v);
+		rc = rec_same(c, &it->x->fin, &v);
 		if (rc < 0)
 			return ef__err(c->st->err_id, rc, "out of memory");
 		if (rc == 0)
@@ -872,22 +958,16 @@ static int entry_apply(imp_ctx *c, store_txn *t, kv_item *it)
 	}
 	if (rc != EF_ENOTFOUND)
 		return rc;
-	/* the index is the uniqueness rule: one entry per reservation */
-	rc = store_get(t, ik->s, ik->len, &v);
-	if (rc == EF_OK && (v.len != KEY_SORT_LEN ||
-			    memcmp(v.data, f->sort, KEY_SORT_LEN) != 0))
-		return skip_txn(c, it, EF_IMPORT_SKIP_CONFLICT,
-				"the reservation already has an entry, with "
-				"createdSort %.*s (first write wins)",
-				(int)v.len, (const char *)v.data);
-	if (rc == EF_ENOTFOUND)
-		rc = store_put(t, ik->s, ik->len, f->sort, KEY_SORT_LEN,
-			       STORE_NOOVERWRITE);
-	if (rc == EF_OK)
-		rc = store_put(t, it->k, it->k_len, f->rec, f->rec_len,
-			       STORE_NOOVERWRITE);
-	if (rc == EF_OK)
-		c->b.entries++, c->changed = 1;
+	rc = fin_apply(t, c->st, &it->x->fin, c->now, FIN_IMPORT, &deleted);
+	if (rc == EF_EXISTS)
+		return entry_conflict(c, t, it);
+	if (rc == FEED_TRIMMED)
+		return trimmed_add(c, &it->x->ik);
+	if (rc == EF_OK) {
+		c->b.entries++;
+		c->b.trim_deleted += deleted;
+		c->changed = 1;
+	}
 	return rc;
 }
 
@@ -1129,6 +1209,8 @@ static void txn_reset(imp_ctx *c)
 		free(c->skips[--c->nskips].key);
 	for (size_t i = 0; i < c->n; i++)
 		c->items[i].deferred = 0;
+	while (c->ntrimmed > c->ntrimmed_done)
+		free(c->trimmed[--c->ntrimmed]);
 	cache_drop(c);
 }
 
@@ -1167,14 +1249,12 @@ static int owner_note(imp_ctx *c, const key_part *o)
 
 static int pending_add(imp_ctx *c, kv_item *it)
 {
-	if (c->npending == c->cappending) {
-		size_t cap = c->cappending ? c->cappending * 2 : 256;
-		kv_item *n = ef__realloc(c->pending, cap * sizeof(*n));
-		if (!n)
-			return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
-		c->pending = n;
-		c->cappending = cap;
-	}
+	kv_item *n = grow(c, c->pending, c->npending, &c->cappending,
+			  sizeof(*n), 256);
+
+	if (!n)
+		return EF_ENOMEM;
+	c->pending = n;
 	c->pending[c->npending++] = *it; /* it moves: the batch forgets it */
 	memset(it, 0, sizeof(*it));
 	return EF_OK;
@@ -1195,6 +1275,9 @@ static int batch_commit(imp_ctx *c)
 	c->s.quarantined += b->quarantined;
 	c->s.unchanged += b->unchanged;
 	c->s.ips_dropped += b->ips_dropped;
+	c->s.trimmed += b->trimmed;
+	c->s.trim_deleted += b->trim_deleted;
+	c->ntrimmed_done = c->ntrimmed;
 	for (size_t i = 0; rc == EF_OK && i < c->nmerged; i++)
 		rc = owner_note(c, &c->items[c->merged[i]].x->owner);
 	for (size_t i = 0; rc == EF_OK && i < c->n; i++)
@@ -1293,6 +1376,8 @@ static int settle(imp_ctx *c)
 	c->pending = NULL;
 	c->npending = c->cappending = 0;
 	c->final = 1;
+	if (c->ntrimmed) /* for entry_trimmed's bsearch */
+		qsort(c->trimmed, c->ntrimmed, sizeof(*c->trimmed), by_str);
 	while (rc == EF_OK && i < n) {
 		m = n - i < c->batch ? n - i : c->batch;
 		memcpy(c->items, all + i, m * sizeof(*all));
@@ -1338,6 +1423,9 @@ static void imp_free(imp_ctx *c)
 	free(c->merged);
 	free(c->skips);
 	free(c->owners);
+	for (size_t i = 0; i < c->ntrimmed; i++)
+		free(c->trimmed[i]);
+	free(c->trimmed);
 }
 
 static int import_run(imp_ctx *c, kv_reader *r)
