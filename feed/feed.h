@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "edgefeed.h"
-#include "store/keys.h"
+#include "feed/keys.h"
 #include "store/store.h"
 
 /* A positive status of a write function: nothing to write, report EF_OK
