@@ -1,11 +1,11 @@
 /*
  * fuzz-kvbulk.c - libFuzzer target: the Workers KV bulk import
- * (migrate/kvread.c, migrate/kvbulk.c). The input is written to a file and
- * imported by ef_import_kvbulk into a scratch store that already holds
- * entries (IPs sealed, one past retention), unread markers and a legacy
- * array, so that keys, base64, records, legacy merges, IP sealing,
- * quarantine and conflicts with the store all run. The clock is fixed: a
- * run depends on its input only.
+ * (migrate/kvread.c, kvitem.c, kvapply.c, kvbulk.c). The input is written
+ * to a file and imported by ef_import_kvbulk into a scratch store that
+ * already holds entries (IPs sealed, one past retention), unread markers
+ * and a legacy array, so that keys, base64, records, legacy merges, IP
+ * sealing, quarantine and conflicts with the store all run. The clock is
+ * fixed: a run depends on its input only.
  *
  * Properties, for any input:
  *  - the import returns EF_OK or EF_EINVAL (a malformed file), never
