@@ -39,7 +39,13 @@ static const char import_text[] =
 	"%3A %25 %20): any other spelling (Alice@x, alice@x%20) is skipped,\n"
 	"never merged into another owner's feed. Each element that cannot\n"
 	"be taken is reported on stderr (element index, key, reason) and\n"
-	"skipped. Re-importing a file changes nothing. Prints a JSON summary.\n"
+	"skipped. Entries are written as finalize writes them: one per\n"
+	"reservation (one already in the owner's legacy array is a\n"
+	"conflict), each owner trimmed to its 100 newest entries within 90\n"
+	"days; the entries left out, with their index keys and markers,\n"
+	"count as \"trimmed\", the store's entries that newer ones push out\n"
+	"as \"trimDeleted\". Re-importing a file changes nothing. Prints a\n"
+	"JSON summary.\n"
 	"FILE - is the standard input. A pipe, FIFO or socket is checked\n"
 	"whole through a temporary file without a name in the store\n"
 	"directory (mode 0600, gone when the import ends; it holds the\n"
@@ -85,7 +91,7 @@ static json_t *import_summary(const char *file, const ef_import_stats *s)
 							 s->skipped_by_reason[i]));
 	return json_pack(
 		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		"s:I, s:o, s:I}",
+		"s:I, s:I, s:I, s:o, s:I}",
 		"file", file, "elements", (json_int_t)s->elements,
 		"legacyArrays", (json_int_t)s->legacy_arrays, "legacyMerged",
 		(json_int_t)s->legacy_merged, "mergedOwners",
@@ -95,7 +101,9 @@ static json_t *import_summary(const char *file, const ef_import_stats *s)
 		(json_int_t)s->quarantine_records, "quarantined",
 		(json_int_t)s->quarantined, "ipsDropped",
 		(json_int_t)s->ips_dropped, "unchanged",
-		(json_int_t)s->unchanged, "skipped", (json_int_t)s->skipped,
+		(json_int_t)s->unchanged, "trimmed", (json_int_t)s->trimmed,
+		"trimDeleted", (json_int_t)s->trim_deleted, "skipped",
+		(json_int_t)s->skipped,
 		"skippedReasons", reasons, "batches", (json_int_t)s->batches);
 }
 

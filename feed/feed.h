@@ -10,12 +10,18 @@
 #include <stdint.h>
 
 #include "edgefeed.h"
-#include "store/keys.h"
+#include "feed/keys.h"
 #include "store/store.h"
 
 /* A positive status of a write function: nothing to write, report EF_OK
  * (store_write aborts on any non-EF_OK return, so no empty commit syncs). */
 #define FEED_NOCHANGE 100
+
+/* A positive status of fin_apply with FIN_IMPORT: the entry is beyond the
+ * owner's feed_cap or past feed_ttl, so the trim would delete it at once;
+ * nothing was written. (Distinct from the other statuses: KV_SKIPPED 101,
+ * IPSEAL_EXPIRED 102, KEYRING_DESTROYED 110.) */
+#define FEED_TRIMMED 103
 
 struct ef_store {
 	store_env *env;     /* the LMDB environment */
@@ -121,13 +127,22 @@ void fin_item_free(fin_item *it);
 /* fin_apply flags */
 #define FIN_MIGRATING 0x1u /* from the owner's own legacy array: do not look
 			    * in it, and create no unread marker */
+#define FIN_IMPORT 0x2u    /* from an import file: create no unread marker
+			    * (markers come as keys of their own), and
+			    * write nothing that the trim would delete at
+			    * once (FEED_TRIMMED), so that importing a file
+			    * again writes nothing */
 
 /* Apply one prepared finalization in @txn: EF_OK, EF_EXISTS (the
  * reservation has a record, or is in the owner's legacy array: nothing
- * written), or an error (the transaction must abort). Enforces the owner's
- * cap and staleness. May run again if the transaction is re-run. */
+ * written), FEED_TRIMMED (FIN_IMPORT only: nothing written), or an error
+ * (the transaction must abort). Enforces the owner's cap and staleness;
+ * *trimmed (may be NULL) gets the entries that trim deleted. The one
+ * writer of entry records and index keys: finalize, group commit,
+ * migration, import and seed all write through it. May run again if the
+ * transaction is re-run. */
 int fin_apply(store_txn *txn, ef_store *st, const fin_item *it, int64_t now,
-	      unsigned flags);
+	      unsigned flags, uint64_t *trimmed);
 
 /*
  * Hold the payload of the prepared @it to the rule of legacy data: when it

@@ -121,8 +121,49 @@ void fin_item_free(fin_item *it)
 	}
 }
 
-int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now,
-	      unsigned flags)
+/* Does store key @k sort before @e (the store's byte order)? */
+static int key_before(const store_val *k, const key_buf *e)
+{
+	size_t n = k->len < e->len ? k->len : e->len;
+	int d = memcmp(k->data, e->s, n);
+
+	return d < 0 || (d == 0 && k->len < e->len);
+}
+
+/* Would feed_trim delete @it at once, were it written: past feed_ttl, or
+ * behind feed_cap keys of the owner (newer ones; ranked as feed_trim ranks
+ * them)? 1, 0, or < 0. Walks at most feed_cap keys. */
+static int fin_trimmed_at_once(store_txn *t, ef_store *st, const fin_item *it,
+			       int64_t now)
+{
+	key_buf prefix, ek;
+	store_cur *c;
+	store_val k;
+	uint64_t rank = 0;
+	int rc;
+
+	if (feed_is_stale(st, it->created_ms, now))
+		return 1;
+	key_entry_prefix(&prefix, &it->owner);
+	key_entry(&ek, &it->owner, it->sort, &it->rid);
+	rc = store_cur_open(t, &c);
+	if (rc != EF_OK)
+		return rc;
+	for (rc = store_cur_seek(c, prefix.s, prefix.len, &k, NULL);
+	     rc == EF_OK && rank < st->cfg.feed_cap &&
+	     store_has_prefix(&k, prefix.s, prefix.len) && key_before(&k, &ek);
+	     rc = store_cur_next(c, &k, NULL))
+		rank++;
+	store_cur_close(c);
+	if (rc != EF_OK && rc != EF_ENOTFOUND)
+		return rc;
+	return rank >= st->cfg.feed_cap;
+}
+
+/* EF_EXISTS if the reservation of @it has an entry (its index) or, but
+ * when migrating its owner's own array, an element of that array. */
+static int fin_exists(store_txn *t, ef_store *st, const fin_item *it,
+		      int64_t now, unsigned flags)
 {
 	key_buf k;
 	int rc;
@@ -133,13 +174,31 @@ int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now,
 		return EF_EXISTS; /* first write wins */
 	if (rc != EF_ENOTFOUND)
 		return rc;
-	if (!(flags & FIN_MIGRATING)) {
-		rc = legacy_has(t, st, &it->owner, &it->rid, now);
-		if (rc != 0)
-			return rc > 0 ? EF_EXISTS : rc;
+	if (flags & FIN_MIGRATING)
+		return EF_OK;
+	rc = legacy_has(t, st, &it->owner, &it->rid, now);
+	return rc > 0 ? EF_EXISTS : rc;
+}
+
+int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now,
+	      unsigned flags, uint64_t *trimmed)
+{
+	key_buf k;
+	int rc;
+
+	if (trimmed)
+		*trimmed = 0;
+	rc = fin_exists(t, st, it, now, flags);
+	if (rc == EF_OK && (flags & FIN_IMPORT)) {
+		rc = fin_trimmed_at_once(t, st, it, now);
+		if (rc > 0)
+			return FEED_TRIMMED;
 	}
+	if (rc != EF_OK)
+		return rc;
 	/* the lookup above gives the friendly answer; NOOVERWRITE is the
 	 * backstop that makes the store itself refuse a second index */
+	key_index(&k, &it->owner, &it->rid);
 	rc = store_put(t, k.s, k.len, it->sort, KEY_SORT_LEN,
 		       STORE_NOOVERWRITE);
 	if (rc != EF_OK)
@@ -151,13 +210,13 @@ int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now,
 			       "entry key exists without its index: %s", k.s);
 	if (rc != EF_OK)
 		return rc;
-	if (!(flags & FIN_MIGRATING)) {
+	if (!(flags & (FIN_MIGRATING | FIN_IMPORT))) {
 		key_unread(&k, &it->owner, &it->rid);
 		rc = store_put(t, k.s, k.len, it->sort, KEY_SORT_LEN, 0);
 		if (rc != EF_OK)
 			return rc;
 	}
-	return feed_trim(t, st, &it->owner, now, NULL);
+	return feed_trim(t, st, &it->owner, now, trimmed);
 }
 
 int feed_delete_entry(store_txn *t, const void *ekey, size_t eklen)
@@ -235,7 +294,7 @@ struct fin_ctx {
 static int fin_txn(store_txn *t, void *p)
 {
 	struct fin_ctx *c = p;
-	return fin_apply(t, c->st, &c->it, c->now, 0);
+	return fin_apply(t, c->st, &c->it, c->now, 0, NULL);
 }
 
 int ef_finalize(ef_store *st, const ef_receive *r)

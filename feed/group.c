@@ -44,7 +44,7 @@ static int batch_txn(store_txn *t, void *p)
 
 	for (size_t i = 0; i < c->n; i++) {
 		c->reqs[i].rc = fin_apply(t, c->st, c->reqs[i].it,
-					  c->reqs[i].now, 0);
+					  c->reqs[i].now, 0, NULL);
 		if (c->reqs[i].rc < 0)
 			return c->reqs[i].rc;
 	}
@@ -54,7 +54,7 @@ static int batch_txn(store_txn *t, void *p)
 static int single_txn(store_txn *t, void *p)
 {
 	batch_ctx *c = p;
-	return fin_apply(t, c->st, c->reqs->it, c->reqs->now, 0);
+	return fin_apply(t, c->st, c->reqs->it, c->reqs->now, 0, NULL);
 }
 
 void fin_batch(ef_store *st, fin_req *reqs, size_t n)

@@ -1,5 +1,5 @@
 /*
- * fuzz-keys.c - libFuzzer target: the key codec (store/keys.c).
+ * fuzz-keys.c - libFuzzer target: the key codec (feed/keys.c).
  * Properties: canonicalization is idempotent; escaping round-trips; a key
  * built from valid parts always splits back into them; splitting arbitrary
  * bytes never reads out of bounds.
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/keys.h"
+#include "feed/keys.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

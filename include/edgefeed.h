@@ -905,6 +905,17 @@ typedef struct ef_import_stats {
 	uint64_t skipped_by_reason[EF_IMPORT_SKIP_COUNT]; /**< skipped, by
 				   * ::ef_import_skip */
 	uint64_t batches;         /**< write transactions */
+	uint64_t trimmed;         /**< elements left out by the feed's cap and
+				   * staleness rule, as ef_finalize()'s trim
+				   * would delete them at once: entries beyond
+				   * the owner's feed_cap newest or older than
+				   * feed_ttl_ms (not written), and the index
+				   * keys and unread markers of such entries */
+	uint64_t trim_deleted;    /**< entries of the store (or of this import)
+				   * that newer imported entries pushed beyond
+				   * feed_cap, or that were past feed_ttl_ms,
+				   * deleted by the trim with their index keys
+				   * and markers, as a finalization does */
 } ef_import_stats;
 
 /**
@@ -916,9 +927,22 @@ typedef struct ef_import_stats {
  *    byte for byte in a quarantine record instead;
  *  - entry records (`recentReceive:<owner>:<createdSort>:<reservationId>`,
  *    value: the record bytes, base64): the record must decode and agree
- *    with its key; it is written again through the finalize encoding, with
- *    its index key, its IP (from "metadata": {"ip"}) sealed under this
- *    store's keys; no marker is made and no trim is done;
+ *    with its key; it is written again as ef_finalize() writes an entry
+ *    (the same encoding and the same write path), with its index key, its
+ *    IP (from "metadata": {"ip"}) sealed under this store's keys, but no
+ *    marker (markers come as keys of their own). As for a finalization,
+ *    a reservation that already has an entry, or is an element of the
+ *    owner's legacy array, is not written again (#EF_IMPORT_SKIP_CONFLICT,
+ *    first write wins; the same record under the same key is counted as
+ *    unchanged), and each owner's feed is trimmed to its feed_cap newest
+ *    entries within feed_ttl_ms: an imported entry that the trim would
+ *    delete at once is not written and is counted in
+ *    ef_import_stats.trimmed (so are its index key and marker in the
+ *    file), and entries of the store that newer imported ones push out
+ *    are deleted, with their index keys and markers, and counted in
+ *    ef_import_stats.trim_deleted. Of 150 entries of one owner (key order)
+ *    for a feed_cap of 100, the newest 100 are written, 50 are trimmed;
+ *    importing the file again writes nothing and trims the same 50;
  *  - index keys (receiveIndex:) are checked against their entry, unread
  *    markers (unread:) written when their entry (a record, or an element of
  *    a legacy array) is in the file or the store, and quarantine records

@@ -1,6 +1,7 @@
 /*
- * kvbulk.h - the Workers KV bulk format, shared by the import (kvbulk.c)
- * and the export (kvexport.c).
+ * kvbulk.h - the Workers KV bulk format, shared by the import (kvbulk.c,
+ * kvitem.c, kvapply.c; their private header is kvbulk-int.h) and the
+ * export (kvexport.c).
  *
  * A file is a JSON array of {"key": string, "value": string, "base64":
  * bool, "expiration", "expiration_ttl", "metadata"}; with "base64": true the
@@ -84,7 +85,7 @@ int kv_scan(kv_reader *r, kv_elem_fn fn, void *ctx, uint64_t *count);
  * when out of memory. */
 char *kv_base64(const void *raw, size_t len);
 
-/* ---- kvbulk.c ---- */
+/* ---- kvitem.c: what legacy values lose on the way in ---- */
 
 /*
  * Drop the "ip" of each legacy element of @v (an array of objects, or one

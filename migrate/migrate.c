@@ -132,7 +132,8 @@ static int migrate_owner(store_txn *t, mig_ctx *c, const key_buf *lk)
 		rc = legacy_issue_add(&a, -1, 0, "the legacy key names no "
 				      "owner: %s", ef_errmsg(c->st));
 	for (size_t i = 0; rc == EF_OK && i < a.n; i++) {
-		rc = fin_apply(t, c->st, &a.elems[i].it, c->now, FIN_MIGRATING);
+		rc = fin_apply(t, c->st, &a.elems[i].it, c->now, FIN_MIGRATING,
+			       NULL);
 		if (rc == EF_OK)
 			c->s.migrated++;
 		else if (rc == EF_EXISTS)

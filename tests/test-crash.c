@@ -527,7 +527,7 @@ typedef struct hold_ctx {
 static int hold_txn(store_txn *t, void *p)
 {
 	hold_ctx *h = p;
-	int rc = fin_apply(t, h->st, &h->it, h->now, 0);
+	int rc = fin_apply(t, h->st, &h->it, h->now, 0, NULL);
 
 	if (rc != EF_OK)
 		return rc;

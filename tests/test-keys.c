@@ -1,5 +1,5 @@
 /*
- * test-keys.c - the key codec of DESIGN.md "Key schema" (store/keys.h):
+ * test-keys.c - the key codec of DESIGN.md "Key schema" (feed/keys.h):
  * canonicalization, escaping, validation, key layout, splitting, and the
  * ordering and prefix properties that the feed relies on.
  */
@@ -14,7 +14,7 @@
 
 #include "edgefeed.h"
 #include "store/error.h"
-#include "store/keys.h"
+#include "feed/keys.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 

@@ -15,8 +15,8 @@
  * (upper-case hex), so a key splits unambiguously and no owner's prefix
  * reaches into another owner's range.
  */
-#ifndef EF_STORE_KEYS_H
-#define EF_STORE_KEYS_H
+#ifndef EF_FEED_KEYS_H
+#define EF_FEED_KEYS_H
 
 #include <stddef.h>
 #include <stdint.h>

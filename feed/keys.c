@@ -1,7 +1,7 @@
 /*
  * keys.c - canonicalization, escaping and the layout of every key.
  */
-#include "store/keys.h"
+#include "feed/keys.h"
 
 #include <assert.h>
 #include <inttypes.h>
