@@ -164,15 +164,15 @@ int quarantine_raw(ef_store *st, const void *qkey, size_t qklen, json_t *rec,
 		*len = blen;
 		return EF_OK;
 	}
-	*raw = ef__malloc(blen >= IPSEAL_OVERHEAD ? blen - IPSEAL_OVERHEAD + 1 : 1);
+	cap = ipseal_plain_len(bytes, blen) + 1;
+	*raw = ef__malloc(cap);
 	if (!*raw) {
 		free(bytes);
 		return EF_ENOMEM;
 	}
 	rc = ipseal_open(st, json_integer_value(json_object_get(rec, "sealedMs")),
 			 now, qkey, qklen, bytes, blen, *raw,
-			 blen >= IPSEAL_OVERHEAD ? blen - IPSEAL_OVERHEAD + 1 : 1,
-			 len);
+			 cap, len);
 	free(bytes);
 	if (rc != EF_OK) {
 		free(*raw);
