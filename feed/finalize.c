@@ -121,15 +121,6 @@ void fin_item_free(fin_item *it)
 	}
 }
 
-/* Does store key @k sort before @e (the store's byte order)? */
-static int key_before(const store_val *k, const key_buf *e)
-{
-	size_t n = k->len < e->len ? k->len : e->len;
-	int d = memcmp(k->data, e->s, n);
-
-	return d < 0 || (d == 0 && k->len < e->len);
-}
-
 /* Would feed_trim delete @it at once, were it written: past feed_ttl, or
  * behind feed_cap keys of the owner (newer ones; ranked as feed_trim ranks
  * them)? 1, 0, or < 0. Walks at most feed_cap keys. */
@@ -151,7 +142,8 @@ static int fin_trimmed_at_once(store_txn *t, ef_store *st, const fin_item *it,
 		return rc;
 	for (rc = store_cur_seek(c, prefix.s, prefix.len, &k, NULL);
 	     rc == EF_OK && rank < st->cfg.feed_cap &&
-	     store_has_prefix(&k, prefix.s, prefix.len) && key_before(&k, &ek);
+	     store_has_prefix(&k, prefix.s, prefix.len) &&
+	     store_keycmp(&k, ek.s, ek.len) < 0;
 	     rc = store_cur_next(c, &k, NULL))
 		rank++;
 	store_cur_close(c);
