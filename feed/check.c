@@ -274,6 +274,53 @@ static int check_legacy_value(check_ctx *c, const store_val *k,
 	return rc == EF_ENOMEM ? rc : EF_OK;
 }
 
+/* An entry count says exactly how many records its owner has (reads need
+ * it never to say fewer; anything else is a count that went wrong). */
+static int check_count(check_ctx *c, store_txn *t, const store_val *k)
+{
+	key_view ow = {(const char *)k->data + strlen(KEY_P_COUNT),
+		       k->len - strlen(KEY_P_COUNT)};
+	uint64_t n, records = 0;
+	key_buf prefix;
+	key_part owner;
+	store_cur *cur;
+	store_val ek;
+	int rc;
+
+	if (ow.len == 0 || ow.len > EF_OWNER_KEY_MAX || !key_view_valid(ow)) {
+		violation(c, "count: not meta:entries:<owner>", k);
+		return EF_OK;
+	}
+	memcpy(owner.s, ow.p, ow.len);
+	owner.s[ow.len] = '\0';
+	owner.len = ow.len;
+	rc = feed_count_get(t, &owner, &n);
+	if (rc == EF_ECORRUPT) {
+		violation(c, "count: value is not 8 bytes", k);
+		return EF_OK;
+	}
+	if (rc != EF_OK)
+		return rc;
+	key_entry_prefix(&prefix, &owner);
+	rc = store_cur_open(t, &cur);
+	if (rc != EF_OK)
+		return rc;
+	for (rc = store_cur_seek(cur, prefix.s, prefix.len, &ek, NULL);
+	     rc == EF_OK && store_has_prefix(&ek, prefix.s, prefix.len);
+	     rc = store_cur_next(cur, &ek, NULL))
+		records++;
+	store_cur_close(cur);
+	if (rc != EF_OK && rc != EF_ENOTFOUND)
+		return rc;
+	if (n < records)
+		violation(c, "count: below the owner's records (a page could "
+			     "show entries beyond the cap)", k);
+	else if (n > records)
+		violation(c, "count: above the owner's records (a sweep "
+			     "mends it)", k);
+	return EF_OK;
+}
+
 static int check_key(check_ctx *c, store_txn *t, const store_val *k,
 		     const store_val *v)
 {
@@ -301,6 +348,8 @@ static int check_key(check_ctx *c, store_txn *t, const store_val *k,
 		json_decref(j);
 	} else if (store_has_prefix(k, "meta:format", 11) && k->len == 11) {
 		c->has_format = 1;
+	} else if (store_has_prefix(k, KEY_P_COUNT, strlen(KEY_P_COUNT))) {
+		return check_count(c, t, k);
 	} else if (!store_has_prefix(k, KEY_P_META, strlen(KEY_P_META))) {
 		violation(c, "unknown key family", k);
 	}

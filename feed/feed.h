@@ -191,6 +191,19 @@ int fin_group_apply(ef_store *st, struct fin_group *g, const fin_item *it,
 int feed_trim(store_txn *txn, ef_store *st, const key_part *owner,
 	      int64_t now, uint64_t *deleted);
 
+/* ---- entry counts (count.c): meta:entries:<owner> ----
+ * Never below the number of the owner's records (reads rely on it: a
+ * count <= feed_cap lets a page skip the walk that applies the cap); it
+ * may be missing or too high, never too low. */
+
+/* EF_OK with *n; EF_ENOTFOUND (no count); EF_ECORRUPT (not 8 bytes). */
+int feed_count_get(store_txn *txn, const key_part *owner, uint64_t *n);
+/* Set it to @n exactly (a full walk found @n records); 0 deletes it. */
+int feed_count_set(store_txn *txn, const key_part *owner, uint64_t n);
+/* A record of @owner was written / deleted in @txn: keep the count. */
+int feed_count_added(store_txn *txn, const key_part *owner);
+int feed_count_deleted(store_txn *txn, const key_part *owner);
+
 /* Delete one entry given its entry key, with its index key and marker. */
 int feed_delete_entry(store_txn *txn, const void *ekey, size_t eklen);
 

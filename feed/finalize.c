@@ -202,6 +202,9 @@ int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now,
 			       "entry key exists without its index: %s", k.s);
 	if (rc != EF_OK)
 		return rc;
+	rc = feed_count_added(t, &it->owner);
+	if (rc != EF_OK)
+		return rc;
 	if (!(flags & (FIN_MIGRATING | FIN_IMPORT))) {
 		key_unread(&k, &it->owner, &it->rid);
 		rc = store_put(t, k.s, k.len, it->sort, KEY_SORT_LEN, 0);
@@ -222,6 +225,16 @@ int feed_delete_entry(store_txn *t, const void *ekey, size_t eklen)
 	rc = store_del(t, ekey, eklen);
 	if (rc != EF_OK && rc != EF_ENOTFOUND)
 		return rc;
+	if (rc == EF_OK) {
+		key_part op;
+
+		memcpy(op.s, owner.p, owner.len); /* split: it fits */
+		op.s[owner.len] = '\0';
+		op.len = owner.len;
+		rc = feed_count_deleted(t, &op);
+		if (rc != EF_OK)
+			return rc;
+	}
 	/* index and marker keys share the escaped owner and rid */
 	key_pair_views(&k, KEY_P_INDEX, owner, rid);
 	rc = store_del(t, k.s, k.len);
@@ -230,6 +243,45 @@ int feed_delete_entry(store_txn *t, const void *ekey, size_t eklen)
 	key_pair_views(&k, KEY_P_UNREAD, owner, rid);
 	rc = store_del(t, k.s, k.len);
 	return rc == EF_ENOTFOUND ? EF_OK : rc;
+}
+
+/*
+ * Can feed_trim see at once that it has nothing to delete? When the owner's
+ * count says its records are within the cap (count.c: never below them),
+ * only staleness is left, and the oldest record is the first to go stale:
+ * one seek to the end of the owner's range instead of a walk of them all.
+ * 1 (nothing to trim), 0 (walk), or < 0.
+ */
+static int trim_nothing(store_txn *t, ef_store *st, const key_part *owner,
+			const key_buf *prefix, int64_t now)
+{
+	key_buf end = *prefix;
+	store_cur *c;
+	store_val k;
+	uint64_t n;
+	int64_t created;
+	int rc = feed_count_get(t, owner, &n);
+
+	if (rc != EF_OK || n > st->cfg.feed_cap)
+		return rc == EF_OK || rc == EF_ENOTFOUND || rc == EF_ECORRUPT
+			       ? 0
+			       : rc;
+	/* past every "recentReceive:<owner>:..." key: ';' follows ':' */
+	end.s[end.len - 1] = ';';
+	rc = store_cur_open(t, &c);
+	if (rc != EF_OK)
+		return rc;
+	rc = store_cur_seek(c, end.s, end.len, &k, NULL);
+	rc = rc == EF_OK ? store_cur_prev(c, &k, NULL)
+			 : rc == EF_ENOTFOUND ? store_cur_last(c, &k, NULL) : rc;
+	if (rc == EF_OK) /* the owner's oldest record, if it is one */
+		rc = !store_has_prefix(&k, prefix->s, prefix->len) ||
+		     (k.len >= prefix->len + KEY_SORT_LEN &&
+		      key_created_from_sort((const char *)k.data + prefix->len,
+					    KEY_SORT_LEN, &created) == EF_OK &&
+		      !feed_is_stale(st, created, now));
+	store_cur_close(c);
+	return rc == EF_ENOTFOUND ? 1 : rc;
 }
 
 int feed_trim(store_txn *t, ef_store *st, const key_part *owner, int64_t now,
@@ -246,6 +298,9 @@ int feed_trim(store_txn *t, ef_store *st, const key_part *owner, int64_t now,
 	if (deleted)
 		*deleted = 0;
 	key_entry_prefix(&prefix, owner);
+	rc = trim_nothing(t, st, owner, &prefix, now);
+	if (rc != 0)
+		return rc > 0 ? EF_OK : rc;
 	rc = store_cur_open(t, &c);
 	if (rc != EF_OK)
 		return rc;

@@ -3,6 +3,7 @@
  */
 #include "feed/iter.h"
 
+#include <assert.h>
 #include <string.h>
 
 static int rec_step(feed_iter *it, int rc)
@@ -98,6 +99,20 @@ int feed_iter_next(feed_iter *it)
 		return rc;
 	pick(it);
 	return EF_OK;
+}
+
+int feed_iter_seek_after(feed_iter *it, const key_buf *after)
+{
+	int rc;
+
+	assert(it->leg.n == 0);
+	rc = store_cur_seek(it->cur, after->s, after->len, &it->rk, &it->rv);
+	if (rc == EF_OK && store_keycmp(&it->rk, after->s, after->len) == 0)
+		rc = store_cur_next(it->cur, &it->rk, &it->rv);
+	rc = rec_step(it, rc);
+	if (rc == EF_OK)
+		pick(it);
+	return rc;
 }
 
 void feed_iter_close(feed_iter *it)

@@ -26,6 +26,10 @@ typedef struct feed_iter {
 int feed_iter_open(feed_iter *it, store_txn *txn, ef_store *st,
 		   const key_part *owner, int64_t now);
 int feed_iter_next(feed_iter *it);
+/* Move to the first item after entry key @after (of this owner), without
+ * visiting those before it. Only for an iterator without legacy elements
+ * (it->leg.n == 0): EF_OK (check it->valid) or error. */
+int feed_iter_seek_after(feed_iter *it, const key_buf *after);
 void feed_iter_close(feed_iter *it);
 
 /* createdSort of the current item, as created_ms; EF_EINVAL if malformed. */

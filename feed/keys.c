@@ -343,6 +343,12 @@ void key_legacy(key_buf *k, const key_part *owner)
 	kb_cat(k, owner->s, owner->len);
 }
 
+void key_count(key_buf *k, const key_part *owner)
+{
+	kb_start(k, KEY_P_COUNT);
+	kb_cat(k, owner->s, owner->len);
+}
+
 void key_meta(key_buf *k, const char *name)
 {
 	kb_start(k, KEY_P_META);

@@ -31,6 +31,7 @@
 #define KEY_P_UNREAD "unread:"
 #define KEY_P_LEGACY "recentReceives:"
 #define KEY_P_META "meta:"
+#define KEY_P_COUNT "meta:entries:" /* + escaped owner: feed/count.c */
 #define KEY_P_QUARANTINE "quarantine:"
 
 /* An escaped key component (owner or reservation id). */
@@ -95,6 +96,7 @@ void key_legacy(key_buf *k, const key_part *owner);
 /* @k = the @len bytes of a key read from the store (at most KEY_MAX). */
 void key_buf_set(key_buf *k, const void *key, size_t len);
 void key_meta(key_buf *k, const char *name);
+void key_count(key_buf *k, const key_part *owner);
 
 /*
  * Split an entry key. Views point into @key. EF_EINVAL unless the key has the

@@ -53,7 +53,8 @@ void ef_maint_unlock(ef_maint *lk)
 }
 
 static const char *const feed_prefixes[] = {KEY_P_ENTRY, KEY_P_INDEX,
-					    KEY_P_UNREAD, KEY_P_LEGACY};
+					    KEY_P_UNREAD, KEY_P_LEGACY,
+					    KEY_P_COUNT};
 
 typedef struct reset_ctx {
 	uint64_t deleted; /* in this batch */

@@ -181,6 +181,35 @@ int feed_entry_fill(store_txn *t, ef_store *st, store_cur *markers,
 	return EF_OK;
 }
 
+/*
+ * Move @it past the cursor. The cap counts every entry ahead of it, so in
+ * general that is a walk; but when the owner's records are all of its feed
+ * (no legacy element) and its count says they are no more than the cap,
+ * none can be beyond it and the cursor's place is one seek away (*rank
+ * stays 0: any rank is within the cap).
+ */
+static int page_seek(store_txn *t, page_ctx *c, feed_iter *it,
+		     uint64_t *rank)
+{
+	uint64_t n;
+	int rc;
+
+	if (it->leg.n == 0) {
+		rc = feed_count_get(t, &c->owner, &n);
+		if (rc == EF_OK && n <= c->st->cfg.feed_cap)
+			return feed_iter_seek_after(it, &c->after);
+		if (rc != EF_OK && rc != EF_ENOTFOUND && rc != EF_ECORRUPT)
+			return rc;
+	}
+	rc = EF_OK;
+	while (rc == EF_OK && it->valid &&
+	       store_keycmp(&it->k, c->after.s, c->after.len) <= 0) {
+		(*rank)++;
+		rc = feed_iter_next(it);
+	}
+	return rc;
+}
+
 static int page_txn(store_txn *t, void *p)
 {
 	page_ctx *c = p;
@@ -203,12 +232,8 @@ static int page_txn(store_txn *t, void *p)
 		store_cur_close(markers);
 		return rc;
 	}
-	/* the cap counts every entry ahead of the cursor, so walk to it */
-	while (c->has_cursor && rc == EF_OK && it.valid &&
-	       store_keycmp(&it.k, c->after.s, c->after.len) <= 0) {
-		rank++;
-		rc = feed_iter_next(&it);
-	}
+	if (c->has_cursor)
+		rc = page_seek(t, c, &it, &rank);
 	while (rc == EF_OK && feed_iter_returnable(&it, c->st, rank, c->now)) {
 		if (out->count == c->limit) {
 			/* another returnable entry follows: hand a cursor

@@ -36,6 +36,7 @@ typedef struct sweep_ctx {
 	uint64_t work;      /* work done, against batch */
 	uint64_t examined;  /* keys looked at, for progress */
 	uint64_t deleted, resealed, dropped, legacy_sealed;
+	uint64_t counted;   /* owners whose entry count was set */
 } sweep_ctx;
 
 static void ctx_reset(sweep_ctx *c)
@@ -45,6 +46,7 @@ static void ctx_reset(sweep_ctx *c)
 	c->end = 0;
 	c->work = c->examined = 0;
 	c->deleted = c->resealed = c->dropped = c->legacy_sealed = 0;
+	c->counted = 0;
 }
 
 static void part_set(key_part *p, key_view v)
@@ -119,9 +121,10 @@ typedef struct v1_rec {
 } v1_rec;
 
 /* Reseal up to RESEAL_MAX version-1 records with an IP of @owner; *more
- * when there may be others. Counts the owner's entries as examined. */
+ * when there may be others. Counts the owner's entries as examined, and
+ * in *records (all of them when *more is 0). */
 static int reseal_owner(store_txn *t, sweep_ctx *c, const key_part *owner,
-			int *more)
+			int *more, uint64_t *records)
 {
 	v1_rec found[RESEAL_MAX];
 	key_buf prefix;
@@ -134,11 +137,13 @@ static int reseal_owner(store_txn *t, sweep_ctx *c, const key_part *owner,
 	rc = store_cur_open(t, &cur);
 	if (rc != EF_OK)
 		return rc;
+	*records = 0;
 	for (rc = store_cur_seek(cur, prefix.s, prefix.len, &k, &v);
 	     rc == EF_OK && n < RESEAL_MAX &&
 	     store_has_prefix(&k, prefix.s, prefix.len);
 	     rc = store_cur_next(cur, &k, &v)) {
 		c->examined++;
+		(*records)++;
 		if (!is_v1_with_ip(&k, &v))
 			continue;
 		found[n].v = ef__malloc(v.len);
@@ -166,6 +171,22 @@ static int reseal_owner(store_txn *t, sweep_ctx *c, const key_part *owner,
 	return rc;
 }
 
+/* The walk found @records records of @owner, all of them: make its count
+ * say so (stores of older versions have none; a wrong one is mended). */
+static int count_owner(store_txn *t, sweep_ctx *c, const key_part *owner,
+		       uint64_t records)
+{
+	uint64_t n;
+	int rc = feed_count_get(t, owner, &n);
+
+	if (rc == EF_ECORRUPT || (rc == EF_ENOTFOUND && records > 0) ||
+	    (rc == EF_OK && n != records)) {
+		c->counted++;
+		return feed_count_set(t, owner, records);
+	}
+	return rc == EF_ENOTFOUND ? EF_OK : rc;
+}
+
 /* Trim and reseal one owner; *more when it needs another visit. */
 static int sweep_owner(store_txn *t, sweep_ctx *c, const key_part *owner,
 		       int *more)
@@ -182,7 +203,9 @@ static int sweep_owner(store_txn *t, sweep_ctx *c, const key_part *owner,
 	} while (rc == EF_OK && n > 0 && c->work < c->batch);
 	*more = n > 0;
 	if (rc == EF_OK && !*more)
-		rc = reseal_owner(t, c, owner, more);
+		rc = reseal_owner(t, c, owner, more, &n);
+	if (rc == EF_OK && !*more)
+		rc = count_owner(t, c, owner, n);
 	return rc;
 }
 
@@ -243,7 +266,7 @@ static int entries_txn(store_txn *t, void *p)
 		/* past every "recentReceive:<owner>:..." key: ';' follows ':' */
 		c->next.s[c->next.len - 1] = ';';
 	}
-	return c->deleted || c->resealed ? EF_OK : FEED_NOCHANGE;
+	return c->deleted || c->resealed || c->counted ? EF_OK : FEED_NOCHANGE;
 }
 
 /* ---- phase 3: orphan unread markers ---- */

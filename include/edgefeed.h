@@ -1167,7 +1167,9 @@ typedef struct ef_stat_info {
 	uint64_t legacy_arrays;  /**< recentReceives: keys */
 	uint64_t quarantined;    /**< quarantine: records */
 	uint64_t owners;         /**< distinct owners with entries */
-	uint64_t other_keys;     /**< meta: and anything else */
+	uint64_t other_keys;     /**< meta: (the format, and one entry count
+				  * per owner: meta:entries:OWNER) and
+				  * anything else */
 	uint64_t map_size;       /**< current map size, bytes */
 	uint64_t map_used;       /**< bytes of the map in use (last page) */
 	uint64_t page_size;      /**< LMDB page size, bytes */

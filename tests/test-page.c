@@ -304,6 +304,93 @@ static void test_page_owner_is_canonical_and_isolated(void **state)
 	ef_page_free(&p);
 }
 
+/* A deep page seeks straight to its cursor when the owner's count says its
+ * records are within the cap; missing, too-high and too-low-for-the-reader
+ * counts read the same as the walk. */
+static void set_count(ef_store *st, const char *owner, uint64_t n)
+{
+	char key[128];
+	uint8_t v[8];
+
+	for (int i = 7; i >= 0; i--, n >>= 8)
+		v[i] = (uint8_t)n;
+	snprintf(key, sizeof(key), "meta:entries:%s", owner);
+	th_put_raw(st, key, v, sizeof(v));
+}
+
+static void test_page_deep_cursor_reads_the_same_whatever_the_count(void **state)
+{
+	fx *f = *state;
+	char rid[32], *want, *got;
+	int pages;
+	ef_store *small;
+
+	for (int i = 0; i < 230; i++) {
+		snprintf(rid, sizeof(rid), "r%03d", i);
+		fin(f->st, "a@x", rid, T0 - DAY + (i % 50) * 1000, NULL);
+	}
+	th_assert_consistent(f->st); /* the count is exact */
+	want = read_all(f->st, "a@x", 7, &pages);
+	assert_int_equal(pages, 33);
+	th_del_raw(f->st, "meta:entries:a@x"); /* an older store: the walk */
+	got = read_all(f->st, "a@x", 7, &pages);
+	assert_string_equal(got, want);
+	free(got);
+	set_count(f->st, "a@x", 900); /* too high, within the cap: a seek */
+	got = read_all(f->st, "a@x", 7, &pages);
+	assert_string_equal(got, want);
+	free(got);
+	/* a reader whose cap is below the count walks, and stops at it */
+	small = open_cap(f, 100);
+	got = read_all(small, "a@x", 7, &pages);
+	assert_int_equal(pages, 15); /* 100 entries */
+	assert_int_equal(strncmp(got, want, strlen(got)), 0);
+	free(got);
+	ef_close(small);
+	free(want);
+}
+
+/* check holds the count to the records: one below them could show
+ * entries beyond the cap, so it is reported; sweep mends a wrong one. */
+static void count_violation(const char *what, const char *key, void *ctx)
+{
+	(void)key;
+	*(int *)ctx += strncmp(what, "count:", 6) == 0;
+}
+
+static void test_page_count_below_records_is_reported(void **state)
+{
+	fx *f = *state;
+	int found = 0;
+	ef_check_opts o = {.report = count_violation, .report_ctx = &found};
+	ef_check_stats cs;
+
+	fin(f->st, "a@x", "r1", T0 - 1000, NULL);
+	fin(f->st, "a@x", "r2", T0 - 2000, NULL);
+	set_count(f->st, "a@x", 1);
+	assert_int_equal(ef_check(f->st, &o, &cs), EF_OK);
+	assert_int_equal(found, 1);
+	assert_int_equal(ef_sweep(f->st, NULL), EF_OK);
+	th_assert_consistent(f->st);
+}
+
+/* A count is never guessed: an owner of an older store (records, no count)
+ * gets none from a finalize, only from a sweep's full walk. */
+static void test_page_count_made_by_first_record_or_sweep_only(void **state)
+{
+	fx *f = *state;
+
+	fin(f->st, "a@x", "r1", T0 - 1000, NULL);
+	fin(f->st, "a@x", "r2", T0 - 2000, NULL);
+	assert_int_equal(th_count_prefix(f->st, "meta:entries:"), 1);
+	th_del_raw(f->st, "meta:entries:a@x");
+	fin(f->st, "a@x", "r3", T0 - 3000, NULL);
+	assert_int_equal(th_count_prefix(f->st, "meta:entries:"), 0);
+	assert_int_equal(ef_sweep(f->st, NULL), EF_OK);
+	assert_int_equal(th_count_prefix(f->st, "meta:entries:"), 1);
+	th_assert_consistent(f->st); /* and it says 3 */
+}
+
 /* The page's own IPv4 formatting writes what inet_ntop writes. */
 static void test_ip_format_matches_inet_ntop(void **state)
 {
@@ -330,6 +417,15 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ip_format_matches_inet_ntop),
+		cmocka_unit_test_setup_teardown(
+			test_page_deep_cursor_reads_the_same_whatever_the_count,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_page_count_below_records_is_reported, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_page_count_made_by_first_record_or_sweep_only,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_page_newest_first_ties_by_reservation, setup,
 			teardown),
