@@ -323,9 +323,23 @@ static int reset_some(store_txn *t, size_t max, size_t *n)
 	return rc;
 }
 
+/* May the import change base record @r? Legacy arrays (merges) and entry
+ * counts (entries added for an owner of the base store; ef_check holds
+ * them to the records). */
+static int may_change(const fz_rec *r)
+{
+	static const char *const prefixes[] = {KEY_P_LEGACY, KEY_P_COUNT};
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(*prefixes); i++)
+		if (r->klen >= strlen(prefixes[i]) &&
+		    memcmp(r->key, prefixes[i], strlen(prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * Back to the base store: delete the keys the import added, write back
- * the records it changed. Of those, only legacy arrays may change (merges);
+ * the records it changed. Of those, only may_change() ones may change;
  * *(const fz_rec **)@p gets another, or NULL. store_write may run this
  * again: it looks afresh each time.
  */
@@ -348,8 +362,7 @@ static int reset_txn(store_txn *t, void *p)
 			continue;
 		if (rc != EF_OK && rc != EF_ENOTFOUND)
 			break;
-		if (rc == EF_ENOTFOUND || r->klen < strlen(KEY_P_LEGACY) ||
-		    memcmp(r->key, KEY_P_LEGACY, strlen(KEY_P_LEGACY)) != 0)
+		if (rc == EF_ENOTFOUND || !may_change(r))
 			*changed = r;
 		rc = store_put(t, r->key, r->klen, r->val, r->vlen, 0);
 	}
