@@ -329,6 +329,14 @@ void key_unread_prefix(key_buf *k, const key_part *owner)
 	key_pair(k, KEY_P_UNREAD, owner, NULL);
 }
 
+void key_part_set(key_part *p, key_view v)
+{
+	assert(v.len <= EF_OWNER_KEY_MAX);
+	memcpy(p->s, v.p, v.len);
+	p->s[v.len] = '\0';
+	p->len = v.len;
+}
+
 void key_buf_set(key_buf *k, const void *key, size_t len)
 {
 	assert(len <= KEY_MAX);
@@ -418,7 +426,11 @@ static int split_owner(const void *key, size_t klen, const char *prefix,
 	owner->len = (size_t)(colon - k);
 	rest->p = colon + 1;
 	rest->len = klen - owner->len - 1;
-	return key_view_valid(*owner) ? EF_OK : EF_EINVAL;
+	/* no key edgefeed writes has a longer owner; callers copy it into a
+	 * key_part */
+	return owner->len <= EF_OWNER_KEY_MAX && key_view_valid(*owner)
+		       ? EF_OK
+		       : EF_EINVAL;
 }
 
 static int rid_valid(key_view rid)
@@ -469,12 +481,12 @@ int key_split_entry_stored(const void *key, size_t klen, key_view *owner,
 	owner->p = k + plen;
 	owner->len = (size_t)(colon - owner->p);
 	rest = klen - plen - owner->len - 1;
-	if (owner->len == 0 || rest < KEY_SORT_LEN + 2 ||
-	    colon[1 + KEY_SORT_LEN] != ':')
+	if (owner->len == 0 || owner->len > EF_OWNER_KEY_MAX ||
+	    rest < KEY_SORT_LEN + 2 || colon[1 + KEY_SORT_LEN] != ':')
 		return EF_EINVAL;
 	sort->p = colon + 1;
 	sort->len = KEY_SORT_LEN;
 	rid->p = colon + 2 + KEY_SORT_LEN;
 	rid->len = rest - KEY_SORT_LEN - 1;
-	return EF_OK;
+	return rid->len <= EF_RESERVATION_KEY_MAX ? EF_OK : EF_EINVAL;
 }

@@ -106,6 +106,9 @@ typedef struct key_view {
 	const char *p;
 	size_t len;
 } key_view;
+/* @p = the escaped component @v (a view of a split key; at most
+ * EF_OWNER_KEY_MAX bytes). */
+void key_part_set(key_part *p, key_view v);
 int key_split_entry(const void *key, size_t klen, key_view *owner,
 		    key_view *sort, key_view *rid);
 /* The same split for a key read back from the store, where it was written

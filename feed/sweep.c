@@ -49,13 +49,6 @@ static void ctx_reset(sweep_ctx *c)
 	c->counted = 0;
 }
 
-static void part_set(key_part *p, key_view v)
-{
-	memcpy(p->s, v.p, v.len);
-	p->s[v.len] = '\0';
-	p->len = v.len;
-}
-
 /* Position @cur at @k, or strictly after it if @after; *v may be NULL. A
  * key of 511 bytes has no "key + NUL" to seek to, hence the flag. */
 static int seek_from(store_cur *cur, const key_buf *k, int after,
@@ -231,7 +224,7 @@ static int next_owner(store_txn *t, sweep_ctx *c, key_part *owner)
 		c->next_after = 1;
 		rc = EF_EINVAL;
 	} else if (rc == EF_OK) {
-		part_set(owner, ow);
+		key_part_set(owner, ow);
 	}
 	store_cur_close(cur);
 	return rc;
@@ -286,8 +279,8 @@ static int marker_has_entry(store_txn *t, sweep_ctx *c, const store_val *k)
 	if (key_split_pair(k->data, k->len, KEY_P_UNREAD, &ow, &rid) != EF_OK ||
 	    ow.len > EF_OWNER_KEY_MAX || rid.len > EF_OWNER_KEY_MAX)
 		return 1;
-	part_set(&owner, ow);
-	part_set(&res, rid);
+	key_part_set(&owner, ow);
+	key_part_set(&res, rid);
 	key_index(&ik, &owner, &res);
 	rc = store_get(t, ik.s, ik.len, &iv);
 	if (rc == EF_OK && iv.len == KEY_SORT_LEN) {

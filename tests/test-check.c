@@ -161,6 +161,28 @@ static void test_check_finds_orphan_marker_and_bad_keys(void **state)
 	assert_true(saw(&s, "quarantine: record is not a JSON object"));
 }
 
+/* Keys with an owner longer than any edgefeed writes (planted): reported
+ * as malformed, never copied into a fixed buffer; sweep skips them. */
+static void test_check_owner_longer_than_any_key_is_malformed(void **state)
+{
+	fx *f = *state;
+	struct seen s;
+	char key[KEY_MAX + 1];
+
+	fill(f);
+	snprintf(key, sizeof(key), "unread:%0400d:r1", 7);
+	th_put_raw(f->st, key, "8209999999999", 13);
+	snprintf(key, sizeof(key), "recentReceive:%0400d:8209999999999:r1", 7);
+	th_put_raw(f->st, key, "\x02", 1);
+	snprintf(key, sizeof(key), "meta:entries:%0400d", 7);
+	th_put_raw(f->st, key, "\0\0\0\0\0\0\0\1", 8);
+	check(f->st, 0, &s);
+	assert_true(saw(&s, "marker: malformed key"));
+	assert_true(saw(&s, "entry: malformed key"));
+	assert_true(saw(&s, "count: not meta:entries:<owner>"));
+	assert_int_equal(ef_sweep(f->st, NULL), EF_OK);
+}
+
 /* A marker's value is normally its entry's createdSort, but an imported or
  * old-design marker may hold another value of that shape (an epoch-ms time
  * of the old worker): the entry is there all the same, found through the
@@ -284,6 +306,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_check_healthy_store_passes,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_check_owner_longer_than_any_key_is_malformed, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_check_marker_with_another_sort_shaped_value_is_no_orphan,
 			setup, teardown),
