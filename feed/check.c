@@ -107,6 +107,27 @@ static void check_keyring(check_ctx *c)
 	}
 }
 
+/* A record that knows its unread state agrees with its marker: a page
+ * shows the record's, the unread count the markers'. */
+static int check_unread_state(check_ctx *c, store_txn *t, const rec_entry *r,
+			      key_view ow, key_view rid, const store_val *k)
+{
+	key_buf mk;
+	int rc;
+
+	key_pair_views(&mk, KEY_P_UNREAD, ow, rid);
+	rc = store_get(t, mk.s, mk.len, NULL);
+	if (rc != EF_OK && rc != EF_ENOTFOUND)
+		return rc;
+	if ((rc == EF_OK) != (r->unread == REC_UNREAD_YES))
+		violation(c, rc == EF_OK ? "entry: says read, but has an unread "
+					   "marker"
+					 : "entry: says unread, but has no "
+					   "unread marker",
+			  k);
+	return EF_OK;
+}
+
 static int check_entry(check_ctx *c, store_txn *t, const store_val *k,
 		       const store_val *v)
 {
@@ -143,6 +164,9 @@ static int check_entry(check_ctx *c, store_txn *t, const store_val *k,
 			violation(c, "entry: payload is not a JSON object", k);
 		if (r.ip_kind == REC_IP_SEALED)
 			check_sealed_ip(c, &r, ow, rid, k);
+		if (r.unread != REC_UNREAD_UNKNOWN &&
+		    (rc = check_unread_state(c, t, &r, ow, rid, k)) != EF_OK)
+			return rc;
 	}
 	key_pair_views(&ik, KEY_P_INDEX, ow, rid);
 	rc = store_get(t, ik.s, ik.len, &iv);
@@ -238,12 +262,8 @@ static int check_marker(check_ctx *c, store_txn *t, const store_val *k,
 	if (rc != EF_ENOTFOUND)
 		return rc;
 	/* no record: a legacy element still in its array counts */
-	memcpy(op.s, ow.p, ow.len);
-	op.s[ow.len] = '\0';
-	op.len = ow.len;
-	memcpy(rp.s, rid.p, rid.len);
-	rp.s[rid.len] = '\0';
-	rp.len = rid.len;
+	key_part_set(&op, ow);
+	key_part_set(&rp, rid);
 	rc = legacy_has(t, c->st, &op, &rp, c->now);
 	if (rc == 0)
 		violation(c, "marker: no entry (an orphan; a sweep drops it)", k);
@@ -291,9 +311,7 @@ static int check_count(check_ctx *c, store_txn *t, const store_val *k)
 		violation(c, "count: not meta:entries:<owner>", k);
 		return EF_OK;
 	}
-	memcpy(owner.s, ow.p, ow.len);
-	owner.s[ow.len] = '\0';
-	owner.len = ow.len;
+	key_part_set(&owner, ow);
 	rc = feed_count_get(t, &owner, &n);
 	if (rc == EF_ECORRUPT) {
 		violation(c, "count: value is not 8 bytes", k);

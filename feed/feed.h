@@ -80,11 +80,33 @@ typedef struct rec_entry {
 	const char *payload;   /* JSON object text, byte-for-byte as given;
 				* with psealed, the one without addresses */
 	size_t payload_len;
+	int unread;             /* REC_UNREAD_*: the marker's state, if known */
 	const uint8_t *psealed; /* legacy data only: the original payload, which
 				 * holds IP addresses (ipscan.h), sealed like
 				 * an IP (feed_payload_reveal); NULL if none */
 	size_t psealed_len;
 } rec_entry;
+
+/* rec_entry.unread: whether the entry's unread marker exists, as the record
+ * knows it (kept in the transaction that writes or deletes the marker, so a
+ * page need not look it up); unknown for records that predate it, legacy
+ * elements and what migrate and import write (their markers come apart). */
+#define REC_UNREAD_UNKNOWN 0
+#define REC_UNREAD_YES 1 /* the marker exists */
+#define REC_UNREAD_NO 2  /* it does not */
+
+/* Set the unread state in the encoded version-2 record @rec in place.
+ * EF_OK, or EF_EINVAL for another version (its state stays unknown). */
+int rec_set_unread(uint8_t *rec, size_t len, int unread);
+/* The unread state of the encoded record @rec (unknown if it does not
+ * decode). */
+int rec_unread_state(const uint8_t *rec, size_t len);
+
+/* Keep the record of @owner/@rid (if it has one) saying @unread, in the
+ * transaction that writes or deletes its marker (unread.c). EF_OK or a
+ * store error. */
+int feed_record_unread(store_txn *txn, const key_part *owner,
+		       const key_part *rid, int unread);
 
 /* Encode into a new buffer (*out, *len; free()). EF_ENOMEM, EF_OK, or
  * EF_EINVAL for a plaintext ip kind (IPs are written sealed only). */

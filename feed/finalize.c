@@ -3,6 +3,7 @@
  * uniqueness index and its unread marker, or nothing; then trims the owner's
  * feed to its cap and staleness in the same transaction.
  */
+#include <assert.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,7 @@ int fin_prepare(ef_store *st, const ef_receive *r, int64_t now, fin_item *it)
 			return rc;
 	}
 	e.created_ms = it->created_ms;
+	e.unread = REC_UNREAD_YES; /* fin_apply writes its marker */
 	e.rid = r->reservation_id;
 	e.rid_len = strlen(r->reservation_id);
 	rc = rec_encode(&e, &it->rec, &it->rec_len);
@@ -180,6 +182,9 @@ int fin_apply(store_txn *t, ef_store *st, const fin_item *it, int64_t now,
 
 	if (trimmed)
 		*trimmed = 0;
+	/* a record that says "unread" gets its marker here, and only here */
+	assert(!(flags & (FIN_MIGRATING | FIN_IMPORT)) ||
+	       rec_unread_state(it->rec, it->rec_len) == REC_UNREAD_UNKNOWN);
 	rc = fin_exists(t, st, it, now, flags);
 	if (rc == EF_OK && (flags & FIN_IMPORT)) {
 		rc = fin_trimmed_at_once(t, st, it, now);
@@ -228,9 +233,7 @@ int feed_delete_entry(store_txn *t, const void *ekey, size_t eklen)
 	if (rc == EF_OK) {
 		key_part op;
 
-		memcpy(op.s, owner.p, owner.len); /* split: it fits */
-		op.s[owner.len] = '\0';
-		op.len = owner.len;
+		key_part_set(&op, owner); /* split: it fits */
 		rc = feed_count_deleted(t, &op);
 		if (rc != EF_OK)
 			return rc;

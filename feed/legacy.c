@@ -211,6 +211,8 @@ static int elem_convert(ef_store *st, const key_part *owner, json_t *el,
 		if (rc != EF_OK)
 			fin_item_free(&e.it);
 	}
+	if (rc == EF_OK) /* its marker, if any, is the old worker's */
+		rec_set_unread(e.it.rec, e.it.rec_len, REC_UNREAD_UNKNOWN);
 	if (rc == EF_ENOMEM || rc == EF_EIO || rc == EF_EFULL ||
 	    rc == EF_EVERSION)
 		return rc;

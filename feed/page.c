@@ -171,6 +171,10 @@ int feed_entry_fill(store_txn *t, ef_store *st, store_cur *markers,
 	free(owned);
 	if (rc != EF_OK)
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
+	if (r.unread != REC_UNREAD_UNKNOWN) { /* kept with the marker */
+		e->unread = r.unread == REC_UNREAD_YES;
+		return EF_OK;
+	}
 	key_pair_views(&uk, KEY_P_UNREAD, ow, rid);
 	rc = marker_exists(t, markers, &uk);
 	if (rc != EF_OK && rc != EF_ENOTFOUND) {

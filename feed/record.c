@@ -14,6 +14,10 @@
  *   with flag bit 1 (legacy data whose payload holds IP addresses, see
  *   rec_entry.psealed): u32 length, then ipseal_seal bytes of the original
  *   payload; the payload before it is then the one without addresses
+ *   flag bit 2: the unread state is known, and bit 3 says it (set: read,
+ *   no marker; clear: unread, a marker), kept in the transaction that
+ *   writes or deletes the marker (rec_entry.unread); without bit 2 a read
+ *   looks the marker up, as before
  *
  * Version 1, still read (written before IPs were sealed):
  *   the same, except the ip form: 0 none, 4 or 6, then 4 or 16 bytes of
@@ -30,6 +34,9 @@
 
 #define FLAG_PAYLOAD 0x1
 #define FLAG_PSEALED 0x2
+#define FLAG_UNREAD_KNOWN 0x4 /* the next bit says the marker's state */
+#define FLAG_READ 0x8         /* with FLAG_UNREAD_KNOWN: no marker */
+#define FLAGS_UNREAD (FLAG_UNREAD_KNOWN | FLAG_READ)
 #define HEAD_LEN (1 + 1 + 8 + 1) /* version, flags, created_ms, ip form */
 
 static size_t ip_bytes(uint8_t kind)
@@ -76,7 +83,9 @@ int rec_encode(const rec_entry *e, uint8_t **out, size_t *len)
 	*len = n;
 	*p++ = REC_VERSION;
 	*p++ = (uint8_t)((e->has_payload ? FLAG_PAYLOAD : 0) |
-			 (e->psealed_len ? FLAG_PSEALED : 0));
+			 (e->psealed_len ? FLAG_PSEALED : 0) |
+			 (e->unread == REC_UNREAD_YES ? FLAG_UNREAD_KNOWN : 0) |
+			 (e->unread == REC_UNREAD_NO ? FLAGS_UNREAD : 0));
 	p = put_be(p, (uint64_t)e->created_ms, 8);
 	*p++ = e->ip_kind;
 	if (ipn) {
@@ -124,6 +133,25 @@ static size_t decode_ip(const uint8_t *p, const uint8_t *end, rec_entry *out)
 	return (size_t)(p - start) + n;
 }
 
+int rec_unread_state(const uint8_t *rec, size_t len)
+{
+	rec_entry r;
+
+	return rec_decode(rec, len, &r) == EF_OK ? r.unread : REC_UNREAD_UNKNOWN;
+}
+
+int rec_set_unread(uint8_t *rec, size_t len, int unread)
+{
+	if (len < HEAD_LEN || rec[0] != REC_VERSION)
+		return EF_EINVAL; /* version 1 has no such flags */
+	rec[1] &= (uint8_t)~FLAGS_UNREAD;
+	if (unread == REC_UNREAD_YES)
+		rec[1] |= FLAG_UNREAD_KNOWN;
+	else if (unread == REC_UNREAD_NO)
+		rec[1] |= FLAGS_UNREAD;
+	return EF_OK;
+}
+
 static uint8_t buf_flags(const void *buf)
 {
 	return ((const uint8_t *)buf)[1];
@@ -143,6 +171,9 @@ int rec_decode(const void *buf, size_t len, rec_entry *out)
 		return EF_ECORRUPT;
 	out->version = p[0];
 	out->has_payload = (p[1] & FLAG_PAYLOAD) != 0;
+	out->unread = !(p[1] & FLAG_UNREAD_KNOWN) ? REC_UNREAD_UNKNOWN
+		      : (p[1] & FLAG_READ)         ? REC_UNREAD_NO
+						   : REC_UNREAD_YES;
 	out->created_ms = (int64_t)get_be(p + 2, 8);
 	p += HEAD_LEN - 1;
 	n = decode_ip(p, end, out);

@@ -6,6 +6,7 @@
  * unread markers whose entry is not in the store yet are deferred (their
  * entry may come later in the file) and settled at the end.
  */
+#include <assert.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +23,6 @@ void kv_cache_drop(imp_ctx *c)
 {
 	legacy_free(&c->cache);
 	c->cache_valid = 0;
-}
-
-static void view_part(key_view v, key_part *p)
-{
-	memcpy(p->s, v.p, v.len); /* v is a valid component: it fits */
-	p->s[v.len] = '\0';
-	p->len = v.len;
 }
 
 /* Is @rid in @owner's legacy array? 1, 0, or < 0. The markers of one
@@ -66,8 +60,8 @@ static int entry_exists(imp_ctx *c, store_txn *t, const kv_item *it,
 	rc = store_get(t, ik.s, ik.len, NULL);
 	if (rc != EF_ENOTFOUND)
 		return rc == EF_OK ? 1 : rc;
-	view_part(ow, &owner);
-	view_part(rv, &rid);
+	key_part_set(&owner, ow);
+	key_part_set(&rid, rv);
 	return legacy_cached_has(c, t, &owner, &rid);
 }
 
@@ -102,6 +96,22 @@ static int defer_or_skip(imp_ctx *c, kv_item *it, const char *prefix,
 	return skip_txn(c, it, EF_IMPORT_SKIP_NO_ENTRY, "%s", why);
 }
 
+/* The record of the marker @it just written says "unread" from now on. */
+static int marker_record(store_txn *t, const kv_item *it)
+{
+	key_view ow, rv;
+	key_part owner, rid;
+
+	if (key_split_pair(it->k, it->k_len, KEY_P_UNREAD, &ow, &rv) != EF_OK ||
+	    ow.len > EF_OWNER_KEY_MAX || rv.len > EF_OWNER_KEY_MAX) {
+		assert(!"pair_prepare made the key: it splits");
+		return EF_OK;
+	}
+	key_part_set(&owner, ow);
+	key_part_set(&rid, rv);
+	return feed_record_unread(t, &owner, &rid, REC_UNREAD_YES);
+}
+
 static int marker_apply(imp_ctx *c, store_txn *t, kv_item *it)
 {
 	int rc = store_get(t, it->k, it->k_len, NULL);
@@ -119,6 +129,8 @@ static int marker_apply(imp_ctx *c, store_txn *t, kv_item *it)
 					      "its entry is neither in the "
 					      "file nor in the store");
 	rc = store_put(t, it->k, it->k_len, it->val, it->vlen, 0);
+	if (rc == EF_OK)
+		rc = marker_record(t, it);
 	if (rc == EF_OK)
 		c->b.markers++, c->changed = 1;
 	return rc;

@@ -191,6 +191,9 @@ static int entry_encode(imp_ctx *c, kv_item *it, json_t *meta, key_view ow,
 	free(payload);
 	if (rc == EF_OK) /* imported payloads obey the rule of legacy data */
 		rc = fin_seal_payload(c->st, &it->x->fin, c->now);
+	if (rc == EF_OK) /* its marker is an element of its own */
+		rec_set_unread(it->x->fin.rec, it->x->fin.rec_len,
+			       REC_UNREAD_UNKNOWN);
 	if (rc == EF_EINVAL)
 		return skip_now(c, it, EF_IMPORT_SKIP_BAD_VALUE, "%s",
 				ef_errmsg(c->st));

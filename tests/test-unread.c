@@ -1,12 +1,16 @@
+#define _GNU_SOURCE /* asprintf */
 /*
  * test-unread.c - unread markers: counts that equal what a full read would
  * show as unread, idempotent marking, markers that leave with their entries.
  */
 #include "tests/helpers.h"
 
+#include "feed/feed.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DAY (24LL * 3600 * 1000)
 #define T0 1790000000000LL
@@ -235,9 +239,132 @@ static void test_unread_count_matches_full_read_under_random_ops(void **state)
 	}
 }
 
+/* The record's unread state (what a page shows without a marker look-up)
+ * follows every change of the marker, in the same transaction; check holds
+ * the two to each other after each step. */
+struct state_ctx {
+	const char *owner, *rid;
+	int state;
+};
+
+static int state_txn(store_txn *t, void *p)
+{
+	struct state_ctx *c = p;
+	char sort[KEY_SORT_LEN + 1];
+	key_part owner, rid;
+	store_val v;
+	key_buf k;
+
+	assert_int_equal(key_owner(0, "owner", c->owner, &owner), EF_OK);
+	assert_int_equal(key_reservation(0, "rid", c->rid, &rid), EF_OK);
+	key_index(&k, &owner, &rid);
+	assert_int_equal(store_get(t, k.s, k.len, &v), EF_OK);
+	memcpy(sort, v.data, KEY_SORT_LEN);
+	sort[KEY_SORT_LEN] = '\0';
+	key_entry(&k, &owner, sort, &rid);
+	assert_int_equal(store_get(t, k.s, k.len, &v), EF_OK);
+	c->state = rec_unread_state(v.data, v.len);
+	return EF_OK;
+}
+
+/* What the record of @owner/@rid says of its marker (REC_UNREAD_*). */
+static int record_state(ef_store *st, const char *owner, const char *rid)
+{
+	struct state_ctx c = {owner, rid, -1};
+
+	assert_int_equal(store_read(st->env, state_txn, &c), EF_OK);
+	return c.state;
+}
+
+static int page_unread(ef_store *st, const char *owner, const char *rid)
+{
+	ef_page p;
+	int u = -1;
+
+	assert_int_equal(ef_feed_page(st, owner, NULL, 100, &p), EF_OK);
+	for (size_t i = 0; i < p.count; i++)
+		if (strcmp(p.entries[i].reservation_id, rid) == 0)
+			u = p.entries[i].unread;
+	ef_page_free(&p);
+	return u;
+}
+
+static void test_unread_state_in_the_record_follows_the_marker(void **state)
+{
+	fx *f = *state;
+
+	fin(f->st, "a@x", "r1", T0 - 1000);
+	fin(f->st, "a@x", "r2", T0 - 2000);
+	fin(f->st, "a@x", "r3", T0 - 3000);
+	assert_int_equal(record_state(f->st, "a@x", "r1"), REC_UNREAD_YES);
+	assert_int_equal(ef_mark_read(f->st, "a@x", "r1"), EF_OK);
+	assert_int_equal(record_state(f->st, "a@x", "r1"), REC_UNREAD_NO);
+	assert_int_equal(page_unread(f->st, "a@x", "r1"), 0);
+	assert_int_equal(page_unread(f->st, "a@x", "r2"), 1);
+	th_assert_consistent(f->st);
+	assert_int_equal(ef_mark_all_read(f->st, "a@x"), EF_OK);
+	assert_int_equal(record_state(f->st, "a@x", "r2"), REC_UNREAD_NO);
+	assert_int_equal(record_state(f->st, "a@x", "r3"), REC_UNREAD_NO);
+	assert_int_equal(page_unread(f->st, "a@x", "r3"), 0);
+	assert_int_equal(unread(f->st, "a@x"), 0);
+	th_assert_consistent(f->st);
+	/* a marker an import brings makes it unread again */
+	{
+		char sort[KEY_SORT_LEN + 1], *path, body[256];
+		FILE *fp;
+
+		assert_int_equal(key_created_sort(T0 - 2000, sort), EF_OK);
+		snprintf(body, sizeof(body),
+			 "[{\"key\":\"unread:a@x:r2\",\"value\":\"%s\"}]",
+			 sort);
+		assert_true(asprintf(&path, "%s.m.json", f->dir) > 0);
+		fp = fopen(path, "w");
+		assert_non_null(fp);
+		fputs(body, fp);
+		assert_int_equal(fclose(fp), 0);
+		assert_int_equal(ef_import_kvbulk(f->st, path, NULL, NULL),
+				 EF_OK);
+		unlink(path);
+		free(path);
+	}
+	assert_int_equal(record_state(f->st, "a@x", "r2"), REC_UNREAD_YES);
+	assert_int_equal(page_unread(f->st, "a@x", "r2"), 1);
+	assert_int_equal(unread(f->st, "a@x"), 1);
+	th_assert_consistent(f->st);
+}
+
+static void count_state_violation(const char *what, const char *key, void *ctx)
+{
+	(void)key;
+	*(int *)ctx += strstr(what, "unread marker") != NULL;
+}
+
+/* check reports a record whose state disagrees with its marker. */
+static void test_unread_state_disagreeing_with_marker_is_reported(void **state)
+{
+	fx *f = *state;
+	int found = 0;
+	ef_check_opts o = {.report = count_state_violation, .report_ctx = &found};
+	ef_check_stats cs;
+
+	fin(f->st, "a@x", "r1", T0 - 1000);
+	fin(f->st, "a@x", "r2", T0 - 2000);
+	assert_int_equal(ef_mark_read(f->st, "a@x", "r2"), EF_OK);
+	th_del_raw(f->st, "unread:a@x:r1");          /* says unread: none */
+	th_put_raw(f->st, "unread:a@x:r2", "x", 1);  /* says read: one */
+	assert_int_equal(ef_check(f->st, &o, &cs), EF_OK);
+	assert_int_equal(found, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_unread_state_in_the_record_follows_the_marker,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_unread_state_disagreeing_with_marker_is_reported,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unread_counts_new_entries,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
