@@ -232,12 +232,14 @@ int feed_delete_entry(store_txn *txn, const void *ekey, size_t eklen);
 /* ---- reading (page.c) ---- */
 
 /* Fill @e (its strings in one allocation) from entry key @k and record
- * @v, applying the IP retention rule at @now and looking up its unread
- * marker, through the cursor @markers when given (a page's entries look up
- * their markers in turn: NULL makes a lookup from the root). */
+ * @v, applying the IP retention rule at @now (through the window keys of
+ * @memo, a page's, when given) and looking up its unread marker, through
+ * the cursor @markers when given (a page's entries look up their markers in
+ * turn: NULL makes a lookup from the root). */
+struct ipseal_memo;
 int feed_entry_fill(store_txn *txn, ef_store *st, store_cur *markers,
-		    const store_val *k, const store_val *v, int64_t now,
-		    ef_entry *e);
+		    struct ipseal_memo *memo, const store_val *k,
+		    const store_val *v, int64_t now, ef_entry *e);
 /* Free the strings of @e (not @e itself). */
 void feed_entry_clear(ef_entry *e);
 
@@ -295,6 +297,17 @@ struct seal_cache;
 int ipseal_cache_new(struct seal_cache **out);
 void ipseal_cache_free(struct seal_cache *c);
 
+/* The window keys of one read (a page): ipseal_open_memo asks the keyring
+ * once per window per read instead of once per IP. NULL memo: ipseal_open.
+ * Free it (it holds keys) when the read ends. */
+struct ipseal_memo;
+int ipseal_memo_new(struct ipseal_memo **out);
+void ipseal_memo_free(struct ipseal_memo *m);
+int ipseal_open_memo(ef_store *st, struct ipseal_memo *m, int64_t created_ms,
+		     int64_t now, const void *ad, size_t adlen,
+		     const uint8_t *sealed, size_t slen, uint8_t *out,
+		     size_t cap, size_t *outlen);
+
 /* How many bytes @sealed (@slen bytes) opens to; 0 if it is not sealed
  * bytes of a known scheme. Size ipseal_open's @out with it. */
 size_t ipseal_plain_len(const uint8_t *sealed, size_t slen);
@@ -327,6 +340,10 @@ int ip_seal_entry(ef_store *st, key_view owner, key_view rid,
  * version 1 (plaintext) records as before. */
 int ip_reveal_entry(ef_store *st, key_view owner, key_view rid,
 		    const rec_entry *r, int64_t now, char *buf, size_t cap);
+/* The same through the window keys of @memo (may be NULL). */
+int ip_reveal_entry_memo(ef_store *st, struct ipseal_memo *memo,
+			 key_view owner, key_view rid, const rec_entry *r,
+			 int64_t now, char *buf, size_t cap);
 
 /* The options ef_open gives the store layer (compact reopens with them). */
 void feed_store_opts(const ef_store *st, store_opts *so);

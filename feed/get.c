@@ -25,7 +25,7 @@ static int get_fill(store_txn *t, get_ctx *c, const store_val *k,
 	c->out = ef__calloc(1, sizeof(*c->out));
 	if (!c->out)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
-	rc = feed_entry_fill(t, c->st, NULL, k, v, c->now, c->out);
+	rc = feed_entry_fill(t, c->st, NULL, NULL, k, v, c->now, c->out);
 	if (rc == EF_OK && feed_is_stale(c->st, c->out->created_ms, c->now))
 		rc = EF_ENOTFOUND;
 	return rc;

@@ -80,6 +80,13 @@ int ip_seal_entry(ef_store *st, key_view owner, key_view rid,
 int ip_reveal_entry(ef_store *st, key_view owner, key_view rid,
 		    const rec_entry *r, int64_t now, char *buf, size_t cap)
 {
+	return ip_reveal_entry_memo(st, NULL, owner, rid, r, now, buf, cap);
+}
+
+int ip_reveal_entry_memo(ef_store *st, struct ipseal_memo *memo,
+			 key_view owner, key_view rid, const rec_entry *r,
+			 int64_t now, char *buf, size_t cap)
+{
 	uint8_t plain[IP_PLAIN_LEN + 1];
 	key_buf ad;
 	size_t n;
@@ -94,8 +101,8 @@ int ip_reveal_entry(ef_store *st, key_view owner, key_view rid,
 		return EF_OK;
 	}
 	key_pair_views(&ad, KEY_P_INDEX, owner, rid);
-	rc = ipseal_open(st, r->created_ms, now, ad.s, ad.len, r->ip,
-			 r->ip_len, plain, sizeof(plain), &n);
+	rc = ipseal_open_memo(st, memo, r->created_ms, now, ad.s, ad.len,
+			      r->ip, r->ip_len, plain, sizeof(plain), &n);
 	if (rc == EF_OK && (n != IP_PLAIN_LEN || (plain[0] != REC_IP_V4 &&
 						  plain[0] != REC_IP_V6)))
 		rc = EF_ENOTFOUND; /* sealed by something else: no IP */

@@ -141,8 +141,8 @@ static int marker_exists(store_txn *t, store_cur *markers, const key_buf *uk)
 }
 
 int feed_entry_fill(store_txn *t, ef_store *st, store_cur *markers,
-		    const store_val *k, const store_val *v, int64_t now,
-		    ef_entry *e)
+		    struct ipseal_memo *memo, const store_val *k,
+		    const store_val *v, int64_t now, ef_entry *e)
 {
 	rec_entry r;
 	key_view ow, so, rid;
@@ -163,7 +163,8 @@ int feed_entry_fill(store_txn *t, ef_store *st, store_cur *markers,
 	rc = r.has_payload ? feed_payload_reveal(st, ow, rid, &r, now, &pt, &pn,
 						 &owned)
 			   : EF_OK;
-	iprc = ip_reveal_entry(st, ow, rid, &r, now, ipbuf, sizeof(ipbuf));
+	iprc = ip_reveal_entry_memo(st, memo, ow, rid, &r, now, ipbuf,
+				    sizeof(ipbuf));
 	if (rc == EF_OK && iprc != EF_ENOMEM)
 		rc = entry_strings(e, &r, iprc == EF_OK ? ipbuf : NULL, pt, pn);
 	else
@@ -218,6 +219,7 @@ static int page_txn(store_txn *t, void *p)
 {
 	page_ctx *c = p;
 	ef_page *out = c->out;
+	struct ipseal_memo *memo;
 	store_cur *markers;
 	feed_iter it;
 	store_val last = {0};
@@ -228,12 +230,17 @@ static int page_txn(store_txn *t, void *p)
 	out->entries = ef__calloc(c->limit, sizeof(*out->entries));
 	if (!out->entries)
 		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+	if (ipseal_memo_new(&memo) != EF_OK)
+		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
 	rc = store_cur_open(t, &markers);
-	if (rc != EF_OK)
+	if (rc != EF_OK) {
+		ipseal_memo_free(memo);
 		return rc;
+	}
 	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now);
 	if (rc != EF_OK) {
 		store_cur_close(markers);
+		ipseal_memo_free(memo);
 		return rc;
 	}
 	if (c->has_cursor)
@@ -248,8 +255,8 @@ static int page_txn(store_txn *t, void *p)
 				rc = ef__err(c->st->err_id, rc, "out of memory");
 			break;
 		}
-		rc = feed_entry_fill(t, c->st, markers, &it.k, &it.v, c->now,
-				     &out->entries[out->count]);
+		rc = feed_entry_fill(t, c->st, markers, memo, &it.k, &it.v,
+				     c->now, &out->entries[out->count]);
 		if (rc != EF_OK)
 			break;
 		out->count++;
@@ -259,6 +266,7 @@ static int page_txn(store_txn *t, void *p)
 	}
 	feed_iter_close(&it);
 	store_cur_close(markers);
+	ipseal_memo_free(memo);
 	if (rc != EF_OK)
 		ef_page_free(out);
 	return rc;

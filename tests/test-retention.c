@@ -97,6 +97,62 @@ static void test_ipseal_schemes_open_each_other(void **state)
 	ef_close(portable);
 }
 
+/* A page asks the keyring once per window (ipseal_memo): entries of several
+ * days and both schemes in one page each show their own IP, and a window
+ * destroyed before the page shows none. */
+static char *page_ip(ef_store *st, const char *rid)
+{
+	ef_page p;
+	char *ip = NULL;
+
+	assert_int_equal(ef_feed_page(st, "a@x", NULL, 100, &p), EF_OK);
+	for (size_t i = 0; i < p.count; i++)
+		if (strcmp(p.entries[i].reservation_id, rid) == 0 &&
+		    p.entries[i].ip)
+			ip = strdup(p.entries[i].ip);
+	ef_page_free(&p);
+	return ip;
+}
+
+static void test_page_reveals_each_window_and_scheme(void **state)
+{
+	fx *f = *state;
+	ef_store *portable = fx_open(f, EF_NOSYNC | EF_SEAL_PORTABLE, 0);
+	uint64_t destroyed = 0, wiped = 0;
+	char rid[16], ip[32], *got;
+
+	for (int i = 0; i < 12; i++) {
+		snprintf(rid, sizeof(rid), "r%02d", i);
+		snprintf(ip, sizeof(ip), "192.0.2.%d", i + 1);
+		rf_fin(i % 3 ? f->st : portable, "a@x", rid,
+		       T0 - (i / 2) * DAY - 1000, ip);
+	}
+	for (int i = 0; i < 12; i++) {
+		snprintf(rid, sizeof(rid), "r%02d", i);
+		snprintf(ip, sizeof(ip), "192.0.2.%d", i + 1);
+		got = page_ip(f->st, rid);
+		assert_non_null(got);
+		assert_string_equal(got, ip);
+		free(got);
+	}
+	/* the two oldest days' keys go: their IPs, and only theirs */
+	assert_int_equal(keyring_destroy_before(f->st->keyring,
+						keyring_window(T0 - 4 * DAY) + 1,
+						&destroyed, &wiped),
+			 EF_OK);
+	assert_int_equal(destroyed, 2);
+	for (int i = 0; i < 12; i++) {
+		snprintf(rid, sizeof(rid), "r%02d", i);
+		got = page_ip(f->st, rid);
+		if (i / 2 >= 4)
+			assert_null(got);
+		else
+			assert_non_null(got);
+		free(got);
+	}
+	ef_close(portable);
+}
+
 /* A key schedule kept for speed never outlives its key: once the window's
  * key is destroyed, nothing sealed under it opens in this handle either. */
 static void test_ipseal_cached_schedule_dies_with_its_key(void **state)
@@ -641,6 +697,9 @@ int main(void)
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_ipseal_cached_schedule_dies_with_its_key, fx_setup,
+			fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_page_reveals_each_window_and_scheme, fx_setup,
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_ipseal_round_trip_binds_place_and_time, fx_setup,
