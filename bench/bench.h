@@ -83,6 +83,7 @@ extern const bsys_ops bsys_lmdb;
 extern const bsys_ops bsys_legacy_txn;
 extern const bsys_ops bsys_legacy_lock;
 extern const bsys_ops bsys_sqlite;
+extern const bsys_ops bsys_sqlite_best; /* WITHOUT ROWID, page order */
 
 /* The system called @name, or NULL. */
 const bsys_ops *bsys_find(const char *name);

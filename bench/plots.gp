@@ -72,6 +72,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set xlabel ""
+set xtics rotate by -25
 set ylabel "microseconds (p50)"
 plot sprintf("%s/read.tsv", dat) using 2:xtic(1) title "newest page", \
      "" using 3 title "page 11 (deep)", \

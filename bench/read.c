@@ -1,7 +1,7 @@
 /*
  * read.c - the "read" scenario: page latency of a hot store, edgefeed
  * against lmdb-raw (with and without the unread-marker look-ups that the
- * same schema needs) and sqlite:
+ * same schema needs), sqlite and sqlite-best (its best schema for pages):
  *   newest  the first page (limit 50) of a random owner;
  *   deep    page 11 (entries 501-550) from its cursor;
  *   busy    the first page while other processes finalize, durable, into
@@ -29,6 +29,7 @@ static const read_sys systems[] = {
 	{"lmdb-raw", &bsys_lmdb, 0},
 	{"lmdb-raw+unread", &bsys_lmdb, 1},
 	{"sqlite", &bsys_sqlite, 0},
+	{"sqlite-best", &bsys_sqlite_best, 0},
 };
 
 typedef struct load_ctx {
