@@ -739,7 +739,9 @@ EF_EXPORT int ef_migrate(ef_store *st, const ef_migrate_opts *opts,
 /**
  * Called by ef_check() once per violation.
  * @param what  which invariant is broken (a short English phrase).
- * @param key   the key involved, printable, or NULL; borrowed for the call.
+ * @param key   the key involved, printable (other bytes as \\xNN, every IP
+ *              address in it masked with '*'), or NULL; borrowed for the
+ *              call.
  * @param ctx   ef_check_opts.report_ctx.
  */
 typedef void (*ef_violation_fn)(const char *what, const char *key, void *ctx);

@@ -46,15 +46,19 @@ static int teardown(void **state)
 
 struct seen {
 	char what[16][128];
+	char keys[16][256]; /* the key each finding named, as reported */
 	int n;
 };
 
 static void collect(const char *what, const char *key, void *ctx)
 {
 	struct seen *s = ctx;
-	(void)key;
-	if (s->n < 16)
+
+	if (s->n < 16) {
+		snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s",
+			 key ? key : "");
 		snprintf(s->what[s->n++], sizeof(s->what[0]), "%s", what);
+	}
 }
 
 static uint64_t check(ef_store *st, int strict, struct seen *s)
@@ -183,6 +187,24 @@ static void test_check_owner_longer_than_any_key_is_malformed(void **state)
 	assert_int_equal(ef_sweep(f->st, NULL), EF_OK);
 }
 
+/* A finding names its key, but never an IP address in it (an owner or a
+ * reservation id may hold one): such tokens are masked. */
+static void test_check_findings_mask_addresses_in_keys(void **state)
+{
+	fx *f = *state;
+	struct seen s;
+
+	fill(f);
+	th_put_raw(f->st, "unread:a@x:198.51.100.7", "8209999999999", 13);
+	th_put_raw(f->st, "receiveIndex:a@x:[2001:db8::7]", "8209999999999",
+		   13);
+	check(f->st, 0, &s);
+	assert_true(saw(&s, "marker: no entry"));
+	for (int i = 0; i < s.n; i++)
+		if (strstr(s.keys[i], "198.51") || strstr(s.keys[i], "db8"))
+			fail_msg("a finding quotes an address: %s", s.keys[i]);
+}
+
 /* A marker's value is normally its entry's createdSort, but an imported or
  * old-design marker may hold another value of that shape (an epoch-ms time
  * of the old worker): the entry is there all the same, found through the
@@ -308,6 +330,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_check_owner_longer_than_any_key_is_malformed, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_check_findings_mask_addresses_in_keys, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_check_marker_with_another_sort_shaped_value_is_no_orphan,
