@@ -18,13 +18,8 @@
 #include <string.h>
 
 #include "feed/feed.h"
+#include "store/bytes.h"
 #include "store/error.h"
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
 
 int feed_count_get(store_txn *t, const key_part *owner, uint64_t *n)
 {
@@ -41,8 +36,7 @@ int feed_count_get(store_txn *t, const key_part *owner, uint64_t *n)
 	if (v.len != 8)
 		return EF_ECORRUPT;
 	p = v.data;
-	for (int i = 0; i < 8; i++)
-		*n = *n << 8 | p[i];
+	*n = be_get(p, 8);
 	return EF_OK;
 }
 
@@ -57,7 +51,7 @@ int feed_count_set(store_txn *t, const key_part *owner, uint64_t n)
 		rc = store_del(t, k.s, k.len);
 		return rc == EF_ENOTFOUND ? EF_OK : rc;
 	}
-	put_be64(v, n);
+	be_put(v, n, 8);
 	return store_put(t, k.s, k.len, v, sizeof(v), 0);
 }
 

@@ -25,6 +25,7 @@
 
 #include "feed/feed.h"
 #include "store/error.h"
+#include "store/bytes.h"
 #include "store/keyring.h"
 
 #define SCHEME_XCHACHA 1 /* XChaCha20-Poly1305-IETF under a window key */
@@ -141,12 +142,6 @@ size_t ipseal_plain_len(const uint8_t *sealed, size_t slen)
 						  : IPSEAL_OVERHEAD);
 }
 
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
 int ipseal_seal(ef_store *st, int64_t created_ms, int64_t now, const void *ad,
 		size_t adlen, const void *msg, size_t mlen, uint8_t *out,
 		size_t *outlen)
@@ -170,10 +165,7 @@ int ipseal_seal(ef_store *st, int64_t created_ms, int64_t now, const void *ad,
 	if (rc != EF_OK)
 		return rc;
 	out[0] = aes_wanted(st) ? SCHEME_AESGCM : SCHEME_XCHACHA;
-	out[1] = (uint8_t)(win >> 24);
-	out[2] = (uint8_t)(win >> 16);
-	out[3] = (uint8_t)(win >> 8);
-	out[4] = (uint8_t)win;
+	be_put(out + 1, win, 4);
 	if (out[0] == SCHEME_AESGCM) {
 		crypto_aead_aes256gcm_state state;
 
@@ -324,7 +316,7 @@ int ipseal_open_memo(ef_store *st, struct ipseal_memo *m, int64_t created_ms,
 	    cap < ipseal_plain_len(sealed, slen))
 		return ipseal_open(st, created_ms, now, ad, adlen, sealed, slen,
 				   out, cap, outlen);
-	win = get_be32(sealed + 1);
+	win = (uint32_t)be_get(sealed + 1, 4);
 	if (created_ms < 0 || !feed_ip_visible(st, created_ms, now) ||
 	    win != keyring_window(created_ms))
 		return EF_ENOTFOUND; /* the read rule, as ipseal_open */
@@ -356,7 +348,7 @@ int ipseal_open(ef_store *st, int64_t created_ms, int64_t now, const void *ad,
 	if (cap < ipseal_plain_len(sealed, slen))
 		return ef__err(st->err_id, EF_EINVAL,
 			       "ipseal: output buffer too small");
-	win = get_be32(sealed + 1);
+	win = (uint32_t)be_get(sealed + 1, 4);
 	/* the read rule first; a blob that names another window than its
 	 * time's was moved or damaged: absent either way */
 	if (created_ms < 0 || !feed_ip_visible(st, created_ms, now) ||
@@ -389,7 +381,7 @@ int ipseal_key_state(ef_store *st, const uint8_t *sealed, size_t slen)
 
 	if (!well_formed(sealed, slen))
 		return EF_ECORRUPT;
-	rc = keyring_get(st->keyring, get_be32(sealed + 1), 0, key);
+	rc = keyring_get(st->keyring, (uint32_t)be_get(sealed + 1, 4), 0, key);
 	sodium_memzero(key, sizeof(key));
 	return rc;
 }

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "store/alloc.h"
+#include "store/bytes.h"
 #include "store/error.h"
 #include "feed/ipscan.h"
 #include "feed/legacy.h"
@@ -71,18 +72,8 @@ static void buf_be(lv_buf *b, uint64_t v, int n)
 {
 	uint8_t t[8];
 
-	for (int i = 0; i < n; i++)
-		t[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+	be_put(t, v, n);
 	buf_add(b, t, (size_t)n);
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
 }
 
 static void seal_ad(const key_buf *lkey, uint32_t place, uint8_t *ad,
@@ -90,8 +81,7 @@ static void seal_ad(const key_buf *lkey, uint32_t place, uint8_t *ad,
 {
 	memcpy(ad, lkey->s, lkey->len);
 	ad[lkey->len] = '\0';
-	for (int i = 0; i < 4; i++)
-		ad[lkey->len + 1 + i] = (uint8_t)(place >> (8 * (3 - i)));
+	be_put(ad + lkey->len + 1, place, 4);
 	*adlen = lkey->len + 5;
 }
 
@@ -175,9 +165,7 @@ static int seal_elements(ef_store *st, const key_buf *lkey, json_t *j,
 		}
 	}
 	if (rc == EF_OK && !b->oom)
-		for (int k = 0; k < 4; k++)
-			b->p[count_at + (size_t)k] =
-				(uint8_t)(nseals >> (8 * (3 - k)));
+		be_put(b->p + count_at, nseals, 4);
 	return rc;
 }
 
@@ -276,9 +264,9 @@ static int next_seal(const uint8_t *s, size_t len, size_t *pos, lv_seal *out)
 {
 	if (len - *pos < 16)
 		return EF_ECORRUPT;
-	out->place = (uint32_t)get_be(s + *pos, 4);
-	out->sealed_ms = (int64_t)get_be(s + *pos + 4, 8);
-	out->len = (size_t)get_be(s + *pos + 12, 4);
+	out->place = (uint32_t)be_get(s + *pos, 4);
+	out->sealed_ms = (int64_t)be_get(s + *pos + 4, 8);
+	out->len = (size_t)be_get(s + *pos + 12, 4);
 	*pos += 16;
 	if (len - *pos < out->len)
 		return EF_ECORRUPT;
@@ -379,6 +367,23 @@ static int view_opaque(ef_store *st, const key_buf *lkey, const uint8_t *s,
 	return open_seal(st, lkey, &sl, now, out, outlen);
 }
 
+/* The head of sealed form @s (@len bytes, magic checked): the redacted
+ * text's length, where the seals start and how many. EF_ECORRUPT if it is
+ * of another version or cut short. */
+static int parse_head(const uint8_t *s, size_t len, size_t *rlen, size_t *pos,
+		      uint32_t *nseals)
+{
+	if (len < HEAD_LEN || s[MAGIC_LEN] != LV_VERSION)
+		return EF_ECORRUPT;
+	*rlen = (size_t)be_get(s + MAGIC_LEN + 2, 4);
+	*pos = HEAD_LEN + *rlen;
+	if (len - HEAD_LEN < *rlen || len - *pos < 4)
+		return EF_ECORRUPT;
+	*nseals = (uint32_t)be_get(s + *pos, 4);
+	*pos += 4;
+	return EF_OK;
+}
+
 int legacy_value_view(ef_store *st, const key_buf *lkey, const void *stored,
 		      size_t len, int64_t now, uint8_t **out, size_t *outlen)
 {
@@ -398,16 +403,10 @@ int legacy_value_view(ef_store *st, const key_buf *lkey, const void *stored,
 		*outlen = len;
 		return EF_OK;
 	}
-	if (len < HEAD_LEN || s[MAGIC_LEN] != LV_VERSION)
+	if (parse_head(s, len, &rlen, &pos, &nseals) != EF_OK)
 		return ef__err(st->err_id, EF_ECORRUPT,
-			       "legacy value: a sealed form of another version");
-	rlen = (size_t)get_be(s + MAGIC_LEN + 2, 4);
-	pos = HEAD_LEN + rlen;
-	if (len - HEAD_LEN < rlen || len - pos < 4)
-		return ef__err(st->err_id, EF_ECORRUPT,
-			       "legacy value: sealed form cut short");
-	nseals = (uint32_t)get_be(s + pos, 4);
-	pos += 4;
+			       "legacy value: a sealed form of another version "
+			       "or cut short");
 	if (s[MAGIC_LEN + 1] == KIND_JSON)
 		rc = view_json(st, lkey, s + HEAD_LEN, rlen, s, len, pos,
 			       nseals, now, out, outlen);
@@ -432,14 +431,9 @@ int64_t legacy_value_sealed_since(const void *stored, size_t len)
 	uint32_t nseals;
 	lv_seal sl;
 
-	if (!legacy_value_sealed(stored, len) || len < HEAD_LEN)
+	if (!legacy_value_sealed(stored, len) ||
+	    parse_head(s, len, &rlen, &pos, &nseals) != EF_OK)
 		return oldest;
-	rlen = (size_t)get_be(s + MAGIC_LEN + 2, 4);
-	pos = HEAD_LEN + rlen;
-	if (len - HEAD_LEN < rlen || len - pos < 4)
-		return oldest;
-	nseals = (uint32_t)get_be(s + pos, 4);
-	pos += 4;
 	for (uint32_t i = 0; i < nseals && next_seal(s, len, &pos, &sl) == EF_OK;
 	     i++)
 		if (sl.sealed_ms < oldest)

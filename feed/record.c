@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "store/alloc.h"
+#include "store/bytes.h"
 #include "feed/feed.h"
 
 #define FLAG_PAYLOAD 0x1
@@ -42,21 +43,6 @@
 static size_t ip_bytes(uint8_t kind)
 {
 	return kind == REC_IP_V4 ? 4 : kind == REC_IP_V6 ? 16 : 0;
-}
-
-static uint8_t *put_be(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = n - 1; i >= 0; i--)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
 }
 
 int rec_encode(const rec_entry *e, uint8_t **out, size_t *len)
@@ -86,22 +72,22 @@ int rec_encode(const rec_entry *e, uint8_t **out, size_t *len)
 			 (e->psealed_len ? FLAG_PSEALED : 0) |
 			 (e->unread == REC_UNREAD_YES ? FLAG_UNREAD_KNOWN : 0) |
 			 (e->unread == REC_UNREAD_NO ? FLAGS_UNREAD : 0));
-	p = put_be(p, (uint64_t)e->created_ms, 8);
+	p = be_put(p, (uint64_t)e->created_ms, 8);
 	*p++ = e->ip_kind;
 	if (ipn) {
 		*p++ = (uint8_t)e->ip_len;
 		memcpy(p, e->ip, e->ip_len);
 		p += e->ip_len;
 	}
-	p = put_be(p, e->rid_len, 2);
+	p = be_put(p, e->rid_len, 2);
 	memcpy(p, e->rid, e->rid_len);
 	p += e->rid_len;
-	p = put_be(p, e->payload_len, 4);
+	p = be_put(p, e->payload_len, 4);
 	if (e->payload_len)
 		memcpy(p, e->payload, e->payload_len);
 	p += e->payload_len;
 	if (e->psealed_len) {
-		p = put_be(p, e->psealed_len, 4);
+		p = be_put(p, e->psealed_len, 4);
 		memcpy(p, e->psealed, e->psealed_len);
 	}
 	return EF_OK;
@@ -174,7 +160,7 @@ int rec_decode(const void *buf, size_t len, rec_entry *out)
 	out->unread = !(p[1] & FLAG_UNREAD_KNOWN) ? REC_UNREAD_UNKNOWN
 		      : (p[1] & FLAG_READ)         ? REC_UNREAD_NO
 						   : REC_UNREAD_YES;
-	out->created_ms = (int64_t)get_be(p + 2, 8);
+	out->created_ms = (int64_t)be_get(p + 2, 8);
 	p += HEAD_LEN - 1;
 	n = decode_ip(p, end, out);
 	if (n == 0)
@@ -182,14 +168,14 @@ int rec_decode(const void *buf, size_t len, rec_entry *out)
 	p += n;
 	if ((size_t)(end - p) < 2)
 		return EF_ECORRUPT;
-	n = (size_t)get_be(p, 2);
+	n = (size_t)be_get(p, 2);
 	p += 2;
 	if ((size_t)(end - p) < n + 4 || n == 0)
 		return EF_ECORRUPT;
 	out->rid = (const char *)p;
 	out->rid_len = n;
 	p += n;
-	n = (size_t)get_be(p, 4);
+	n = (size_t)be_get(p, 4);
 	p += 4;
 	if ((size_t)(end - p) < n)
 		return EF_ECORRUPT;
@@ -199,7 +185,7 @@ int rec_decode(const void *buf, size_t len, rec_entry *out)
 	if (buf_flags(buf) & FLAG_PSEALED) {
 		if (!out->has_payload || (size_t)(end - p) < 4)
 			return EF_ECORRUPT;
-		n = (size_t)get_be(p, 4);
+		n = (size_t)be_get(p, 4);
 		p += 4;
 		if (n == 0 || (size_t)(end - p) < n)
 			return EF_ECORRUPT;

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "store/alloc.h"
 #include "store/keyring.h"
+#include "store/bytes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/bytes.h"
 #include "store/error.h"
 #include "store/lock.h"
 #include "store/storefile.h"
@@ -82,20 +84,6 @@ uint32_t keyring_window(int64_t created_ms)
 	return (uint32_t)(created_ms / KEYRING_WINDOW_MS);
 }
 
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = n - 1; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static void check_of(const uint8_t *rec, uint8_t out[CHECK_LEN])
 {
 	crypto_generichash(out, CHECK_LEN, rec, CHECK_OFF, NULL, 0);
@@ -112,9 +100,9 @@ static void hdr_make(uint8_t h[HDR_SIZE], uint64_t gen)
 {
 	memset(h, 0, HDR_SIZE);
 	memcpy(h, MAGIC, MAGIC_LEN);
-	put_be(h + 16, KR_VERSION, 4);
-	put_be(h + 20, SLOT_SIZE, 4);
-	put_be(h + 24, gen, 8);
+	be_put(h + 16, KR_VERSION, 4);
+	be_put(h + 20, SLOT_SIZE, 4);
+	be_put(h + 24, gen, 8);
 	check_of(h, h + CHECK_OFF);
 }
 
@@ -125,11 +113,11 @@ static int hdr_parse(const uint8_t *h, size_t len, uint64_t *gen, int *newer)
 	*newer = 0;
 	if (len < HDR_SIZE || memcmp(h, MAGIC, MAGIC_LEN) != 0 || !check_ok(h))
 		return 0;
-	if (get_be(h + 16, 4) != KR_VERSION || get_be(h + 20, 4) != SLOT_SIZE) {
-		*newer = get_be(h + 16, 4) > KR_VERSION;
+	if (be_get(h + 16, 4) != KR_VERSION || be_get(h + 20, 4) != SLOT_SIZE) {
+		*newer = be_get(h + 16, 4) > KR_VERSION;
 		return 0;
 	}
-	*gen = get_be(h + 24, 8);
+	*gen = be_get(h + 24, 8);
 	return 1;
 }
 
@@ -138,7 +126,7 @@ static void slot_make(uint8_t s[SLOT_SIZE], uint8_t state, uint32_t win,
 {
 	memset(s, 0, SLOT_SIZE);
 	s[0] = state;
-	put_be(s + 4, win, 4);
+	be_put(s + 4, win, 4);
 	if (key)
 		memcpy(s + 8, key, KEYRING_KEYBYTES);
 	check_of(s, s + CHECK_OFF);
@@ -152,7 +140,7 @@ static int slot_parse(const uint8_t *s, kr_key *out)
 		return SLOT_ZERO;
 	if (!check_ok(s) || (s[0] != ST_LIVE && s[0] != ST_DESTROYED))
 		return SLOT_BAD;
-	out->win = (uint32_t)get_be(s + 4, 4);
+	out->win = (uint32_t)be_get(s + 4, 4);
 	out->state = s[0];
 	memcpy(out->key, s + 8, KEYRING_KEYBYTES);
 	return SLOT_OK;
