@@ -325,6 +325,20 @@ const legacy_elem *legacy_find(const legacy_array *a, const key_part *rid)
 	return NULL;
 }
 
+/* legacy_parse for a read: nothing on error, and its detail set. */
+static int legacy_parsed(ef_store *st, const key_part *owner, const void *json,
+			 size_t len, int64_t now, legacy_array *a)
+{
+	int rc = legacy_parse(st, owner, json, len, now, 0, a);
+
+	if (rc != EF_OK) {
+		legacy_free(a);
+		if (rc == EF_ENOMEM)
+			rc = ef__err(st->err_id, rc, "out of memory");
+	}
+	return rc;
+}
+
 int legacy_load(store_txn *t, ef_store *st, const key_part *owner,
 		int64_t now, legacy_array *a)
 {
@@ -339,19 +353,16 @@ int legacy_load(store_txn *t, ef_store *st, const key_part *owner,
 	rc = store_get(t, k.s, k.len, &v);
 	if (rc != EF_OK)
 		return rc;
+	if (!legacy_value_sealed(v.data, v.len)) /* plain: read it in place */
+		return legacy_parsed(st, owner, v.data, v.len, now, a);
 	rc = legacy_value_view(st, &k, v.data, v.len, now, &view, &vlen);
 	if (rc == EF_ENOTFOUND || rc == EF_ECORRUPT)
 		return EF_ENOTFOUND; /* nothing of it reads (check reports it) */
 	if (rc != EF_OK)
 		return rc;
-	rc = legacy_parse(st, owner, view, vlen, now, 0, a);
+	rc = legacy_parsed(st, owner, view, vlen, now, a);
 	sodium_memzero(view, vlen);
 	free(view);
-	if (rc != EF_OK) {
-		legacy_free(a);
-		if (rc == EF_ENOMEM)
-			rc = ef__err(st->err_id, rc, "out of memory");
-	}
 	return rc;
 }
 
