@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   gcc libc6-dev pkg-config meson ninja-build
   liblmdb-dev libsodium-dev libjansson-dev libcmocka-dev
+  libhiredis-dev redis-server redis-tools
   libsqlite3-dev
   jq gnuplot-nox
   doxygen groff-base
