@@ -3,7 +3,7 @@
 # corpus, then fuzz for SECONDS (default 20) from a scratch copy of it.
 # Usage: scripts/fuzz.sh [SECONDS] [RUNS] [TARGET...]   (RUNS: stop after
 # that many executions instead; the long run of docs/RELIABILITY.md uses
-# 10000000; TARGET: legacy, keys, record, cursor, kvbulk; default all)
+# 10000000; TARGET: legacy, keys, record, cursor, kvbulk, redis; default all)
 # For each target it says on stderr what docs/RELIABILITY.md reports: the
 # final libFuzzer stats line (executions, cov, ft, corpus, exec/s), the wall
 # time, and whether it ended clean (exit 0, no crash, leak or sanitizer
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-20}
 runs=${2:-}
 shift $(($# < 2 ? $# : 2))
-all=(legacy keys record cursor kvbulk)
+all=(legacy keys record cursor kvbulk redis)
 targets=("${all[@]}")
 [ $# -eq 0 ] || targets=("$@")
 for t in "${targets[@]}"; do
