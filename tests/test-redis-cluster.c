@@ -13,93 +13,25 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "rfixture.h"
 #include "store/error.h"
 #include "store/redis/client.h"
 #include "store/redis/slot.h"
 
-static char *dir;        /* the cluster's files */
-static char addr[4096];  /* redis://... */
-static int ports[6];
-static size_t nports;
-static raddr a;
-
-static int cluster_script(const char *verb, char **out)
-{
-	char script[4096];
-	char *argv[] = {script, (char *)verb, dir, "3", "1", NULL};
-	char *err = NULL;
-	int rc;
-
-	snprintf(script, sizeof(script), "%s/scripts/redis-cluster.sh",
-		 getenv("EF_SOURCE_ROOT") ? getenv("EF_SOURCE_ROOT") : ".");
-	rc = th_run(argv, out, &err);
-	if (rc != 0)
-		fprintf(stderr, "redis-cluster.sh %s: %s\n", verb, err);
-	free(err);
-	return rc;
-}
-
 static int setup(void **state)
 {
-	char *out = NULL, *p;
-
 	(void)state;
-	dir = th_tmpdir();
-	if (cluster_script("start", &out) != 0)
-		return -1;
-	snprintf(addr, sizeof(addr), "%s", out);
-	addr[strcspn(addr, "\n")] = '\0';
-	free(out);
-	if (cluster_script("ports", &out) != 0)
-		return -1;
-	for (p = strtok(out, "\n"); p && nports < 6; p = strtok(NULL, "\n"))
-		ports[nports++] = atoi(p);
-	free(out);
-	return raddr_parse(1, addr, &a) == EF_OK && nports == 6 ? 0 : -1;
+	return rf_start(3, 1);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	cluster_script("stop", NULL);
-	raddr_wipe(&a);
-	th_cleanup(dir);
+	rf_stop();
 	return 0;
 }
 
-/* A direct connection to one node, for setting the cluster up. */
-static redisContext *node(int port)
-{
-	redisContext *c = redisConnect("127.0.0.1", port);
-
-	assert_non_null(c);
-	assert_int_equal(c->err, 0);
-	return c;
-}
-
-static redisReply *node_cmd(int port, const char *fmt, const char *arg)
-{
-	redisContext *c = node(port);
-	redisReply *r = redisCommand(c, fmt, arg);
-
-	assert_non_null(r);
-	redisFree(c);
-	return r;
-}
-
-static rclient *open_client(const char *options)
-{
-	char s[4200];
-	raddr b;
-	rclient *c;
-
-	snprintf(s, sizeof(s), "%s%s", addr, options);
-	assert_int_equal(raddr_parse(1, s, &b), EF_OK);
-	if (rclient_open(&c, &b, 1) != EF_OK)
-		fail_msg("rclient_open: %s", ef__err_get(1));
-	raddr_wipe(&b);
-	return c;
-}
+#define open_client rf_client
 
 static redisReply *cmd(rclient *c, unsigned flags, const char *a0,
 		       const char *a1, const char *a2)
@@ -138,7 +70,7 @@ static void expect(rclient *c, const char *k, const char *v)
 static void test_cluster_slots_agree_with_the_servers_keyslot(void **state)
 {
 	uint64_t rng = 42;
-	redisContext *c = node(ports[0]);
+	redisContext *c = rf_node(rf.ports[0]);
 
 	(void)state;
 	for (int i = 0; i < 2000; i++) {
@@ -192,7 +124,7 @@ static void test_cluster_opens_through_any_seed_that_answers(void **state)
 
 	(void)state;
 	/* a closed port first, then a real node */
-	snprintf(s, sizeof(s), "redis://127.0.0.1:1,127.0.0.1:%d", ports[2]);
+	snprintf(s, sizeof(s), "redis://127.0.0.1:1,127.0.0.1:%d", rf.ports[2]);
 	assert_int_equal(raddr_parse(1, s, &b), EF_OK);
 	assert_int_equal(rclient_open(&c, &b, 1), EF_OK);
 	set(c, "seed:x", "1");
@@ -213,48 +145,12 @@ static void test_cluster_refuses_a_wrong_password_clearly(void **state)
 	rclient *c;
 
 	(void)state;
-	snprintf(s, sizeof(s), "%s?password=not-the-one", addr);
+	snprintf(s, sizeof(s), "%s?password=not-the-one", rf.addr);
 	assert_int_equal(raddr_parse(1, s, &b), EF_OK);
 	assert_int_equal(rclient_open(&c, &b, 1), EF_EINVAL);
 	assert_null(c);
 	assert_non_null(strstr(ef__err_get(1), "AUTH refused"));
 	assert_null(strstr(ef__err_get(1), "not-the-one"));
-}
-
-/* The id of the node on @port. */
-static void node_id(int port, char id[64])
-{
-	redisReply *r = node_cmd(port, "CLUSTER MYID%s", "");
-
-	assert_int_equal(r->type, REDIS_REPLY_STRING);
-	snprintf(id, 64, "%s", r->str);
-	freeReplyObject(r);
-}
-
-/* A master's port other than @not. */
-static int other_master(rclient *c, int not)
-{
-	for (unsigned s = 0; s < RSLOT_COUNT; s += 100) {
-		int port;
-		rclient_node_of(c, s, &port);
-		if (port && port != not)
-			return port;
-	}
-	fail_msg("no second master");
-	return 0;
-}
-
-/* Give @slot to node @id on every node (ends a migration). */
-static void setslot_everywhere(const char *slot, const char *id)
-{
-	for (size_t i = 0; i < nports; i++) {
-		redisContext *n = node(ports[i]);
-		redisReply *r = redisCommand(n, "CLUSTER SETSLOT %s NODE %s",
-					     slot, id);
-		assert_non_null(r); /* replicas refuse: fine, gossip tells */
-		freeReplyObject(r);
-		redisFree(n);
-	}
 }
 
 /* Two keys of one slot (their tag fixes it); one moves to another master
@@ -274,16 +170,16 @@ static void test_cluster_follows_ask_while_a_slot_moves(void **state)
 	set(c, k1, "1");
 	set(c, k2, "2");
 	rclient_node_of(c, s, &src);
-	dst = other_master(c, src);
-	node_id(src, src_id);
-	node_id(dst, dst_id);
+	dst = rf_other_master(c, src);
+	rf_node_id(src, src_id);
+	rf_node_id(dst, dst_id);
 	snprintf(slot, sizeof(slot), "%u", s);
-	n = node(dst);
+	n = rf_node(dst);
 	r = redisCommand(n, "CLUSTER SETSLOT %s IMPORTING %s", slot, src_id);
 	assert_int_equal(r->type, REDIS_REPLY_STATUS);
 	freeReplyObject(r);
 	redisFree(n);
-	n = node(src);
+	n = rf_node(src);
 	r = redisCommand(n, "CLUSTER SETSLOT %s MIGRATING %s", slot, dst_id);
 	assert_int_equal(r->type, REDIS_REPLY_STATUS);
 	freeReplyObject(r);
@@ -298,12 +194,18 @@ static void test_cluster_follows_ask_while_a_slot_moves(void **state)
 	rclient_get_stats(c, &st);
 	assert_true(st.asked >= 1);
 	/* finish the move, so the other tests see a whole cluster */
-	n = node(src);
+	n = rf_node(src);
 	r = redisCommand(n, "MIGRATE 127.0.0.1 %s %s 0 5000", mig, k2);
 	assert_int_equal(r->type, REDIS_REPLY_STATUS);
 	freeReplyObject(r);
 	redisFree(n);
-	setslot_everywhere(slot, dst_id);
+	for (size_t i = 0; i < rf.nports; i++) { /* replicas refuse: gossip */
+		n = rf_node(rf.ports[i]);
+		r = redisCommand(n, "CLUSTER SETSLOT %s NODE %s", slot, dst_id);
+		if (r)
+			freeReplyObject(r);
+		redisFree(n);
+	}
 	expect(c, k1, "1");
 	expect(c, k2, "2");
 	rclient_get_stats(c, &st);
@@ -328,9 +230,9 @@ static void test_cluster_follows_moved_after_resharding(void **state)
 		set(c, k, v);
 	}
 	rclient_node_of(c, 0, &src);
-	dst = other_master(c, src);
-	node_id(src, from);
-	node_id(dst, to);
+	dst = rf_other_master(c, src);
+	rf_node_id(src, from);
+	rf_node_id(dst, to);
 	snprintf(seed, sizeof(seed), "127.0.0.1:%d", src);
 	{
 		char *argv[] = {"/usr/bin/redis-cli", "--cluster", "reshard",
@@ -385,20 +287,6 @@ static void test_cluster_child_after_fork_uses_its_own_sockets(void **state)
 	rclient_close(c);
 }
 
-static pid_t node_pid(int port)
-{
-	char p[4200];
-	FILE *f;
-	int pid = 0;
-
-	snprintf(p, sizeof(p), "%s/%d/redis.pid", dir, port);
-	f = fopen(p, "r");
-	assert_non_null(f);
-	assert_int_equal(fscanf(f, "%d", &pid), 1);
-	fclose(f);
-	return (pid_t)pid;
-}
-
 static void test_cluster_times_out_with_a_clear_error(void **state)
 {
 	rclient *c = open_client("?timeout_ms=200&retry_ms=0");
@@ -412,7 +300,7 @@ static void test_cluster_times_out_with_a_clear_error(void **state)
 	(void)state;
 	set(c, k, "v");
 	rclient_node_of(c, rslot_of(k, strlen(k)), &port);
-	pid = node_pid(port);
+	pid = (pid_t)rf_node_pid(port);
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	rc = rclient_cmd(c, (int)rslot_of(k, strlen(k)), RCMD_IDEMPOTENT, 2,
 			 argv, lens, &r);
@@ -445,7 +333,7 @@ static void test_cluster_survives_a_master_killed(void **state)
 	(void)state;
 	set(c, k, "before");
 	rclient_node_of(c, rslot_of(k, strlen(k)), &port);
-	assert_int_equal(kill(node_pid(port), SIGKILL), 0);
+	assert_int_equal(kill((pid_t)rf_node_pid(port), SIGKILL), 0);
 	th_sleep_us(100000); /* the dead master's sockets are closed */
 	/* the replica is promoted (cluster-node-timeout 2 s): the same
 	 * client, through the same address, writes and reads again; the

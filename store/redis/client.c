@@ -392,6 +392,65 @@ int rclient_cmd(rclient *c, int slot, unsigned flags, int argc,
 	}
 }
 
+int rclient_pin(rclient *c, unsigned slot, redisContext **ctx)
+{
+	unsigned ix;
+	int rc;
+
+	assert(slot < RSLOT_COUNT);
+	*ctx = NULL;
+	check_pid(c);
+	if (c->stale)
+		(void)rclient_refresh(c);
+	ix = c->slot[slot];
+	if (ix == NO_NODE) {
+		c->stale = 1;
+		return ef__err(c->err_id, EF_EIO, "redis: slot %u has no "
+			       "master in the cluster's map", slot);
+	}
+	rc = node_connect(c, &c->nodes[ix]);
+	if (rc != EF_OK) {
+		c->stale = 1;
+		return rc;
+	}
+	*ctx = c->nodes[ix].ctx;
+	return EF_OK;
+}
+
+void rclient_pin_broken(rclient *c, unsigned slot)
+{
+	unsigned ix = slot < RSLOT_COUNT ? c->slot[slot] : NO_NODE;
+
+	if (ix != NO_NODE)
+		node_drop(&c->nodes[ix]);
+	c->stale = 1;
+}
+
+int rclient_pin_error(rclient *c, const char *s, size_t len)
+{
+	unsigned slot = 0, ix;
+	raddr_node to;
+	enum rerr_kind k = rreply_error(s, len, &slot, &to);
+
+	if (k == RERR_MOVED && (ix = node_index(c, &to)) != NO_NODE) {
+		c->st.moved++;
+		c->slot[slot] = (uint16_t)ix;
+	}
+	if (k != RERR_OTHER)
+		c->stale = 1;
+	return (int)k;
+}
+
+const raddr *rclient_addr(const rclient *c)
+{
+	return &c->a;
+}
+
+uint64_t rclient_err_id(const rclient *c)
+{
+	return c->err_id;
+}
+
 int rclient_open(rclient **out, const raddr *a, uint64_t err_id)
 {
 	rclient *c = ef__calloc(1, sizeof(*c));

@@ -63,6 +63,28 @@ void rclient_close(rclient *c); /* NULL is fine */
 int rclient_cmd(rclient *c, int slot, unsigned flags, int argc,
 		const char **argv, const size_t *lens, redisReply **out);
 
+/*
+ * Pinned connections, for a transaction (its WATCH state lives on one
+ * connection): the connection to the master of @slot, made if needed.
+ * EF_OK; EF_EIO (no master reachable: the message says why). Commands on
+ * it are the caller's, with no redirection followed; the caller reports
+ * what went wrong with the two calls below.
+ */
+int rclient_pin(rclient *c, unsigned slot, redisContext **ctx);
+
+/* The pinned connection of @slot broke (or its state is unknown): drop it,
+ * and read the map before the next command. */
+void rclient_pin_broken(rclient *c, unsigned slot);
+
+/* An error reply @r (text @len bytes) came on a pinned connection: note a
+ * redirection in the map. Returns its kind (reply.h's enum rerr_kind). */
+int rclient_pin_error(rclient *c, const char *s, size_t len);
+
+/* The address the client was opened with (its WAIT settings, retry_ms),
+ * and the error slot its messages go to. */
+const raddr *rclient_addr(const rclient *c);
+uint64_t rclient_err_id(const rclient *c);
+
 /* Read the slot map again now (EF_OK or EF_EIO). */
 int rclient_refresh(rclient *c);
 
