@@ -270,7 +270,7 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 		rc = keyring_open(&st->keyring, dir, rdonly, so.nosync,
 				  st->err_id);
 	if (rc == EF_OK && (st->cfg.flags & EF_GROUP_COMMIT) &&
-	    fin_group_new(&st->group) != EF_OK)
+	    fin_group_new(st, &st->group) != EF_OK)
 		rc = ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	if (rc == EF_OK && ipseal_cache_new(&st->seal) != EF_OK)
 		rc = ef__err(st->err_id, EF_ENOMEM, "out of memory");
