@@ -24,11 +24,12 @@
 #define CHILD_ALARM 60 /* s: a child stuck longer fails the test */
 #define OWNER "owner@example.com"
 
-static ef_config gc_cfg(int nosync)
+/* Durable: with EF_NOSYNC nothing goes through the queue. */
+static ef_config gc_cfg(void)
 {
 	ef_config cfg = {0};
 
-	cfg.flags = EF_GROUP_COMMIT | (nosync ? EF_NOSYNC : 0);
+	cfg.flags = EF_GROUP_COMMIT;
 	cfg.feed_cap = 100000;
 	return cfg;
 }
@@ -80,7 +81,7 @@ static void ledger_add(const char *ledger, const char *rid, int rc)
 static void child_one(const char *dir, const char *rid, const char *point,
 		      const char *ledger)
 {
-	ef_config cfg = gc_cfg(1);
+	ef_config cfg = gc_cfg();
 	ef_receive r = {OWNER, rid, 0, "192.0.2.7", "{\"n\":1}"};
 	ef_store *st;
 	int rc;
@@ -148,7 +149,7 @@ static void verify(const char *dir, size_t expect_min)
 {
 	static tally t[4096];
 	size_t n = ledger_read(dir, t, 4096);
-	ef_config cfg = gc_cfg(1);
+	ef_config cfg = gc_cfg();
 	ef_store *st = th_open(dir, &cfg);
 	ef_receive r = {OWNER, "final-reclaim", 0, NULL, NULL};
 	cq_stats s;
@@ -339,7 +340,7 @@ static void *storm_thread(void *p)
 static void storm_child(const char *dir, const char *ledger, uint64_t seed,
 			int calls)
 {
-	ef_config cfg = gc_cfg(1);
+	ef_config cfg = gc_cfg();
 	storm_arg a[2];
 	pthread_t th[2];
 	ef_store *st;
@@ -463,7 +464,7 @@ static void test_results_are_the_same_as_without_group_commit(void **state)
 	int r1[20], r2[20];
 	(void)state;
 
-	run_script(d1, 0, r1, 20, &p1);
+	run_script(d1, EF_NO_GROUP_COMMIT, r1, 20, &p1);
 	run_script(d2, EF_GROUP_COMMIT, r2, 20, &p2);
 	assert_memory_equal(r1, r2, sizeof(r1));
 	assert_int_equal(r2[0], EF_OK);
@@ -517,7 +518,7 @@ static void test_processes_and_threads_share_batches(void **state)
 static void test_full_queue_degrades_to_own_commits(void **state)
 {
 	char *dir = th_tmpdir();
-	ef_config cfg = gc_cfg(0);
+	ef_config cfg = gc_cfg();
 	ef_store *st;
 	cqueue *q;
 	fin_item it;
@@ -565,7 +566,7 @@ static void damage(const char *dir, int how)
 static void test_damaged_queue_file_is_rebuilt_not_trusted(void **state)
 {
 	ef_receive r = {OWNER, NULL, 0, NULL, NULL};
-	ef_config cfg = gc_cfg(0);
+	ef_config cfg = gc_cfg();
 	(void)state;
 
 	for (int how = 0; how < 3; how++) {
@@ -592,7 +593,7 @@ static void test_damaged_queue_file_is_rebuilt_not_trusted(void **state)
 static void test_queue_damaged_while_mapped_is_replaced(void **state)
 {
 	char *dir = th_tmpdir();
-	ef_config cfg = gc_cfg(0);
+	ef_config cfg = gc_cfg();
 	ef_receive r = {OWNER, "one", 0, NULL, NULL};
 	ef_store *a, *b;
 	(void)state;
@@ -617,12 +618,14 @@ static void test_queue_damaged_while_mapped_is_replaced(void **state)
 static void test_unusable_queue_file_degrades(void **state)
 {
 	char *dir = th_tmpdir(), path[4200];
-	ef_config cfg = gc_cfg(0);
+	ef_config cfg = gc_cfg();
 	ef_receive r = {OWNER, "x", 0, NULL, NULL};
 	ef_store *st;
 	(void)state;
 
-	ef_close(th_open(dir, NULL));
+	cfg.flags = EF_NO_GROUP_COMMIT; /* makes no queue file */
+	ef_close(th_open(dir, &cfg));
+	cfg.flags = EF_GROUP_COMMIT;
 	snprintf(path, sizeof(path), "%s/%s", dir, CQ_FILE);
 	assert_int_equal(mkdir(path, 0700), 0); /* cannot be a queue */
 	st = th_open(dir, &cfg);
@@ -636,7 +639,7 @@ static void test_unusable_queue_file_degrades(void **state)
 static void test_largest_request_fits_a_slot(void **state)
 {
 	char *dir = th_tmpdir(), owner[400], rid[200], *payload;
-	ef_config cfg = gc_cfg(0);
+	ef_config cfg = gc_cfg();
 	ef_store *st;
 	ef_entry *e = NULL;
 	ef_receive r;
@@ -671,8 +674,9 @@ static void test_largest_request_fits_a_slot(void **state)
 	th_cleanup(dir);
 }
 
-/* durable and nosync handles (different settings) share the file; neither
- * takes the other's requests, neither waits for ever */
+/* handles of different settings (here the cap; durability is one too)
+ * share the file; neither takes the other's requests, neither waits for
+ * ever */
 static void *mixed_thread(void *p)
 {
 	ef_store *st = p;
@@ -691,12 +695,13 @@ static void *mixed_thread(void *p)
 static void test_handles_of_other_settings_are_not_mixed(void **state)
 {
 	char *dir = th_tmpdir();
-	ef_config c1 = gc_cfg(0), c2 = gc_cfg(1);
+	ef_config c1 = gc_cfg(), c2 = gc_cfg();
 	ef_store *a, *b;
 	pthread_t th[4];
 	void *ret;
 	(void)state;
 
+	c2.feed_cap = 5000; /* other settings: another tag */
 	a = th_open(dir, &c1);
 	b = th_open(dir, &c2);
 	for (int i = 0; i < 4; i++)
