@@ -104,6 +104,8 @@ typedef struct tally {
 	int dup;     /* EF_EXISTS */
 } tally;
 
+static int ledgers = 64; /* files ledger0 .. ledger<ledgers - 1> */
+
 /* Read every ledger line of the files "ledger*" in @dir into @t (@cap),
  * returning how many reservations; any error result fails. */
 static size_t ledger_read(const char *dir, tally *t, size_t cap)
@@ -111,7 +113,7 @@ static size_t ledger_read(const char *dir, tally *t, size_t cap)
 	size_t n = 0;
 	char path[4200];
 
-	for (int i = 0; i < 4096; i++) {
+	for (int i = 0; i < ledgers; i++) {
 		FILE *f;
 		char rid[64];
 		int rc;
@@ -407,6 +409,7 @@ static void test_storm_of_kills_loses_and_duplicates_nothing(void **state)
 		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	}
+	ledgers = incarnation;
 	printf("storm: %d kills, %d incarnations, %llu batches, %llu "
 	       "recovered, %llu reclaimed\n", kills, incarnation,
 	       (unsigned long long)stats_of(dir).batches,
