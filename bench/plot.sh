@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Make the PNG plots of docs/BENCHMARKS.md from edgefeed-bench's JSON rows.
 #   bench/plot.sh RESULTS.jsonl [OUTDIR] [ONLY]   (OUTDIR: docs/plots)
-# ONLY: all (default), or throughput, store, owner or read for a run that
-# made only those rows.
+# ONLY: all (default), or throughput, store, owner, read or groupcommit for
+# a run that made only those rows (groupcommit: issue 13's shapes 1x1, 8x1,
+# 1x16 of the concurrent scenario).
 # Needs jq and gnuplot (Debian: jq gnuplot-nox). Uses the "median" rows.
 set -euo pipefail
 
@@ -16,23 +17,38 @@ trap 'rm -rf "$tmp"' EXIT
 
 writers="1x1 1x4 1x16 2x1 4x1 8x1 4x4"
 
+# conc_rows SYS DURABLE "SHAPES" FIELDS OUT: the concurrent scenario's
+# median rows of SYS (uniform owners), one line per shape: its position in
+# SHAPES, its label, then FIELDS (a jq string of the row's fields)
+conc_rows() {
+  local sys=$1 d=$2 shapes=$3 fields=$4 f=$5 i=0 w p t
+  : >"$f"
+  for w in $shapes; do
+    p=${w%x*} t=${w#*x}
+    jq -r --arg s "$sys" --argjson d "$d" --argjson p "$p" --argjson t "$t" \
+      --arg i "$i" --arg w "$w" '
+      select(.scenario=="concurrent" and .rep=="median" and .system==$s
+             and .config.durable==$d and .config.distribution=="uniform"
+             and .config.procs==$p and .config.threads==$t)
+      | "\($i)\t\($w)\t'"$fields"'"' "$in" >>"$f"
+    i=$((i + 1))
+  done
+}
+
 # throughput against writers: one file per (durability, system); column 1
 # is the position of the writer shape in $writers, 2 its label, 3 calls/s
 for d in true false; do
   for sys in edgefeed edgefeed-gc lmdb-raw sqlite legacy-txn legacy-lock; do
-    f="$tmp/conc-$d-$sys.tsv"
-    : >"$f"
-    i=0
-    for w in $writers; do
-      p=${w%x*} t=${w#*x}
-      jq -r --arg s "$sys" --argjson d "$d" --argjson p "$p" --argjson t "$t" \
-        --arg i "$i" --arg w "$w" '
-        select(.scenario=="concurrent" and .rep=="median" and .system==$s
-               and .config.durable==$d and .config.distribution=="uniform"
-               and .config.procs==$p and .config.threads==$t)
-        | "\($i)\t\($w)\t\(.opsPerSec)"' "$in" >>"$f"
-      i=$((i + 1))
-    done
+    conc_rows "$sys" "$d" "$writers" '\(.opsPerSec)' "$tmp/conc-$d-$sys.tsv"
+  done
+done
+
+# issue 13: group commit at the shapes 1x1, 8x1, 1x16 (uniform owners):
+# column 3 calls/s, 4 p50 us
+for d in true false; do
+  for sys in edgefeed edgefeed-gc sqlite; do
+    conc_rows "$sys" "$d" "1x1 8x1 1x16" '\(.opsPerSec)\t\(.p50Us)' \
+      "$tmp/gc-$d-$sys.tsv"
   done
 done
 

@@ -1,7 +1,7 @@
 # plots.gp - the plots of docs/BENCHMARKS.md; run by bench/plot.sh, which
 # sets dat (the directory of extracted .tsv files), out (where PNGs go) and
-# only ("all", or one of throughput, store, owner, read: for a run that
-# made only that scenario's rows).
+# only ("all", or one of throughput, store, owner, read, groupcommit: for a
+# run that made only that scenario's rows).
 
 set terminal pngcairo size 900,560 font "sans,10"
 set grid
@@ -77,4 +77,28 @@ set ylabel "microseconds (p50)"
 plot sprintf("%s/read.tsv", dat) using 2:xtic(1) title "newest page", \
      "" using 3 title "page 11 (deep)", \
      "" using 4 title "newest, beside 2 durable writers"
+}
+
+# ---- issue 13: group commit across processes ----
+if (only eq "all" || only eq "groupcommit") {
+gcs = "edgefeed edgefeed-gc sqlite"
+do for [d in "true false"] {
+    set output sprintf("%s/group-commit-%s.png", out, d eq "true" ? "durable" : "nosync")
+    set multiplot layout 1,2 title sprintf("group commit across processes, %s; 1000 owners, 10%% retries", \
+                      d eq "true" ? "durable (sqlite FULL)" : "no sync (sqlite NORMAL)")
+    unset logscale x
+    set xrange [-0.5:2.5]
+    set xlabel "writers (P x T)"
+    set key inside left top
+    set logscale y
+    set title "finalize calls / s"
+    set ylabel "calls / s (median of runs)"
+    plot for [i=1:3] sprintf("%s/gc-%s-%s.tsv", dat, d, word(gcs, i)) \
+         using 1:3:xtic(2) with linespoints lw 2 pt 7 lc i title word(gcs, i)
+    set title "latency p50"
+    set ylabel "microseconds (p50, median of runs)"
+    plot for [i=1:3] sprintf("%s/gc-%s-%s.tsv", dat, d, word(gcs, i)) \
+         using 1:4:xtic(2) with linespoints lw 2 pt 7 lc i title word(gcs, i)
+    unset multiplot
+}
 }

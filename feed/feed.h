@@ -201,10 +201,12 @@ typedef struct fin_req {
 void fin_batch(ef_store *st, fin_req *reqs, size_t n);
 
 struct fin_group;
-int fin_group_new(struct fin_group **out);
+/* The group commit of handle @st: the store's shared commit queue
+ * (cqueue.h) where it can be had, else an in-process one. */
+int fin_group_new(ef_store *st, struct fin_group **out);
 void fin_group_free(struct fin_group *g);
-/* Finalize @it through the process's group commit queue: returns once the
- * transaction that holds it is committed (and synced). Thread-safe. */
+/* Finalize @it through group commit: returns once the transaction that
+ * holds it is committed (and synced), with its own result. Thread-safe. */
 int fin_group_apply(ef_store *st, struct fin_group *g, const fin_item *it,
 		    int64_t now);
 

@@ -1,18 +1,25 @@
 /*
  * group.c - finalizations in batches: one write transaction (and one sync)
  * for many, each with its own result; and group commit, which gathers the
- * concurrent ef_finalize calls of one process into such batches.
+ * concurrent ef_finalize calls of all processes and threads of a store into
+ * such batches.
  *
  * Group commit has no timer: the first caller to find no batch running
  * leads at once with whatever is queued (a lone caller: just itself), and
- * callers arriving meanwhile queue for the next batch, which the next
- * waiting caller leads when the current one is synced.
+ * callers arriving meanwhile queue for the next batch, which one of them
+ * leads when the current one is synced. The queue is the store's commit
+ * queue file (cqueue.h), shared by every process; where it cannot be had
+ * (not made, not mapped, full, a request too big for a slot) a process
+ * falls back to its own in-process queue below, and that to a plain
+ * transaction of its own: never to waiting for ever.
  */
 #include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/alloc.h"
+#include "feed/cqueue.h"
 #include "feed/feed.h"
 #include "store/error.h"
 
@@ -21,15 +28,18 @@
 struct gc_req {
 	fin_req r;             /* the finalization and its result */
 	int done;              /* r.rc is final */
+	pthread_cond_t cv;     /* this caller's own wake-up */
 	struct gc_req *next;   /* queue link */
 };
 
 struct fin_group {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;     /* a batch finished */
 	struct gc_req *head;   /* queued, not yet in a batch */
 	struct gc_req **tail;
 	int leading;           /* a batch is being written */
+	cqueue *cq;            /* the shared commit queue, or NULL */
+	pthread_mutex_t cq_mu; /* renewing cq */
+	cq_item *items;        /* a leader's batch (one leader a process) */
 };
 
 typedef struct batch_ctx {
@@ -77,7 +87,26 @@ void fin_batch(ef_store *st, fin_req *reqs, size_t n)
 	}
 }
 
-int fin_group_new(struct fin_group **out)
+/* The settings a request is applied with: a leader takes only requests
+ * that its own handle would apply alike (same cap, staleness, retention,
+ * and durability: a durable caller is never acknowledged by a commit that
+ * was not synced). */
+static uint32_t group_tag(const ef_store *st)
+{
+	const ef_config *c = &st->cfg;
+	uint8_t in[8 * 3 + 4], out[16];
+	uint32_t tag;
+
+	memcpy(in, &c->feed_ttl_ms, 8);
+	memcpy(in + 8, &c->ip_retention_ms, 8);
+	memcpy(in + 16, &(uint64_t){c->feed_cap}, 8);
+	memcpy(in + 24, &(uint32_t){c->flags & EF_NOSYNC}, 4);
+	crypto_generichash(out, sizeof(out), in, sizeof(in), NULL, 0);
+	memcpy(&tag, out, sizeof(tag));
+	return tag;
+}
+
+int fin_group_new(ef_store *st, struct fin_group **out)
 {
 	struct fin_group *g = ef__calloc(1, sizeof(*g));
 
@@ -88,12 +117,18 @@ int fin_group_new(struct fin_group **out)
 		free(g);
 		return EF_ENOMEM;
 	}
-	if (pthread_cond_init(&g->cv, NULL) != 0) {
+	if (pthread_mutex_init(&g->cq_mu, NULL) != 0) {
 		pthread_mutex_destroy(&g->mu);
 		free(g);
 		return EF_ENOMEM;
 	}
 	g->tail = &g->head;
+	g->items = ef__calloc(CQ_NSLOTS, sizeof(*g->items));
+	/* no queue file (a read-only directory, a refusal, no memory): the
+	 * in-process queue alone, as before the queue file existed */
+	if (g->items && cqueue_open(st->dir, group_tag(st), st->err_id,
+				    &g->cq) != EF_OK)
+		ef__err_clear(st->err_id);
 	*out = g;
 	return EF_OK;
 }
@@ -102,13 +137,18 @@ void fin_group_free(struct fin_group *g)
 {
 	if (!g)
 		return;
-	pthread_cond_destroy(&g->cv);
+	cqueue_close(g->cq);
+	free(g->items);
+	pthread_mutex_destroy(&g->cq_mu);
 	pthread_mutex_destroy(&g->mu);
 	free(g);
 }
 
-/* Lead one batch: everything queued, up to GROUP_MAX. Called with g->mu
- * held; returns with it held. */
+/* Lead one batch of the in-process queue: everything queued, up to
+ * GROUP_MAX. Called with g->mu held; returns with it held. Each member is
+ * woken on its own condition variable, and the first caller queued
+ * meanwhile is woken to lead the next batch: nobody else wakes for
+ * nothing. */
 static void lead(ef_store *st, struct fin_group *g)
 {
 	struct gc_req *batch[GROUP_MAX];
@@ -130,19 +170,26 @@ static void lead(ef_store *st, struct fin_group *g)
 	for (size_t i = 0; i < n; i++) {
 		batch[i]->r.rc = reqs[i].rc;
 		batch[i]->done = 1;
+		pthread_cond_signal(&batch[i]->cv);
 	}
 	g->leading = 0;
-	pthread_cond_broadcast(&g->cv);
+	if (g->head)
+		pthread_cond_signal(&g->head->cv);
 }
 
-int fin_group_apply(ef_store *st, struct fin_group *g, const fin_item *it,
-		    int64_t now)
+/* The in-process queue: threads of this process only. */
+static int local_apply(ef_store *st, struct fin_group *g, const fin_item *it,
+		       int64_t now)
 {
 	struct gc_req req;
 
 	memset(&req, 0, sizeof(req));
 	req.r.it = it;
 	req.r.now = now;
+	if (pthread_cond_init(&req.cv, NULL) != 0) {
+		fin_batch(st, &req.r, 1);
+		return req.r.rc;
+	}
 	pthread_mutex_lock(&g->mu);
 	*g->tail = &req;
 	g->tail = &req.next;
@@ -150,8 +197,70 @@ int fin_group_apply(ef_store *st, struct fin_group *g, const fin_item *it,
 		if (!g->leading)
 			lead(st, g);
 		else
-			pthread_cond_wait(&g->cv, &g->mu);
+			pthread_cond_wait(&req.cv, &g->mu);
 	}
 	pthread_mutex_unlock(&g->mu);
+	pthread_cond_destroy(&req.cv);
 	return req.r.rc;
+}
+
+/* The queue file found damaged or retired: map the one now in its place
+ * (once per queue, whichever thread sees it first). */
+static cqueue *renew(ef_store *st, struct fin_group *g, cqueue *seen)
+{
+	cqueue *q;
+
+	pthread_mutex_lock(&g->cq_mu);
+	q = __atomic_load_n(&g->cq, __ATOMIC_ACQUIRE);
+	if (q == seen) {
+		cqueue *n = cqueue_renew(seen, st->err_id);
+		if (n)
+			__atomic_store_n(&g->cq, n, __ATOMIC_RELEASE);
+		q = n;
+		ef__err_clear(st->err_id);
+	}
+	pthread_mutex_unlock(&g->cq_mu);
+	return q;
+}
+
+/* Wait for the request of @t in @q, leading batches when asked to. */
+static int shared_wait(ef_store *st, struct fin_group *g, cqueue *q,
+		       cq_ticket *t, const fin_item *it, int64_t now)
+{
+	char err[256];
+	int rc;
+
+	for (;;) {
+		switch (cq_wait(q, t, &rc, err, sizeof(err))) {
+		case CQ_DONE:
+			if (rc == CQ_LOST)
+				return cqb_resolve(st, t, it, now);
+			if (rc < 0)
+				ef__err(st->err_id, rc, "%s", err);
+			return rc;
+		case CQ_LEAD:
+			/* one leader a process (the lead is its pid): the
+			 * batch buffer is ours alone */
+			cqb_lead(st, q, g->items);
+			break;
+		default: /* CQ_LOST: the slot cannot be trusted any more */
+			return cqb_resolve(st, t, it, now);
+		}
+	}
+}
+
+int fin_group_apply(ef_store *st, struct fin_group *g, const fin_item *it,
+		    int64_t now)
+{
+	cqueue *q = __atomic_load_n(&g->cq, __ATOMIC_ACQUIRE);
+	cq_ticket t;
+	int rc = CQ_FULL;
+
+	if (q)
+		rc = cq_submit(q, it, now, &t);
+	if (rc == CQ_LOST && (q = renew(st, g, q)))
+		rc = cq_submit(q, it, now, &t);
+	if (rc == EF_OK)
+		return shared_wait(st, g, q, &t, it, now);
+	return local_apply(st, g, it, now);
 }

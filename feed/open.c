@@ -269,8 +269,12 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 	if (rc == EF_OK)
 		rc = keyring_open(&st->keyring, dir, rdonly, so.nosync,
 				  st->err_id);
-	if (rc == EF_OK && (st->cfg.flags & EF_GROUP_COMMIT) &&
-	    fin_group_new(&st->group) != EF_OK)
+	/* group commit shares the syncs of durable commits; without syncs
+	 * (EF_NOSYNC) there is nothing to share, and every caller commits at
+	 * once (docs/BENCHMARKS.md, issue 13) */
+	if (rc == EF_OK && !rdonly && (st->cfg.flags & EF_GROUP_COMMIT) &&
+	    !(st->cfg.flags & EF_NOSYNC) &&
+	    fin_group_new(st, &st->group) != EF_OK)
 		rc = ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	if (rc == EF_OK && ipseal_cache_new(&st->seal) != EF_OK)
 		rc = ef__err(st->err_id, EF_ENOMEM, "out of memory");

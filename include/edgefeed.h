@@ -170,11 +170,16 @@ typedef enum ef_errno {
 /** ef_config.flags: open read-only; every write returns #EF_EINVAL. Opening
  * creates nothing, and fails with #EF_ENOTFOUND where there is no store. */
 #define EF_RDONLY 0x2u
-/** ef_config.flags: group commit. Concurrent ef_finalize() calls of this
- * handle's threads share one write transaction and one sync; each caller
- * still returns only once its finalization is committed, with its own
- * result. A lone caller waits for nobody. Worth it with many threads per
- * process and synced commits. */
+/** ef_config.flags: group commit. Concurrent ef_finalize() calls of every
+ * process and thread that has the store open with it share one write
+ * transaction and one sync, through a commit queue of shared memory in the
+ * store directory (the file commit.queue); each caller still returns only
+ * once its own finalization is committed and synced, with its own result
+ * (#EF_OK or #EF_EXISTS, exactly as without it). A lone caller waits for
+ * nobody. It survives kill -9 of any participant (docs/RELIABILITY.md), and
+ * where the queue cannot be used (full, or its file cannot be made or
+ * mapped) a call commits on its own instead of waiting. With #EF_NOSYNC
+ * there is no sync to share and every call commits at once. */
 #define EF_GROUP_COMMIT 0x4u
 /** ef_config.flags: open an existing store only. Where @p dir holds no
  * store (no such directory, a directory without data.mdb, a file, a link

@@ -2,7 +2,9 @@
 # The long crash run of docs/RELIABILITY.md: tests/test-crash with ROUNDS
 # kill -9 rounds (default 10000) and READERS reader kills (default 2000),
 # its summary at the end (and every 1000 rounds); then tests/test-lockstorm
-# with STORM kills (EF_STORM_KILLS, default 10000). With --fuzz, then the long
+# with STORM kills (EF_STORM_KILLS, default 10000); then the group commit
+# storm of tests/test-cqueue for EF_CQ_STORM_MS (default 600000: 10 min) of
+# kill -9 of its processes. With --fuzz, then the long
 # fuzz run: every libFuzzer target to 10^7 executions (scripts/fuzz.sh 0
 # 10000000).
 # Usage: scripts/crash-long.sh [--sanitize] [--build DIR] [--fuzz] [ROUNDS [READERS]]
@@ -19,7 +21,7 @@ while [ $# -gt 0 ]; do
     --sanitize) build=(--sanitize); shift ;;
     --build) dir=$2; shift 2 ;;
     --fuzz) fuzz=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "crash-long: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -48,6 +50,12 @@ start=$(date +%s)
 CMOCKA_MESSAGE_OUTPUT=stdout EF_STORM_KILLS=${EF_STORM_KILLS:-10000} \
   "$dir/tests/test-lockstorm"
 echo "== lockstorm: done in $(( $(date +%s) - start )) s"
+
+echo "== group commit storm: ${EF_CQ_STORM_MS:-600000} ms ($dir/tests/test-cqueue), $(date -u +%FT%TZ)"
+start=$(date +%s)
+CMOCKA_MESSAGE_OUTPUT=stdout EF_CQ_STORM_MS=${EF_CQ_STORM_MS:-600000} \
+  "$dir/tests/test-cqueue"
+echo "== group commit storm: done in $(( $(date +%s) - start )) s"
 
 if [ "$fuzz" = 1 ]; then
   echo "== fuzz: every target to ${EF_FUZZ_RUNS:-10000000} executions"
