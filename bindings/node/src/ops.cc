@@ -2,6 +2,7 @@
 #include "ops.h"
 
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -36,9 +37,23 @@ Napi::Value Call::Start(Call *call, bool counted) {
 
 Napi::Value Call::Result(Napi::Env env) { return env.Undefined(); }
 
+// The library names the C fields; a JS caller knows them by their JS names.
+static std::string JsFieldNames(std::string detail) {
+  static const char *const names[][2] = {
+      {"reservation_id:", "reservationId:"},
+      {"created_ms:", "createdAt:"},
+      {"payload_json:", "payload:"},
+  };
+  for (const auto &n : names) {
+    if (detail.compare(0, strlen(n[0]), n[0]) == 0)
+      return n[1] + detail.substr(strlen(n[0]));
+  }
+  return detail;
+}
+
 int Call::Fail(ef_store *st, int rc, const std::string &ours) {
   failure_.rc = rc;
-  failure_.detail = ours.empty() ? std::string(ef_errmsg(st)) : ours;
+  failure_.detail = ours.empty() ? JsFieldNames(ef_errmsg(st)) : ours;
   return rc;
 }
 
