@@ -106,41 +106,50 @@ double ArgNumber(const Napi::CallbackInfo &info, size_t i) {
   return info[i].As<Napi::Number>().DoubleValue();
 }
 
-// An entry copied out of the library's memory on the pool thread.
-struct Entry {
-  std::string reservation_id;
-  int64_t created_ms = 0;
-  bool has_ip = false;
-  std::string ip;
-  bool has_payload = false;
-  std::string payload_json;
-  bool unread = false;
-};
-
-void CopyEntry(const ef_entry &e, Entry *out) {
-  out->reservation_id = e.reservation_id;
-  out->created_ms = e.created_ms;
-  out->has_ip = e.ip != nullptr;
-  if (e.ip) out->ip = e.ip;
-  out->has_payload = e.payload_json != nullptr;
-  if (e.payload_json) out->payload_json = e.payload_json;
-  out->unread = e.unread != 0;
+// A JSON string literal of UTF-8 text (the library's strings are valid
+// UTF-8; control characters are escaped all the same).
+void AppendJsonString(std::string *out, const char *text) {
+  static const char hex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (const char *p = text; *p; p++) {
+    unsigned char c = static_cast<unsigned char>(*p);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(static_cast<char>(c));
+    } else if (c < 0x20) {
+      out->append("\\u00");
+      out->push_back(hex[c >> 4]);
+      out->push_back(hex[c & 15]);
+    } else {
+      out->push_back(static_cast<char>(c));
+    }
+  }
+  out->push_back('"');
 }
 
-// The CLI's entry shape; the payload stays JSON text here and index.js
-// parses it (JSON.parse is V8's own, the fastest parser at hand).
-Napi::Object EntryObject(Napi::Env env, const Entry &e) {
+// The CLI's entry shape as JSON text, made on the pool thread: the JS
+// thread then builds the whole result with one JSON.parse (V8's own parser,
+// far cheaper than setting each property through Node-API), payload
+// included: the library keeps it byte for byte, and took it only as a JSON
+// object.
+void AppendEntryJson(std::string *out, const ef_entry &e) {
   char when[EF_TIME_BUFSZ];
-  Napi::Object o = Napi::Object::New(env);
   if (ef_time_format(e.created_ms, when) != EF_OK) when[0] = '\0';
-  o.Set("reservationId", Napi::String::New(env, e.reservation_id));
-  o.Set("createdAt", Napi::String::New(env, when));
-  o.Set("createdMs", Napi::Number::New(env, static_cast<double>(e.created_ms)));
-  o.Set("ip", e.has_ip ? Napi::String::New(env, e.ip) : env.Null());
-  o.Set("unread", Napi::Boolean::New(env, e.unread));
-  o.Set("payload",
-        e.has_payload ? Napi::String::New(env, e.payload_json) : env.Null());
-  return o;
+  out->append("{\"reservationId\":");
+  AppendJsonString(out, e.reservation_id);
+  out->append(",\"createdAt\":");
+  AppendJsonString(out, when);
+  out->append(",\"createdMs\":");
+  out->append(std::to_string(e.created_ms));
+  out->append(",\"ip\":");
+  if (e.ip)
+    AppendJsonString(out, e.ip);
+  else
+    out->append("null");
+  out->append(e.unread ? ",\"unread\":true,\"payload\":"
+                       : ",\"unread\":false,\"payload\":");
+  out->append(e.payload_json ? e.payload_json : "null");
+  out->push_back('}');
 }
 
 Napi::Number Count(Napi::Env env, uint64_t n) {
@@ -171,10 +180,23 @@ class CloseCall : public Call {
   std::shared_ptr<Handle> close_handle_;
 };
 
-class FinalizeCall : public Call {
+// A call that resolves to JSON text, parsed by index.js.
+class JsonCall : public Call {
+ public:
+  using Call::Call;
+
+ protected:
+  Napi::Value Result(Napi::Env env) override {
+    return Napi::String::New(env, json_);
+  }
+
+  std::string json_;
+};
+
+class FinalizeCall : public JsonCall {
  public:
   FinalizeCall(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h)
-      : Call(info.Env(), std::move(h)) {
+      : JsonCall(info.Env(), std::move(h)) {
     owner_ = ArgString(info, 0);
     rid_ = ArgString(info, 1);
     if (info[2].IsString())
@@ -202,21 +224,17 @@ class FinalizeCall : public Call {
     // The first write wins: answer with the entry as the store has it.
     ef_entry *e = nullptr;
     int grc = ef_get_entry(st, owner_.c_str(), rid_.c_str(), &e);
-    if (grc == EF_OK) {
-      CopyEntry(*e, &entry_);
-      has_entry_ = true;
-      ef_entry_free(e);
-    } else if (grc != EF_ENOTFOUND) {  // ENOTFOUND: trimmed at once
+    if (grc != EF_OK && grc != EF_ENOTFOUND)  // ENOTFOUND: trimmed at once
       return Fail(st, grc);
-    }
+    json_ = rc == EF_EXISTS ? "{\"status\":\"duplicate\",\"entry\":"
+                            : "{\"status\":\"created\",\"entry\":";
+    if (e)
+      AppendEntryJson(&json_, *e);
+    else
+      json_.append("null");
+    json_.push_back('}');
+    ef_entry_free(e);
     return rc;
-  }
-
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("status", rc_ == EF_EXISTS ? "duplicate" : "created");
-    o.Set("entry", has_entry_ ? EntryObject(env, entry_) : env.Null());
-    return o;
   }
 
  private:
@@ -239,14 +257,12 @@ class FinalizeCall : public Call {
   std::string owner_, rid_, created_text_, ip_, payload_;
   bool has_created_text_ = false, has_ip_ = false, has_payload_ = false;
   int64_t created_ms_ = 0;
-  Entry entry_;
-  bool has_entry_ = false;
 };
 
-class PageCall : public Call {
+class PageCall : public JsonCall {
  public:
   PageCall(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h)
-      : Call(info.Env(), std::move(h)) {
+      : JsonCall(info.Env(), std::move(h)) {
     owner_ = ArgString(info, 0);
     limit_ = static_cast<size_t>(ArgNumber(info, 1));
     has_cursor_ = ArgOptString(info, 2, &cursor_);
@@ -259,36 +275,31 @@ class PageCall : public Call {
                           has_cursor_ ? cursor_.c_str() : nullptr, limit_,
                           &page);
     if (rc != EF_OK) return Fail(st, rc);
-    entries_.resize(page.count);
-    for (size_t i = 0; i < page.count; i++)
-      CopyEntry(page.entries[i], &entries_[i]);
-    has_next_ = page.next_cursor != nullptr;
-    if (has_next_) next_ = page.next_cursor;
+    json_ = "{\"entries\":[";
+    for (size_t i = 0; i < page.count; i++) {
+      if (i) json_.push_back(',');
+      AppendEntryJson(&json_, page.entries[i]);
+    }
+    json_.append("],\"nextCursor\":");
+    if (page.next_cursor)
+      AppendJsonString(&json_, page.next_cursor);
+    else
+      json_.append("null");
+    json_.push_back('}');
     ef_page_free(&page);
     return EF_OK;
   }
 
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Array list = Napi::Array::New(env, entries_.size());
-    for (size_t i = 0; i < entries_.size(); i++)
-      list.Set(static_cast<uint32_t>(i), EntryObject(env, entries_[i]));
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("entries", list);
-    o.Set("nextCursor", has_next_ ? Napi::String::New(env, next_) : env.Null());
-    return o;
-  }
-
  private:
-  std::string owner_, cursor_, next_;
-  bool has_cursor_ = false, has_next_ = false;
+  std::string owner_, cursor_;
+  bool has_cursor_ = false;
   size_t limit_ = 0;
-  std::vector<Entry> entries_;
 };
 
-class GetCall : public Call {
+class GetCall : public JsonCall {
  public:
   GetCall(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h)
-      : Call(info.Env(), std::move(h)) {
+      : JsonCall(info.Env(), std::move(h)) {
     owner_ = ArgString(info, 0);
     rid_ = ArgString(info, 1);
   }
@@ -297,22 +308,18 @@ class GetCall : public Call {
   int Run(ef_store *st) override {
     ef_entry *e = nullptr;
     int rc = ef_get_entry(st, owner_.c_str(), rid_.c_str(), &e);
-    if (rc == EF_ENOTFOUND) return EF_OK;  // resolves to null
+    if (rc == EF_ENOTFOUND) {  // resolves to null
+      json_ = "null";
+      return EF_OK;
+    }
     if (rc != EF_OK) return Fail(st, rc);
-    CopyEntry(*e, &entry_);
-    found_ = true;
+    AppendEntryJson(&json_, *e);
     ef_entry_free(e);
     return EF_OK;
   }
 
-  Napi::Value Result(Napi::Env env) override {
-    return found_ ? Napi::Value(EntryObject(env, entry_)) : env.Null();
-  }
-
  private:
   std::string owner_, rid_;
-  Entry entry_;
-  bool found_ = false;
 };
 
 class UnreadCall : public Call {

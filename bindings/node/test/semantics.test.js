@@ -167,3 +167,19 @@ test('ESM import gives the same API', async () => {
   assert.equal(esm.open, open);
   assert.equal(typeof esm.version, 'string');
 });
+
+test('ids and payloads with quotes, backslashes and emoji come back intact', async (t) => {
+  const store = open(tmpStoreDir(t));
+  t.after(() => store.close());
+  const rid = 'he said "hi" \\ back\\slash ü 😀 %3A:x';
+  const payload = { q: '"', b: '\\', nul: '\u0000', nl: 'a\nb', u: '\u2028 😀', deep: [{ x: null }] };
+  const r = await store.finalize({ owner: 'Ünïcode "Owner"', reservationId: rid, createdAt: T0, payload });
+  assert.equal(r.entry.reservationId, rid);
+  assert.deepEqual(r.entry.payload, payload);
+  const [e] = (await store.page('Ünïcode "owner"')).entries;
+  assert.equal(e.reservationId, rid);
+  assert.deepEqual(e.payload, payload);
+  // only ASCII letters fold: Ü stays Ü
+  assert.deepEqual(await store.get('Ünïcode "OWNER"', rid), e);
+  assert.equal(await store.get('ünïcode "owner"', rid), null);
+});
