@@ -12,12 +12,16 @@
 //     --window W         calls in flight per process for the async
 //                        systems (default 16; better-sqlite3 is
 //                        synchronous: one at a time whatever W says)
-//     --systems a,b      of edgefeed,lmdb,sqlite (default all three)
+//     --systems a,b      of edgefeed,lmdb,sqlite; NAME@N runs NAME with
+//                        UV_THREADPOOL_SIZE=N (default
+//                        edgefeed,edgefeed@16,lmdb,sqlite: edgefeed's
+//                        calls, and so its group commits, are as wide
+//                        as the pool)
 //     --reads N          timed page reads (default 2000, after 200 more)
 //     --json FILE        where to write the JSON (default
 //                        results/node-bench-<time>.json)
-// UV_THREADPOOL_SIZE, if set, passes on to every process (edgefeed's
-// calls run on that pool; default 4).
+// Otherwise UV_THREADPOOL_SIZE, if set, passes on to every process (libuv's
+// default is 4).
 
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
@@ -25,7 +29,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 function args() {
-  const a = { seconds: 3, procs: [1, 8], window: 16, systems: ['edgefeed', 'lmdb', 'sqlite'],
+  const a = { seconds: 3, procs: [1, 8], window: 16, systems: ['edgefeed', 'edgefeed@16', 'lmdb', 'sqlite'],
     reads: 2000, json: null };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
@@ -46,7 +50,11 @@ function args() {
 // Fork one worker per job; resolve with their results once all of them
 // reported ready and were told to go together (finalize), or finished.
 function runJobs(jobs) {
-  const children = jobs.map((job) => fork(path.join(__dirname, 'worker.js'), [JSON.stringify(job)]));
+  const children = jobs.map((job) => {
+    const [system, pool] = job.system.split('@');
+    const env = pool ? { ...process.env, UV_THREADPOOL_SIZE: pool } : process.env;
+    return fork(path.join(__dirname, 'worker.js'), [JSON.stringify({ ...job, system })], { env });
+  });
   let ready = 0;
   return Promise.all(children.map((c) => new Promise((resolve, reject) => {
     let result = null;
@@ -98,7 +106,8 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US');
 async function main() {
   const a = args();
   const out = { when: new Date().toISOString(), node: process.version, cpus: os.cpus().length,
-    cpu: os.cpus()[0].model, threadpool: process.env.UV_THREADPOOL_SIZE || '4', options: a,
+    cpu: os.cpus()[0].model, threadpool: process.env.UV_THREADPOOL_SIZE || '4',
+    load: os.loadavg(), options: a,
     results: {} };
   for (const system of a.systems) {
     const r = { throughput: {} };

@@ -7,7 +7,11 @@
 //   edgefeed  this package (the C library on libuv's thread pool)
 //   lmdb      lmdb-js: edgefeed's key schema in one LMDB database, written
 //             in its batched async transactions (transaction() with a get
-//             of the index key as the if-not-exists check)
+//             of the index key as the if-not-exists check). Its default
+//             overlappingSync resolves a write at commit and syncs after:
+//             durable, each finalize also awaits db.flushed (its README's
+//             way to know a write is on disk) before it counts
+
 //   sqlite    better-sqlite3: INSERT OR IGNORE into a WITHOUT ROWID table
 //             keyed (owner, reservation), an index for the page order, an
 //             unread table; WAL, synchronous=FULL durable, OFF otherwise
@@ -49,10 +53,10 @@ function openLmdb(dir, { durable }) {
   const db = open({ path: path.join(dir, 'lmdb'), noSync: !durable, compression: false });
   return {
     ready: Promise.resolve(),
-    finalize(r) {
+    async finalize(r) {
       const owner = canon(r.owner);
       const sort = sortKey(r.createdMs);
-      return db.transaction(() => {
+      const status = await db.transaction(() => {
         const index = `receiveIndex:${owner}:${r.reservationId}`;
         if (db.get(index) !== undefined) return 'duplicate';
         db.put(`recentReceive:${owner}:${sort}:${r.reservationId}`,
@@ -61,6 +65,8 @@ function openLmdb(dir, { durable }) {
         db.put(`unread:${owner}:${r.reservationId}`, sort);
         return 'created';
       });
+      if (durable) await db.flushed;
+      return status;
     },
     async page(owner) {
       const o = canon(owner);

@@ -32,11 +32,13 @@ std::map<std::string, SharedStore *> &Registry() {
   return *reg;
 }
 
-// The real path of dir, or "" when it does not resolve (no such directory
-// yet: then no store of it can be open).
-std::string RealPath(const std::string &dir) {
+// The registry's key of a store: its directory's real path, so that every
+// spelling of one directory finds it; else the address as given (a
+// directory that does not exist yet, so no store of it is open; a
+// redis:// address).
+std::string StoreKey(const std::string &dir) {
   char *p = realpath(dir.c_str(), nullptr);
-  if (!p) return std::string();
+  if (!p) return dir;
   std::string s(p);
   free(p);
   return s;
@@ -46,8 +48,7 @@ int Acquire(const std::string &dir, const OpenConfig &cfg, SharedStore **out,
             Failure *why) {
   std::lock_guard<std::mutex> lk(RegistryMutex());
   auto &reg = Registry();
-  std::string key = RealPath(dir);
-  auto it = key.empty() ? reg.end() : reg.find(key);
+  auto it = reg.find(StoreKey(dir));
   if (it != reg.end()) {
     if (!(it->second->cfg == cfg)) {
       why->rc = EF_EINVAL;
@@ -73,9 +74,9 @@ int Acquire(const std::string &dir, const OpenConfig &cfg, SharedStore **out,
     why->detail = ef_errmsg(nullptr);
     return rc;
   }
-  key = RealPath(dir);
-  if (key.empty()) key = dir;  // it was just opened: cannot happen but once
-                               // the directory is removed under us
+  // the key once the directory exists; taken over by this store if an
+  // older one was registered under it (its Release still finds its own)
+  std::string key = StoreKey(dir);
   auto *s = new SharedStore{st, key, cfg, 1};
   reg[key] = s;
   *out = s;

@@ -63,7 +63,7 @@ void Call::Execute() {
   handle_->Leave();
 }
 
-void Call::OnOK() {
+void Call::Settle() {
   Napi::Env env = Env();
   if (rc_ < 0) {
     deferred_.Reject(MakeError(env, failure_).Value());
@@ -76,8 +76,24 @@ void Call::OnOK() {
   }
 }
 
+// Settling must not throw out of here: node-addon-api would rethrow into
+// a JS environment that may be gone. When a worker_thread is terminated
+// with calls in flight, their completions run while its environment is
+// torn down, every Node-API call fails, and there is nobody left to answer.
+void Call::OnOK() {
+  try {
+    Settle();
+  } catch (...) {
+  }
+}
+
 // Execute never reports through SetError; kept for completeness.
-void Call::OnError(const Napi::Error &e) { deferred_.Reject(e.Value()); }
+void Call::OnError(const Napi::Error &e) {
+  try {
+    deferred_.Reject(e.Value());
+  } catch (...) {
+  }
+}
 
 // ---- arguments and entries -------------------------------------------------
 

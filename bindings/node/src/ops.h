@@ -44,6 +44,7 @@ class Call : public Napi::AsyncWorker {
 
  private:
   void Execute() override;
+  void Settle();
   void OnOK() override;
   void OnError(const Napi::Error &e) override;
 

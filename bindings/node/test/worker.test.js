@@ -68,3 +68,22 @@ test('a thread that exits without close releases its share', async (t) => {
   t.after(() => store.close());
   assert.equal((await store.get('o', 'r')).reservationId, 'r');
 });
+
+test('a thread terminated with calls in flight does not crash the process', async (t) => {
+  const dir = tmpStoreDir(t);
+  const src = `const { open } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const { parentPort } = require('node:worker_threads');
+    const s = open(${JSON.stringify(dir)}, { groupCommit: true });
+    for (let i = 0; i < 2000; i++) s.finalize({ owner: 'o' + (i % 5), reservationId: 'r' + i });
+    parentPort.postMessage('queued');`;
+  const w = new Worker(src, { eval: true });
+  await new Promise((resolve) => w.once('message', resolve));
+  await w.terminate();
+  // the calls that ran are whole; the store is consistent and reusable
+  // (same options: calls of the dead thread may still be finishing)
+  const store = open(dir, { groupCommit: true });
+  t.after(() => store.close());
+  const check = await store.check();
+  assert.equal(check.violations, 0, JSON.stringify(check.found));
+  await store.finalize({ owner: 'o0', reservationId: 'after' });
+});
