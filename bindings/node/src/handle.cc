@@ -83,7 +83,9 @@ int Acquire(const std::string &dir, const OpenConfig &cfg, SharedStore **out,
   return EF_OK;
 }
 
+// Drop one user of s (NULL: nothing), closing it with the last.
 void Release(SharedStore *s) {
+  if (!s) return;
   std::lock_guard<std::mutex> lk(RegistryMutex());
   assert(s->users > 0);
   if (--s->users > 0) return;
@@ -113,7 +115,8 @@ bool Handle::Enter() {
 }
 
 ef_store *Handle::Use(Failure *why) {
-  std::lock_guard<std::mutex> lk(mu_);
+  // not mu_: the JS thread takes that one, and must never wait for an open
+  std::lock_guard<std::mutex> lk(open_mu_);
   if (!opened_) {
     opened_ = true;
     Acquire(dir_, cfg_, &store_, &open_failure_);
@@ -126,13 +129,17 @@ ef_store *Handle::Use(Failure *why) {
 }
 
 void Handle::Leave() {
-  std::lock_guard<std::mutex> lk(mu_);
-  assert(inflight_ > 0);
-  if (--inflight_ > 0) return;
-  if (closer_)
-    idle_.notify_all();
-  else if (closed_)
-    ReleaseLocked();  // abandoned while this call ran: the last one closes
+  SharedStore *done = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    assert(inflight_ > 0);
+    if (--inflight_ > 0) return;
+    if (closer_)
+      idle_.notify_all();
+    else if (closed_)
+      done = TakeStoreLocked();  // abandoned meanwhile: the last one closes
+  }
+  Release(done);
 }
 
 bool Handle::BeginClose() {
@@ -144,21 +151,32 @@ bool Handle::BeginClose() {
 }
 
 void Handle::CloseWait() {
-  std::unique_lock<std::mutex> lk(mu_);
-  idle_.wait(lk, [this] { return inflight_ == 0; });
-  ReleaseLocked();
+  SharedStore *done;
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    idle_.wait(lk, [this] { return inflight_ == 0; });
+    done = TakeStoreLocked();
+  }
+  Release(done);
 }
 
 void Handle::Abandon() {
-  std::lock_guard<std::mutex> lk(mu_);
-  if (closed_) return;  // closed, or a CloseWait() releases it
-  closed_ = true;
-  if (inflight_ == 0) ReleaseLocked();
+  SharedStore *done = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (closed_) return;  // closed, or a CloseWait() releases it
+    closed_ = true;
+    if (inflight_ == 0) done = TakeStoreLocked();
+  }
+  Release(done);
 }
 
-void Handle::ReleaseLocked() {
-  if (store_) Release(store_);
+// With no call in flight, no thread is in Use(): store_ is settled, and
+// was published to this thread by mu_ (each call leaves through it).
+SharedStore *Handle::TakeStoreLocked() {
+  SharedStore *s = store_;
   store_ = nullptr;
+  return s;
 }
 
 }  // namespace edgefeed_node

@@ -67,23 +67,28 @@ class Handle {
   // Pool thread: wait for the calls in flight, then release the store.
   void CloseWait();
   // JS thread, when the Store is garbage-collected or its environment torn
-  // down without close(): release now if nothing is in flight, else the
-  // last call releases it.
+  // down without close(): release now if nothing is in flight (the one
+  // case where ef_close runs on the JS thread), else the last call
+  // releases it.
   void Abandon();
 
  private:
-  void ReleaseLocked();
+  SharedStore *TakeStoreLocked();
 
+  // mu_ guards the counts and flags, held for a moment only (the JS thread
+  // takes it); open_mu_ serializes the first Use(), held for ef_open.
   std::mutex mu_;
+  std::mutex open_mu_;
   std::condition_variable idle_;  // signalled when inflight_ drops to 0
   const std::string dir_;         // as the caller gave it
   const OpenConfig cfg_;
   unsigned inflight_ = 0;         // calls entered and not yet left
   bool closed_ = false;           // close() called, or abandoned
   bool closer_ = false;           // a CloseWait() will release the store
-  bool opened_ = false;           // the open was tried (once only)
-  Failure open_failure_;          // its error, if it failed
-  SharedStore *store_ = nullptr;  // the shared ef_store; NULL once released
+  bool opened_ = false;           // the open was tried (once only); open_mu_
+  Failure open_failure_;          // its error, if it failed; open_mu_
+  SharedStore *store_ = nullptr;  // the shared ef_store; NULL until opened
+                                  // and once released
 };
 
 }  // namespace edgefeed_node
