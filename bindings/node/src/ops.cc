@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -58,9 +60,13 @@ int Call::Fail(ef_store *st, int rc, const std::string &ours) {
 }
 
 void Call::Execute() {
-  ef_store *st = handle_->Use(&failure_);
-  rc_ = st ? Run(st) : failure_.rc;
-  handle_->Leave();
+  try {
+    ef_store *st = handle_->Use(&failure_);
+    rc_ = st ? Run(st) : failure_.rc;
+  } catch (const std::bad_alloc &) {  // a result too big for the memory
+    rc_ = Fail(nullptr, EF_ENOMEM, "out of memory");
+  }
+  handle_->Leave();  // on every path: close() waits for it
 }
 
 void Call::Settle() {
@@ -98,6 +104,24 @@ void Call::OnError(const Napi::Error &e) {
 // ---- arguments and entries -------------------------------------------------
 
 namespace {
+
+// The library's results, freed on every path (an exception included).
+using EntryPtr = std::unique_ptr<ef_entry, void (*)(ef_entry *)>;
+
+EntryPtr GetEntry(ef_store *st, const std::string &owner,
+                  const std::string &rid, int *rc) {
+  ef_entry *e = nullptr;
+  *rc = ef_get_entry(st, owner.c_str(), rid.c_str(), &e);
+  return EntryPtr(e, ef_entry_free);
+}
+
+struct PageHolder {
+  ef_page page = {};
+  PageHolder() = default;
+  PageHolder(const PageHolder &) = delete;
+  PageHolder &operator=(const PageHolder &) = delete;
+  ~PageHolder() { ef_page_free(&page); }
+};
 
 std::string ArgString(const Napi::CallbackInfo &info, size_t i) {
   if (!info[i].IsString())
@@ -238,8 +262,8 @@ class FinalizeCall : public JsonCall {
     int rc = ef_finalize(st, &r);
     if (rc < 0) return Fail(st, rc);
     // The first write wins: answer with the entry as the store has it.
-    ef_entry *e = nullptr;
-    int grc = ef_get_entry(st, owner_.c_str(), rid_.c_str(), &e);
+    int grc;
+    EntryPtr e = GetEntry(st, owner_, rid_, &grc);
     if (grc != EF_OK && grc != EF_ENOTFOUND)  // ENOTFOUND: trimmed at once
       return Fail(st, grc);
     json_ = rc == EF_EXISTS ? "{\"status\":\"duplicate\",\"entry\":"
@@ -249,7 +273,6 @@ class FinalizeCall : public JsonCall {
     else
       json_.append("null");
     json_.push_back('}');
-    ef_entry_free(e);
     return rc;
   }
 
@@ -286,10 +309,11 @@ class PageCall : public JsonCall {
 
  protected:
   int Run(ef_store *st) override {
-    ef_page page = {};
+    PageHolder held;
+    const ef_page &page = held.page;
     int rc = ef_feed_page(st, owner_.c_str(),
                           has_cursor_ ? cursor_.c_str() : nullptr, limit_,
-                          &page);
+                          &held.page);
     if (rc != EF_OK) return Fail(st, rc);
     json_ = "{\"entries\":[";
     for (size_t i = 0; i < page.count; i++) {
@@ -302,7 +326,6 @@ class PageCall : public JsonCall {
     else
       json_.append("null");
     json_.push_back('}');
-    ef_page_free(&page);
     return EF_OK;
   }
 
@@ -322,15 +345,14 @@ class GetCall : public JsonCall {
 
  protected:
   int Run(ef_store *st) override {
-    ef_entry *e = nullptr;
-    int rc = ef_get_entry(st, owner_.c_str(), rid_.c_str(), &e);
+    int rc;
+    EntryPtr e = GetEntry(st, owner_, rid_, &rc);
     if (rc == EF_ENOTFOUND) {  // resolves to null
       json_ = "null";
       return EF_OK;
     }
     if (rc != EF_OK) return Fail(st, rc);
     AppendEntryJson(&json_, *e);
-    ef_entry_free(e);
     return EF_OK;
   }
 

@@ -20,10 +20,19 @@ function runWorkers(dir) {
   const env = { EF_DIR: dir, EF_OWNERS: String(OWNERS), EF_PER_OWNER: String(PER_OWNER) };
   return Promise.all(Array.from({ length: WORKERS }, () => new Promise((resolve, reject) => {
     const w = cluster.fork(env);
+    // the report may arrive after the exit is seen: wait for both
     let report = null;
-    w.on('message', (m) => { report = m; });
-    w.on('exit', (code) => (code === 0 && report ? resolve(report)
-      : reject(new Error(`worker ${w.id} exited ${code}`))));
+    let exited = false;
+    w.on('message', (m) => {
+      report = m;
+      if (exited) resolve(report);
+    });
+    w.on('exit', (code) => {
+      exited = true;
+      if (code !== 0) reject(new Error(`worker ${w.id} exited ${code}`));
+      else if (report) resolve(report);
+      else setTimeout(() => reject(new Error(`worker ${w.id} exited without a report`)), 5000);
+    });
   })));
 }
 
