@@ -57,13 +57,22 @@ function runJobs(jobs) {
   });
   let ready = 0;
   return Promise.all(children.map((c) => new Promise((resolve, reject) => {
+    // the result may arrive after the exit is seen: wait for both
     let result = null;
+    let exited = false;
     c.on('message', (m) => {
       if (m.ready && ++ready === children.length) children.forEach((k) => k.send('go'));
-      if (m.result) result = m.result;
+      if (m.result) {
+        result = m.result;
+        if (exited) resolve(result);
+      }
     });
-    c.on('exit', (code) => (code === 0 && result ? resolve(result)
-      : reject(new Error(`bench worker exited ${code}`))));
+    c.on('exit', (code) => {
+      exited = true;
+      if (code !== 0) reject(new Error(`bench worker exited ${code}`));
+      else if (result) resolve(result);
+      else setTimeout(() => reject(new Error('bench worker exited without a result')), 5000);
+    });
   })));
 }
 
@@ -103,12 +112,36 @@ async function pageLatency(system, a) {
 
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
+// How fast this disk syncs right now (4 KiB written and fdatasync'd in a
+// loop for a second): durable results are bound by it, and on a shared
+// machine it changes from minute to minute.
+function syncsPerSecond() {
+  const dir = freshDir();
+  const fd = fs.openSync(path.join(dir, 'probe'), 'w');
+  const block = Buffer.alloc(4096, 1);
+  let n = 0;
+  const end = performance.now() + 1000;
+  try {
+    while (performance.now() < end) {
+      fs.writeSync(fd, block, 0, block.length, 0);
+      fs.fdatasyncSync(fd);
+      n++;
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return n;
+}
+
 async function main() {
   const a = args();
   const out = { when: new Date().toISOString(), node: process.version, cpus: os.cpus().length,
     cpu: os.cpus()[0].model, threadpool: process.env.UV_THREADPOOL_SIZE || '4',
-    load: os.loadavg(), options: a,
+    load: os.loadavg(), syncsPerSecond: syncsPerSecond(), options: a,
     results: {} };
+  console.error(`load ${out.load.map((l) => l.toFixed(1)).join(' ')}, ` +
+    `fdatasync ${out.syncsPerSecond}/s`);
   for (const system of a.systems) {
     const r = { throughput: {} };
     for (const durable of [true, false]) {
@@ -132,6 +165,10 @@ async function main() {
     lines.push(`| ${system} | ${cols.map((c) => fmt(r.throughput[c].perSecond)).join(' | ')} | ` +
       `${r.page.p50.toFixed(1)} | ${r.page.p99.toFixed(1)} |`);
   }
+  out.loadAfter = os.loadavg();
+  out.syncsPerSecondAfter = syncsPerSecond();
+  lines.push('', `load ${out.load[0].toFixed(1)} before, ${out.loadAfter[0].toFixed(1)} after; ` +
+    `fdatasync ${out.syncsPerSecond}/s before, ${out.syncsPerSecondAfter}/s after`);
   console.log(lines.join('\n'));
   const file = a.json || path.join(__dirname, 'results',
     `node-bench-${out.when.replace(/[:.]/g, '-')}.json`);
