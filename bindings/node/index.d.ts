@@ -96,6 +96,8 @@ export interface CheckResult {
 }
 
 export declare class Store {
+  /** Same as open(dir, options). */
+  constructor(dir: string, options?: OpenOptions);
   /** Resolves to the store once it is open; rejects with the open's error. */
   readonly ready: Promise<Store>;
   finalize(receive: Receive): Promise<FinalizeResult>;
