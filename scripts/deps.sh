@@ -11,6 +11,13 @@ PKGS=(
   jq gnuplot-nox
   doxygen groff-base
 )
+# The Node.js binding (bindings/node): node-gyp needs g++, make and python3;
+# Node.js itself from Debian only where the machine has none (a Node.js from
+# elsewhere, such as CI's Node 20, comes with its npm and headers).
+PKGS+=(g++ make python3)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PKGS+=(nodejs npm libnode-dev)
+fi
 [ "${EDGEFEED_EXTRA_PKGS:-}" ] && read -r -a extra <<<"$EDGEFEED_EXTRA_PKGS" && PKGS+=("${extra[@]}")
 
 missing=()

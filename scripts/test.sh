@@ -20,4 +20,16 @@ if [ -f "$log" ]; then
   passed=$(grep -c '"result": "OK"' "$log" || true)
   echo "tests: $passed passed, $((total - passed)) failed"
 fi
+# The Node.js binding, against the library just built: npm install builds
+# the addon (node-gyp, this machine's Node headers), npm test runs its tests.
+# Not under --sanitize: node itself is not built with ASan, so the addon's
+# sanitizer runtime would have to be preloaded into it; the C library under
+# the addon is the one the sanitized meson suite above already covers.
+if [ "${1:-}" = "--sanitize" ]; then
+  echo "node: bindings/node skipped under --sanitize" >&2
+else
+  (cd bindings/node &&
+    EDGEFEED_BUILD_DIR="$dir" npm install --no-audit --no-fund &&
+    npm test) || rc=$?
+fi
 exit "$rc"
