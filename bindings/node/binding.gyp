@@ -18,7 +18,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "libraries": [
         "<!(node scripts/paths.js lib)",
-        "<!@(pkg-config --libs lmdb libsodium jansson)",
+        "<!@(pkg-config --libs lmdb libsodium jansson hiredis)",
         "-lpthread"
       ]
     }
