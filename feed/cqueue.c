@@ -68,6 +68,8 @@ struct cq_hdr {
 	uint64_t batched;
 	uint64_t recovered;
 	uint64_t reclaimed;
+	uint64_t alone;       /* lone callers that committed on their own (was
+			       * padding before pairs: version 1 still fits) */
 	/* each slot's word and owner, side by side (not in the slots): a scan
 	 * of all of them reads 16 cache lines, not 128 pages */
 	uint64_t pairs[CQ_NSLOTS] __attribute__((aligned(64)));
@@ -606,6 +608,40 @@ static void slot_fill(struct cq_slot *s, uint32_t tag, const fin_item *it,
 	memcpy(s->rec, it->rec, it->rec_len);
 }
 
+/* Is slot @mine the only one in use, with nobody leading? Then its caller
+ * commits on its own: a lone writer pays nothing for the queue (no copy
+ * into the slot, no token record). Its FILLING slot shows it busy, so a
+ * caller arriving meanwhile queues and leads the next batch, behind its
+ * transaction in LMDB's writer lock. Racing callers may both see each
+ * other and both queue: then they batch as before. */
+static int never_alone; /* test hook */
+
+void cqueue__never_alone(int on)
+{
+	never_alone = on;
+}
+
+static int alone(cqueue *q, uint32_t mine)
+{
+	if (never_alone || ld(&q->h->leader) != 0)
+		return 0;
+	for (uint32_t i = 0; i < CQ_NSLOTS; i++)
+		if (i != mine &&
+		    (P_WORD(pld(pair_of(q, i))) & S_STATE) != S_FREE)
+			return 0;
+	return 1;
+}
+
+void cq_alone_end(cqueue *q, const cq_ticket *t)
+{
+	uint64_t *pp = pair_of(q, t->slot), p = pld(pp);
+
+	__atomic_add_fetch(&q->h->alone, 1, __ATOMIC_RELAXED);
+	if (P_WORD(p) == S_MAKE(t->seq, S_FILLING) && P_PID(p) == self(NULL))
+		(void)slot_free(slot_at(q, t->slot), pp, p);
+	/* else reclaimed meanwhile (judged dead: cannot be); nothing to do */
+}
+
 int cq_submit(cqueue *q, const fin_item *it, int64_t now, cq_ticket *t)
 {
 	uint32_t first, me = self(NULL);
@@ -627,6 +663,11 @@ int cq_submit(cqueue *q, const fin_item *it, int64_t now, cq_ticket *t)
 			fill = P_MAKE(S_MAKE(seq, S_FILLING), me);
 			if (!pcas(pp, p, fill))
 				continue;
+			if (alone(q, i)) {
+				t->slot = i;
+				t->seq = seq;
+				return CQ_ALONE;
+			}
 			slot_fill(slot_at(q, i), q->tag, it, now, t);
 			if (!pcas(pp, fill, P_MAKE(S_MAKE(seq, S_PENDING), me)))
 				return CQ_LOST; /* judged dead: cannot be */
@@ -875,6 +916,7 @@ void cq_stats_get(cqueue *q, cq_stats *out)
 	out->batched = __atomic_load_n(&q->h->batched, __ATOMIC_RELAXED);
 	out->recovered = __atomic_load_n(&q->h->recovered, __ATOMIC_RELAXED);
 	out->reclaimed = __atomic_load_n(&q->h->reclaimed, __ATOMIC_RELAXED);
+	out->alone = __atomic_load_n(&q->h->alone, __ATOMIC_RELAXED);
 	out->leader = ld(&q->h->leader);
 	for (uint32_t i = 0; i < CQ_NSLOTS; i++) {
 		uint32_t st = P_WORD(pld(pair_of(q, i))) & S_STATE;

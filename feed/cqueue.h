@@ -56,6 +56,8 @@
 #define CQ_LOST 123   /* the slot is not the caller's any more (reclaimed,
 		       * or the file was found damaged): resolve the request
 		       * from the store (group.c) */
+#define CQ_ALONE 124  /* nobody else is in the queue: commit on your own,
+		       * then cq_alone_end */
 
 typedef struct cqueue cqueue;
 
@@ -82,6 +84,7 @@ typedef struct cq_stats {
 	uint64_t batched;   /* requests completed by them */
 	uint64_t recovered; /* requests of a dead leader resolved from the store */
 	uint64_t reclaimed; /* slots of dead callers freed */
+	uint64_t alone;     /* lone callers that committed on their own */
 	uint32_t used;      /* slots not FREE right now */
 	uint32_t pending;   /* of them, PENDING (waiting for a leader) */
 	uint32_t leader;    /* pid of the leading process, 0: none */
@@ -108,10 +111,15 @@ void cqueue_close(cqueue *q);
  * closed. Not thread-safe: the caller serializes it. */
 cqueue *cqueue_renew(cqueue *q, uint64_t err_id);
 
-/* Put @it (applied at @now) into a free slot: EF_OK with @t; CQ_FULL (no
- * free slot, or the request does not fit a slot); CQ_LOST (the file is
- * damaged or retired: renew it). */
+/* Put @it (applied at @now) into a free slot: EF_OK with @t; CQ_ALONE (the
+ * caller holds a slot, empty, and no other is in use and nobody leads:
+ * commit on your own, then cq_alone_end); CQ_FULL (no free slot, or the
+ * request does not fit a slot); CQ_LOST (the file is damaged or retired:
+ * renew it). */
 int cq_submit(cqueue *q, const fin_item *it, int64_t now, cq_ticket *t);
+
+/* Give back the slot of a CQ_ALONE submission. */
+void cq_alone_end(cqueue *q, const cq_ticket *t);
 
 /* Wait for the request of @t: CQ_DONE with *rc and the detail of an error
  * result in @errbuf (@errcap bytes; the slot is free again); CQ_LEAD (the
@@ -165,6 +173,10 @@ int cqb_resolve(ef_store *st, const cq_ticket *t, const fin_item *it,
 typedef void (*cq_hook_fn)(const char *point);
 void cqueue__hook(cq_hook_fn fn);
 void cq__at(const char *point);
+/* Test hook: never take the lone caller's way (CQ_ALONE), so that a test
+ * of the queue's own mechanics sees every request go through a slot.
+ * Process-wide. */
+void cqueue__never_alone(int on);
 /* Test hook: take the lead (as if leading) so that callers queue up behind
  * it; EF_OK or EF_EBUSY. cq_lead_end gives it back. */
 int cqueue__hold_lead(cqueue *q);

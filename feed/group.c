@@ -262,5 +262,12 @@ int fin_group_apply(ef_store *st, struct fin_group *g, const fin_item *it,
 		rc = cq_submit(q, it, now, &t);
 	if (rc == EF_OK)
 		return shared_wait(st, g, q, &t, it, now);
+	if (rc == CQ_ALONE) { /* nobody to batch with: an ordinary commit */
+		fin_req r = {.it = it, .now = now};
+
+		fin_batch(st, &r, 1);
+		cq_alone_end(q, &t);
+		return r.rc;
+	}
 	return local_apply(st, g, it, now);
 }

@@ -481,8 +481,40 @@ static void test_results_are_the_same_as_without_group_commit(void **state)
 	th_cleanup(d2);
 }
 
+/* A caller that finds nobody else in the queue commits on its own: no copy
+ * into a slot, no token record, the same results; while others are in the
+ * queue, callers batch as before. */
+static void test_lone_writer_commits_without_the_queue(void **state)
+{
+	char *d1 = th_tmpdir(), *d2 = th_tmpdir(), *p1, *p2;
+	int r1[20], r2[20];
+	ef_config cfg = gc_cfg();
+	ef_store *st;
+	cq_stats s;
+	(void)state;
+
+	cqueue__never_alone(0);
+	run_script(d1, 0, r1, 20, &p1);
+	run_script(d2, EF_GROUP_COMMIT, r2, 20, &p2);
+	assert_memory_equal(r1, r2, sizeof(r1));
+	assert_string_equal(p1, p2);
+	s = stats_of(d2);
+	assert_int_equal(s.batched, 0);
+	assert_int_equal(s.alone, 19); /* one call was refused before */
+	assert_int_equal(s.used, 0);
+	st = th_open(d2, &cfg);
+	assert_int_equal(th_count_prefix(st, "meta:groupCommit:"), 0);
+	ef_close(st);
+	cqueue__never_alone(1);
+	free(p1);
+	free(p2);
+	th_cleanup(d1);
+	th_cleanup(d2);
+}
+
 /* processes x threads on the same reservations: each created exactly once,
- * every acknowledged one there, and batches shared across processes */
+ * every acknowledged one there, and batches shared across processes (lone
+ * callers allowed: as in use) */
 static void test_processes_and_threads_share_batches(void **state)
 {
 	char *dir = th_tmpdir(), ledger[4200];
@@ -492,6 +524,7 @@ static void test_processes_and_threads_share_batches(void **state)
 	size_t n;
 	(void)state;
 
+	cqueue__never_alone(0);
 	ef_close(th_open(dir, NULL));
 	for (int i = 0; i < 4; i++) {
 		snprintf(ledger, sizeof(ledger), "%s/ledger%d", dir, i);
@@ -508,10 +541,13 @@ static void test_processes_and_threads_share_batches(void **state)
 	for (size_t i = 0; i < n; i++) /* seen by someone: created once */
 		assert_int_equal(t[i].created, 1);
 	s = stats_of(dir);
-	assert_int_equal(s.batched, 4 * 2 * 150);
+	assert_int_equal(s.batched + s.alone, 4 * 2 * 150);
 	assert_true(s.batches < s.batched); /* shared transactions */
-	printf("%llu finalizations in %llu transactions\n",
-	       (unsigned long long)s.batched, (unsigned long long)s.batches);
+	printf("%llu finalizations: %llu in %llu transactions, %llu alone\n",
+	       (unsigned long long)(s.batched + s.alone),
+	       (unsigned long long)s.batched, (unsigned long long)s.batches,
+	       (unsigned long long)s.alone);
+	cqueue__never_alone(1);
 	verify(dir, n);
 	th_cleanup(dir);
 }
@@ -723,6 +759,7 @@ static void test_handles_of_other_settings_are_not_mixed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lone_writer_commits_without_the_queue),
 		cmocka_unit_test(
 			test_results_are_the_same_as_without_group_commit),
 		cmocka_unit_test(test_processes_and_threads_share_batches),
@@ -743,5 +780,9 @@ int main(void)
 		cmocka_unit_test(test_storm_of_kills_loses_and_duplicates_nothing),
 	};
 
+	/* the queue's own mechanics are tested with every request going
+	 * through a slot; the lone caller's way is tested where it is
+	 * turned back on */
+	cqueue__never_alone(1);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
