@@ -15,7 +15,7 @@ static int ef_open_(void **proc, const char *dir, const bs_cfg *cfg)
 	ef_store *st;
 
 	c.flags = (cfg->durable ? 0 : EF_NOSYNC) |
-		  (cfg->group_commit ? EF_GROUP_COMMIT : 0);
+		  (cfg->group_commit ? EF_GROUP_COMMIT : EF_NO_GROUP_COMMIT);
 	c.feed_cap = cfg->feed_cap;
 	c.map_size = (size_t)64 << 20;
 	if (ef_open(&st, dir, &c) != EF_OK) {

@@ -28,9 +28,9 @@
  *  - a duplicate finalization (EF_EXISTS) is a success, not an error: LMDB
  *    serializes writers of all processes, so two workers finalizing the
  *    same reservation at once leave exactly one entry.
- *  - with EF_GROUP_COMMIT (not given here: see docs/BENCHMARKS.md, issue
- *    13) the finalizations of all children and threads waiting at once
- *    share one synced commit, each still answered with its own result.
+ *  - ef_open(..., NULL) gives group commit (the default): the finalizations
+ *    of all children and threads waiting at once share one synced commit,
+ *    each still answered with its own result (EF_NO_GROUP_COMMIT: off).
  *
  * SIGTERM or SIGINT to the parent stops the children (each finishes the
  * requests it holds, joins its threads and closes its store) and exits 0.

@@ -24,7 +24,7 @@
 #define MAX_READERS 4096 /* many worker threads, each may read at once */
 #define CONFIG_FLAGS                                                         \
 	(EF_NOSYNC | EF_RDONLY | EF_GROUP_COMMIT | EF_NOCREATE | EF_NOWAIT | \
-	 EF_SEAL_PORTABLE)
+	 EF_SEAL_PORTABLE | EF_NO_GROUP_COMMIT)
 
 int64_t feed_real_now(void)
 {
@@ -104,6 +104,9 @@ static int config_resolve(const ef_config *in, ef_config *out)
 	if (out->flags & ~CONFIG_FLAGS)
 		return ef__err(id, EF_EINVAL, "flags: unknown bits 0x%x",
 			       out->flags & ~CONFIG_FLAGS);
+	if ((out->flags & EF_GROUP_COMMIT) && (out->flags & EF_NO_GROUP_COMMIT))
+		return ef__err(id, EF_EINVAL, "flags: EF_GROUP_COMMIT and "
+			       "EF_NO_GROUP_COMMIT together");
 	if (!out->map_size)
 		out->map_size = EF_DEFAULT_MAP_SIZE;
 	if (!out->feed_cap)
@@ -269,11 +272,11 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 	if (rc == EF_OK)
 		rc = keyring_open(&st->keyring, dir, rdonly, so.nosync,
 				  st->err_id);
-	/* group commit shares the syncs of durable commits; without syncs
-	 * (EF_NOSYNC) there is nothing to share, and every caller commits at
-	 * once (docs/BENCHMARKS.md, issue 13) */
-	if (rc == EF_OK && !rdonly && (st->cfg.flags & EF_GROUP_COMMIT) &&
-	    !(st->cfg.flags & EF_NOSYNC) &&
+	/* group commit is the default: it shares the syncs of durable
+	 * commits; without syncs (EF_NOSYNC) there is nothing to share, and
+	 * every caller commits at once (docs/BENCHMARKS.md, issue 13) */
+	if (rc == EF_OK && !rdonly &&
+	    !(st->cfg.flags & (EF_NO_GROUP_COMMIT | EF_NOSYNC)) &&
 	    fin_group_new(st, &st->group) != EF_OK)
 		rc = ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	if (rc == EF_OK && ipseal_cache_new(&st->seal) != EF_OK)

@@ -170,8 +170,9 @@ typedef enum ef_errno {
 /** ef_config.flags: open read-only; every write returns #EF_EINVAL. Opening
  * creates nothing, and fails with #EF_ENOTFOUND where there is no store. */
 #define EF_RDONLY 0x2u
-/** ef_config.flags: group commit. Concurrent ef_finalize() calls of every
- * process and thread that has the store open with it share one write
+/** ef_config.flags: group commit, which is the default (this flag only says
+ * so; #EF_NO_GROUP_COMMIT turns it off). Concurrent ef_finalize() calls of
+ * every process and thread that has the store open share one write
  * transaction and one sync, through a commit queue of shared memory in the
  * store directory (the file commit.queue); each caller still returns only
  * once its own finalization is committed and synced, with its own result
@@ -204,6 +205,10 @@ typedef enum ef_errno {
  * without them. Both forms are always read where they can be.
  */
 #define EF_SEAL_PORTABLE 0x20u
+/** ef_config.flags: no group commit: each ef_finalize() commits (and syncs)
+ * its own write transaction, as before issue 13. Together with
+ * #EF_GROUP_COMMIT: #EF_EINVAL. */
+#define EF_NO_GROUP_COMMIT 0x40u
 
 /** Largest payload, in bytes of JSON (ef_receive.payload_json). */
 #define EF_PAYLOAD_MAX 16384u
@@ -287,8 +292,9 @@ typedef struct ef_config {
 				   * this long (default #EF_DEFAULT_IP_RETENTION_MS);
 				   * negative: #EF_EINVAL */
 	unsigned flags;           /**< #EF_NOSYNC, #EF_RDONLY, #EF_GROUP_COMMIT,
-				   * #EF_NOCREATE, #EF_NOWAIT,
-				   * #EF_SEAL_PORTABLE; other bits: #EF_EINVAL */
+				   * #EF_NO_GROUP_COMMIT, #EF_NOCREATE,
+				   * #EF_NOWAIT, #EF_SEAL_PORTABLE; other bits:
+				   * #EF_EINVAL */
 	ef_clock_fn clock_ms;     /**< injectable clock (tests, replays); NULL:
 				   * the system's real-time clock. Maintenance
 				   * refuses to act on it while it is ahead of

@@ -467,7 +467,7 @@ static void test_results_are_the_same_as_without_group_commit(void **state)
 	int r1[20], r2[20];
 	(void)state;
 
-	run_script(d1, 0, r1, 20, &p1);
+	run_script(d1, EF_NO_GROUP_COMMIT, r1, 20, &p1);
 	run_script(d2, EF_GROUP_COMMIT, r2, 20, &p2);
 	assert_memory_equal(r1, r2, sizeof(r1));
 	assert_int_equal(r2[0], EF_OK);
@@ -662,7 +662,9 @@ static void test_unusable_queue_file_degrades(void **state)
 	ef_store *st;
 	(void)state;
 
-	ef_close(th_open(dir, NULL)); /* no group commit: no queue file */
+	cfg.flags = EF_NO_GROUP_COMMIT; /* makes no queue file */
+	ef_close(th_open(dir, &cfg));
+	cfg.flags = EF_GROUP_COMMIT;
 	snprintf(path, sizeof(path), "%s/%s", dir, CQ_FILE);
 	assert_int_equal(mkdir(path, 0700), 0); /* cannot be a queue */
 	st = th_open(dir, &cfg);

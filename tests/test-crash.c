@@ -114,7 +114,8 @@ static ef_config crash_cfg(int durable, int group, uint32_t cap)
 	ef_config cfg = {0};
 
 	cfg.feed_cap = cap;
-	cfg.flags = (durable ? 0 : EF_NOSYNC) | (group ? EF_GROUP_COMMIT : 0);
+	cfg.flags = (durable ? 0 : EF_NOSYNC) |
+		    (group ? EF_GROUP_COMMIT : EF_NO_GROUP_COMMIT);
 	cfg.clock_ms = th_clock;
 	cfg.clock_ctx = &test_now;
 	return cfg;

@@ -580,7 +580,7 @@ static void test_open_close_cycles_do_not_leak(void **state)
 	(void)state;
 	cfg.feed_cap = 1000;
 	cfg.flags = EF_NOSYNC;
-	bad.flags = 0x40;
+	bad.flags = 0x8000; /* no such flag */
 	st = th_open(newer.s, NULL);
 	th_put_raw(st, "meta:format", "7", 1);
 	ef_close(st);
