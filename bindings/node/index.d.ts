@@ -14,8 +14,9 @@ export interface EdgefeedError extends Error {
 }
 
 export interface OpenOptions {
-  /** Concurrent finalizations of this process share one transaction and
-   * one sync (EF_GROUP_COMMIT). */
+  /** Concurrent finalizations of every process and thread with the store
+   * open share one transaction and one sync (group commit, the library's
+   * default: true; false is EF_NO_GROUP_COMMIT). */
   groupCommit?: boolean;
   /** Newest entries kept per owner (default 100). */
   feedCap?: number;

@@ -121,7 +121,13 @@ function openConfig(options) {
   for (const k of ['groupCommit', 'noSync', 'readOnly', 'noCreate', 'noWait']) {
     if (o[k] === undefined) continue;
     if (typeof o[k] !== 'boolean') throw einval(`${k}: must be a boolean, got ${describe(o[k])}`);
-    if (o[k]) cfg.flags |= FLAGS[k];
+    if (k === 'groupCommit') {
+      // the library's default: true is the same handle as no option (so
+      // that threads sharing a store agree), false turns it off
+      if (!o[k]) cfg.flags |= FLAGS.noGroupCommit;
+    } else if (o[k]) {
+      cfg.flags |= FLAGS[k];
+    }
   }
   return cfg;
 }

@@ -84,6 +84,7 @@ class Addon : public Napi::Addon<Addon> {
     flags.Set("noSync", Napi::Number::New(env, EF_NOSYNC));
     flags.Set("readOnly", Napi::Number::New(env, EF_RDONLY));
     flags.Set("groupCommit", Napi::Number::New(env, EF_GROUP_COMMIT));
+    flags.Set("noGroupCommit", Napi::Number::New(env, EF_NO_GROUP_COMMIT));
     flags.Set("noCreate", Napi::Number::New(env, EF_NOCREATE));
     flags.Set("noWait", Napi::Number::New(env, EF_NOWAIT));
     DefineAddon(exports,

@@ -7,7 +7,9 @@ const path = require('node:path');
 
 function tmpStoreDir(t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgefeed-node-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // registered before the test's own close(), so it can run while a store
+  // is still opening on the pool and making its files: retry ENOTEMPTY
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 }));
   return path.join(dir, 'store');
 }
 
