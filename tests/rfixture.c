@@ -60,6 +60,19 @@ void rf_stop(void)
 	rf.dir = NULL;
 }
 
+int rf_group_setup(void **state)
+{
+	(void)state;
+	return rf_start(3, 1);
+}
+
+int rf_group_teardown(void **state)
+{
+	(void)state;
+	rf_stop();
+	return 0;
+}
+
 redisContext *rf_node(int port)
 {
 	redisContext *c = redisConnect("127.0.0.1", port);

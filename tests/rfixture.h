@@ -25,6 +25,10 @@ extern rfixture rf;
 int rf_start(int masters, int replicas);
 void rf_stop(void);
 
+/* cmocka group setup and teardown: a 3 + 3 cluster for the program. */
+int rf_group_setup(void **state);
+int rf_group_teardown(void **state);
+
 /* A direct connection to the node on @port (asserting it works). */
 redisContext *rf_node(int port);
 

@@ -18,19 +18,6 @@
 #include "store/redis/client.h"
 #include "store/redis/slot.h"
 
-static int setup(void **state)
-{
-	(void)state;
-	return rf_start(3, 1);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	rf_stop();
-	return 0;
-}
-
 #define open_client rf_client
 
 static redisReply *cmd(rclient *c, unsigned flags, const char *a0,
@@ -366,5 +353,6 @@ int main(void)
 		cmocka_unit_test(test_cluster_times_out_with_a_clear_error),
 		cmocka_unit_test(test_cluster_survives_a_master_killed),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, rf_group_setup,
+				      rf_group_teardown);
 }

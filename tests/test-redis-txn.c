@@ -17,19 +17,6 @@
 #include "store/redis/slot.h"
 #include "store/redis/txn.h"
 
-static int setup(void **state)
-{
-	(void)state;
-	return rf_start(3, 1);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	rf_stop();
-	return 0;
-}
-
 static rtxn *begin(rclient *c, const char *tag, int write)
 {
 	rtxn *t;
@@ -490,5 +477,6 @@ int main(void)
 		cmocka_unit_test(
 			test_txn_group_moved_mid_transaction_runs_again),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, rf_group_setup,
+				      rf_group_teardown);
 }
