@@ -133,14 +133,17 @@ static int one_txn(store_txn *t, void *p)
 }
 
 /* One request in its own transaction: its result (a store error if the
- * transaction failed). */
+ * transaction failed). A result found in the record was committed by a
+ * leader that may have died before syncing it: sync before handing it on. */
 static int gc_single(ef_store *st, const fin_item *it, int64_t now,
 		     uint32_t slot, const uint8_t *token)
 {
 	one_ctx c = {st, it, now, slot, token, 0};
 	int rc = store_write(st->env, one_txn, &c);
 
-	return rc == EF_OK || rc == FEED_NOCHANGE ? c.rc : rc;
+	if (rc == FEED_NOCHANGE)
+		rc = store_sync(st->env);
+	return rc == EF_OK ? c.rc : rc;
 }
 
 void cqb_lead(ef_store *st, cqueue *q, cq_item *items)
@@ -158,6 +161,12 @@ void cqb_lead(ef_store *st, cqueue *q, cq_item *items)
 		return;
 	}
 	rc = store_write(st->env, batch_txn, &c);
+	/* results taken from a dead leader's records: its commit may be
+	 * visible and not yet synced (killed between its meta page and its
+	 * fsync); a commit of ours synced it with everything before it, a
+	 * batch with nothing to write must sync it itself */
+	if (rc == FEED_NOCHANGE)
+		rc = store_sync(st->env) == EF_OK ? FEED_NOCHANGE : EF_EIO;
 	if (rc == EF_OK || rc == FEED_NOCHANGE) {
 		/* committed (and synced unless EF_NOSYNC): now, and only
 		 * now, may anyone be told */

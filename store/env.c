@@ -61,7 +61,9 @@ struct store_env {
 	pthread_rwlock_t resize;
 	uint64_t err_id;
 	int rdonly;
+	int nosync;                  /* MDB_NOSYNC: store_sync does nothing */
 	uint64_t grows;              /* map grown or adopted (atomic) */
+	uint64_t syncs;              /* store_sync calls that synced (atomic) */
 	int64_t last_reader_check;   /* monotonic ns (atomic) */
 	txnlock *tl;                 /* NULL: LMDB's mutexes alone */
 	/* Reset read transactions, each keeping its reader slot (MDB_NOTLS:
@@ -148,6 +150,24 @@ uint64_t store_err_id(const store_env *env)
 uint64_t store_map_grows(const store_env *env)
 {
 	return __atomic_load_n(&env->grows, __ATOMIC_RELAXED);
+}
+
+int store_sync(store_env *env)
+{
+	int rc;
+
+	if (env->nosync || env->rdonly)
+		return EF_OK;
+	rc = mdb_env_sync(env->env, 1);
+	if (rc != MDB_SUCCESS)
+		return lmdb_err(env, "mdb_env_sync", rc);
+	__atomic_add_fetch(&env->syncs, 1, __ATOMIC_RELAXED);
+	return EF_OK;
+}
+
+uint64_t store_syncs(const store_env *env)
+{
+	return __atomic_load_n(&env->syncs, __ATOMIC_RELAXED);
 }
 
 /* Clear the reader slots of dead processes (under txn.lock: it takes the
@@ -314,6 +334,7 @@ static store_env *env_new(const store_opts *o, uint64_t err_id)
 	}
 	env->err_id = err_id;
 	env->rdonly = o->rdonly;
+	env->nosync = o->nosync;
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(
 		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);

@@ -117,6 +117,16 @@ void store__inject(int op, uint64_t nth, int rc);
 /* Test hooks: how many times the map grew or was adopted in this process. */
 uint64_t store_map_grows(const store_env *env);
 
+/*
+ * Sync what is committed to disk now (nothing to do for a nosync env). For
+ * a result read from another process's commit that may not be synced yet
+ * (killed between writing its meta page and syncing it): visible to every
+ * reader, durable only once synced. EF_OK or EF_EIO.
+ */
+int store_sync(store_env *env);
+/* Test hook: how many times store_sync synced. */
+uint64_t store_syncs(const store_env *env);
+
 /* ---- compaction (compact.c) ---- */
 
 typedef struct store_compact_info {
