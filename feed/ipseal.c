@@ -25,6 +25,7 @@
 
 #include "feed/feed.h"
 #include "store/error.h"
+#include "store/nowait.h"
 #include "store/bytes.h"
 #include "store/keyring.h"
 
@@ -92,7 +93,10 @@ static void aes_state(struct seal_cache *c, uint32_t win,
 {
 	unsigned i;
 
-	pthread_mutex_lock(&c->mu);
+	if (store_mutex_lock(&c->mu) != 0) { /* must not wait: no cache */
+		crypto_aead_aes256gcm_beforenm(out, key);
+		return;
+	}
 	for (i = 0; i < CACHE_SLOTS; i++)
 		if (c->used[i] && c->win[i] == win &&
 		    sodium_memcmp(c->key[i], key, KEYRING_KEYBYTES) == 0)
@@ -108,7 +112,9 @@ static void aes_state(struct seal_cache *c, uint32_t win,
 	pthread_mutex_unlock(&c->mu);
 }
 
-/* Forget window @win's schedule (its key was destroyed). */
+/* Forget window @win's schedule (its key was destroyed). It waits for the
+ * mutex even in a call that must not wait: only a few instructions run
+ * under it, never I/O, and a destroyed key's schedule must not stay. */
 static void aes_forget(struct seal_cache *c, uint32_t win)
 {
 	pthread_mutex_lock(&c->mu);

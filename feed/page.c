@@ -14,6 +14,7 @@
 #include "feed/feed.h"
 #include "feed/iter.h"
 #include "store/error.h"
+#include "store/nowait.h"
 
 #define CURSOR_VERSION '1'
 
@@ -300,5 +301,22 @@ int ef_feed_page(ef_store *st, const char *owner, const char *cursor,
 		ef_page_free(out);
 	else
 		ef__err_clear(st->err_id);
+	return rc;
+}
+
+int ef_feed_page_try(ef_store *st, const char *owner, const char *cursor,
+		     size_t limit, ef_page *out)
+{
+	int rc;
+
+	store_nowait_begin();
+	rc = ef_feed_page(st, owner, cursor, limit, out);
+	/* a refusal deep down may have been taken for "no IP": not a page */
+	if (store_nowait_end() && rc != EF_EINVAL) {
+		if (rc == EF_OK)
+			ef_page_free(out);
+		rc = ef__err(st->err_id, EF_EBUSY, "the page cannot be read "
+			     "without waiting for a lock");
+	}
 	return rc;
 }

@@ -491,6 +491,26 @@ EF_EXPORT int ef_feed_page(ef_store *st, const char *owner, const char *cursor,
 			   size_t limit, ef_page *out);
 
 /**
+ * ef_feed_page(), but only if it can be read without waiting: for an event
+ * loop that reads on its own thread and must never sleep on a lock or a
+ * sync (the Node.js binding reads pages this way, and on #EF_EBUSY on its
+ * worker threads).
+ *
+ * It never syncs a file and never waits for a lock: a lock that another
+ * thread or process holds (a free read transaction of this handle to
+ * renew, the keyring while it is written, the map while it is resized)
+ * makes it return #EF_EBUSY at once, with nothing to free. A handle has no
+ * read transaction to renew until it has read once without this call (or
+ * after a burst of reads by many threads), so the first call usually
+ * returns #EF_EBUSY.
+ *
+ * @return what ef_feed_page() returns, or #EF_EBUSY (read it with
+ *         ef_feed_page() where waiting is fine). Thread-safe.
+ */
+EF_EXPORT int ef_feed_page_try(ef_store *st, const char *owner,
+			       const char *cursor, size_t limit, ef_page *out);
+
+/**
  * Free a page's contents (not the ::ef_page itself, which the caller owns)
  * and set it empty, so freeing twice is harmless.
  * @param page  the page, or NULL (nothing is done).

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "store/error.h"
+#include "store/nowait.h"
 #include "store/storefile.h"
 #include "store/txnlock.h"
 
@@ -485,12 +486,13 @@ static MDB_txn *pool_pop(store_env *env)
 static void pool_push(store_env *env, MDB_txn *txn)
 {
 	mdb_txn_reset(txn);
-	pthread_mutex_lock(&env->pool_mu);
-	if (env->npool < RPOOL_MAX) {
-		env->pool[env->npool++] = txn;
-		txn = NULL;
+	if (store_mutex_lock(&env->pool_mu) == 0) { /* nowait: maybe not */
+		if (env->npool < RPOOL_MAX) {
+			env->pool[env->npool++] = txn;
+			txn = NULL;
+		}
+		pthread_mutex_unlock(&env->pool_mu);
 	}
-	pthread_mutex_unlock(&env->pool_mu);
 	if (txn)
 		mdb_txn_abort(txn); /* gives its slot back: no mutex */
 }
@@ -507,15 +509,57 @@ static void txn_init(store_env *env, int write, store_txn *t)
 	t->map_seen = info.me_mapsize;
 }
 
+/* A read that must not wait (nowait.h): only a kept read transaction
+ * will do (a new one may wait for txn.lock and LMDB's reader table), and
+ * only if no lock of this process stands in the way. */
+static int txn_begin_nowait(store_env *env, store_txn *t)
+{
+	MDB_envinfo info;
+	MDB_txn *kept = NULL;
+
+	if (pthread_mutex_trylock(&env->pool_mu) == 0) {
+		if (env->npool > 0)
+			kept = env->pool[--env->npool];
+		pthread_mutex_unlock(&env->pool_mu);
+	}
+	if (!kept) {
+		store_nowait_refused();
+		return ef__err(env->err_id, EF_EBUSY, "no read transaction "
+			       "is free to renew without waiting");
+	}
+	memset(t, 0, sizeof(*t));
+	t->env = env;
+	if (pthread_rwlock_tryrdlock(&env->resize) != 0) {
+		store_nowait_refused();
+		pool_push(env, kept);
+		return ef__err(env->err_id, EF_EBUSY, "the map is being "
+			       "resized");
+	}
+	mdb_env_info(env->env, &info);
+	t->map_seen = info.me_mapsize;
+	if (mdb_txn_renew(kept) != MDB_SUCCESS) {
+		store_nowait_refused();
+		mdb_txn_abort(kept);
+		pthread_rwlock_unlock(&env->resize);
+		return ef__err(env->err_id, EF_EBUSY, "the read transaction "
+			       "could not be renewed without waiting");
+	}
+	t->txn = kept;
+	return EF_OK;
+}
+
 /* Begin a transaction under the shared resize lock (and for a write,
  * txn.lock). On EF_OK the locks are held; otherwise not, and *retry says
  * whether to try again. */
 static int txn_begin(store_env *env, int write, store_txn *t, int *retry)
 {
-	MDB_txn *kept = write ? NULL : pool_pop(env);
+	MDB_txn *kept;
 	int rc;
 
 	*retry = 0;
+	if (!write && store_nowait())
+		return txn_begin_nowait(env, t);
+	kept = write ? NULL : pool_pop(env);
 	if (kept) {
 		txn_init(env, 0, t);
 		if (mdb_txn_renew(kept) == MDB_SUCCESS) {

@@ -14,6 +14,7 @@
 #include "store/keyring.h"
 #include "store/bytes.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,6 +30,7 @@
 
 #include "store/bytes.h"
 #include "store/error.h"
+#include "store/nowait.h"
 #include "store/lock.h"
 #include "store/storefile.h"
 
@@ -372,8 +374,13 @@ static int cache_refresh(keyring *kr)
 	}
 	if (rc != EF_OK)
 		return rc;
-	if (lock_flock(kr->fd, LOCK_SH) < 0)
-		return io_err(kr, "lock");
+	if (lock_flock(kr->fd, LOCK_SH | (store_nowait() ? LOCK_NB : 0)) < 0) {
+		if (errno != EWOULDBLOCK)
+			return io_err(kr, "lock");
+		store_nowait_refused();
+		return ef__err(kr->err_id, EF_EBUSY, "keyring '%s' is being "
+			       "written", kr->path);
+	}
 	rc = image_read(kr, &im);
 	if (rc == EF_OK)
 		rc = cache_fill(kr, &im);
@@ -558,7 +565,10 @@ int keyring_get(keyring *kr, uint32_t win, int create,
 {
 	int rc;
 
-	pthread_mutex_lock(&kr->mu);
+	assert(!(create && store_nowait())); /* making a key writes and syncs */
+	if (store_mutex_lock(&kr->mu) != 0)
+		return ef__err(kr->err_id, EF_EBUSY, "keyring '%s' is in use "
+			       "by another thread", kr->path);
 	rc = cache_refresh(kr);
 	if (rc == EF_OK)
 		rc = cache_key(kr, win, key);

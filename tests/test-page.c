@@ -5,6 +5,10 @@
 #include "tests/helpers.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "feed/feed.h"
 
@@ -413,6 +417,97 @@ static void test_ip_format_matches_inet_ntop(void **state)
 	}
 }
 
+/* Two pages are the same: ids, times, IPs, unread flags, payloads. */
+static void same_page(const ef_page *a, const ef_page *b)
+{
+	assert_int_equal(a->count, b->count);
+	for (size_t i = 0; i < a->count; i++) {
+		const ef_entry *x = &a->entries[i], *y = &b->entries[i];
+		assert_string_equal(x->reservation_id, y->reservation_id);
+		assert_int_equal(x->created_ms, y->created_ms);
+		assert_int_equal(!x->ip, !y->ip);
+		if (x->ip)
+			assert_string_equal(x->ip, y->ip);
+		assert_int_equal(x->unread, y->unread);
+		assert_int_equal(!x->payload_json, !y->payload_json);
+	}
+	assert_int_equal(!a->next_cursor, !b->next_cursor);
+}
+
+static void test_page_try_reads_the_same_page_without_waiting(void **state)
+{
+	fx *f = *state;
+	ef_page p, q;
+
+	f->now = T0;
+	fin(f->st, "a@x", "r1", T0 - DAY, "203.0.113.1");
+	fin(f->st, "a@x", "r2", T0 - 2 * DAY, "2001:db8::2");
+	fin(f->st, "a@x", "r3", T0 - 3 * DAY, NULL);
+	assert_int_equal(ef_mark_read(f->st, "a@x", "r2"), EF_OK);
+	/* nothing read yet: no read transaction to renew, and a new one may
+	 * wait for txn.lock: refused, with nothing to free */
+	assert_int_equal(ef_feed_page_try(f->st, "a@x", NULL, 2, &p),
+			 EF_EBUSY);
+	assert_int_equal(p.count, 0);
+	assert_null(p.entries);
+	assert_int_equal(ef_feed_page(f->st, "a@x", NULL, 2, &p), EF_OK);
+	assert_int_equal(ef_feed_page_try(f->st, "a@x", NULL, 2, &q), EF_OK);
+	same_page(&p, &q);
+	assert_string_equal(q.entries[0].ip, "203.0.113.1");
+	ef_page_free(&q);
+	/* its cursor too, and what ef_feed_page refuses it refuses */
+	assert_int_equal(ef_feed_page_try(f->st, "a@x", p.next_cursor, 2, &q),
+			 EF_OK);
+	assert_int_equal(q.count, 1);
+	assert_string_equal(q.entries[0].reservation_id, "r3");
+	ef_page_free(&q);
+	ef_page_free(&p);
+	assert_int_equal(ef_feed_page_try(f->st, "", NULL, 2, &q), EF_EINVAL);
+	assert_int_equal(ef_feed_page_try(f->st, "a@x", "junk", 2, &q),
+			 EF_EINVAL);
+	assert_int_equal(ef_feed_page_try(NULL, "a@x", NULL, 2, &q), EF_EINVAL);
+}
+
+/* Another process writes the keyring (a new day's key) and holds it: a
+ * page that would have to reread the keyring does not wait for it. */
+static void test_page_try_refuses_while_the_keyring_is_written(void **state)
+{
+	fx *f = *state;
+	char path[4200];
+	ef_page p;
+	int fd, status;
+	pid_t pid;
+
+	f->now = T0;
+	fin(f->st, "a@x", "old", T0 - 3 * DAY, "203.0.113.3");
+	assert_int_equal(ef_feed_page(f->st, "a@x", NULL, 10, &p), EF_OK);
+	ef_page_free(&p); /* the keyring is cached, a read is kept */
+	pid = th_fork(30);
+	if (pid == 0) { /* a new day's key: the keyring changes */
+		ef_store *st = open_cap(f, 1000);
+		fin(st, "a@x", "new", T0 - DAY, "203.0.113.4");
+		ef_close(st);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(path, sizeof(path), "%s/keyring", f->dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0); /* as its writer holds it */
+	th_sleep_us(150000); /* past the keyring's 100 ms recheck */
+	assert_int_equal(ef_feed_page_try(f->st, "a@x", NULL, 10, &p),
+			 EF_EBUSY);
+	assert_non_null(strstr(ef_errmsg(f->st), "without waiting"));
+	assert_int_equal(flock(fd, LOCK_UN), 0);
+	close(fd);
+	assert_int_equal(ef_feed_page_try(f->st, "a@x", NULL, 10, &p), EF_OK);
+	assert_int_equal(p.count, 2);
+	assert_string_equal(p.entries[0].ip, "203.0.113.4");
+	assert_string_equal(p.entries[1].ip, "203.0.113.3");
+	ef_page_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +542,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_page_owner_is_canonical_and_isolated, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_page_try_reads_the_same_page_without_waiting,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_page_try_refuses_while_the_keyring_is_written,
+			setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
