@@ -504,6 +504,11 @@ EF_EXPORT int ef_feed_page(ef_store *st, const char *owner, const char *cursor,
  * after a burst of reads by many threads), so the first call usually
  * returns #EF_EBUSY.
  *
+ * @param st      the store.
+ * @param owner   as for ef_feed_page().
+ * @param cursor  as for ef_feed_page().
+ * @param limit   as for ef_feed_page().
+ * @param out     as for ef_feed_page(); left empty on #EF_EBUSY.
  * @return what ef_feed_page() returns, or #EF_EBUSY (read it with
  *         ef_feed_page() where waiting is fine). Thread-safe.
  */
