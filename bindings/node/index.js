@@ -169,7 +169,13 @@ class Store {
         throw einval(`limit: must be an integer in [1, ${limits.pageLimitMax}], got ${describe(limit)}`);
       }
     }
-    return parseResult(await this.#native.page(owner, limit, optText('cursor', o.cursor)));
+    const cursor = optText('cursor', o.cursor);
+    // Read at once on this thread if the library can without waiting for
+    // a lock or a sync (the pool's round trip costs more than the read);
+    // otherwise, and for every error, on the pool as any other call.
+    const now = this.#native.pageNow(owner, limit, cursor);
+    if (now !== null) return parseResult(now);
+    return parseResult(await this.#native.page(owner, limit, cursor));
   }
 
   async get(owner, reservationId) {

@@ -25,6 +25,7 @@ class Store : public Napi::ObjectWrap<Store> {
             InstanceMethod<&Store::Close>("close"),
             InstanceMethod<&Store::Finalize>("finalize"),
             InstanceMethod<&Store::Page>("page"),
+            InstanceMethod<&Store::PageNow>("pageNow"),
             InstanceMethod<&Store::Get>("get"),
             InstanceMethod<&Store::Unread>("unread"),
             InstanceMethod<&Store::MarkRead>("markRead"),
@@ -60,6 +61,7 @@ class Store : public Napi::ObjectWrap<Store> {
   Napi::Value Close(const Napi::CallbackInfo &i) { return StartClose(i, handle_); }
   Napi::Value Finalize(const Napi::CallbackInfo &i) { return StartFinalize(i, handle_); }
   Napi::Value Page(const Napi::CallbackInfo &i) { return StartPage(i, handle_); }
+  Napi::Value PageNow(const Napi::CallbackInfo &i) { return PageNowOrNull(i, handle_); }
   Napi::Value Get(const Napi::CallbackInfo &i) { return StartGet(i, handle_); }
   Napi::Value Unread(const Napi::CallbackInfo &i) { return StartUnread(i, handle_); }
   Napi::Value MarkRead(const Napi::CallbackInfo &i) { return StartMarkRead(i, handle_); }

@@ -128,6 +128,12 @@ ef_store *Handle::Use(Failure *why) {
   return store_->st;
 }
 
+ef_store *Handle::TryUse() {
+  std::unique_lock<std::mutex> lk(open_mu_, std::try_to_lock);
+  if (!lk.owns_lock() || !opened_ || !store_) return nullptr;
+  return store_->st;
+}
+
 void Handle::Leave() {
   SharedStore *done = nullptr;
   {

@@ -58,7 +58,11 @@ class Handle {
   // Pool thread, at the start of a call: the open store, opening it on the
   // first call. On failure, *why says why (the open's error, every time).
   ef_store *Use(Failure *why);
-  // Pool thread, when a call is done with the store.
+  // JS thread, after Enter(): the store if it is open already, else
+  // nullptr (the JS thread never opens it, nor waits for an open).
+  ef_store *TryUse();
+  // Pool thread (or the JS thread after TryUse), when a call is done with
+  // the store.
   void Leave();
 
   // JS thread: no call starts from now on; returns false if it was closed

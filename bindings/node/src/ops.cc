@@ -192,6 +192,21 @@ void AppendEntryJson(std::string *out, const ef_entry &e) {
   out->push_back('}');
 }
 
+// A page as {"entries":[...],"nextCursor":...}.
+void AppendPageJson(std::string *out, const ef_page &page) {
+  out->append("{\"entries\":[");
+  for (size_t i = 0; i < page.count; i++) {
+    if (i) out->push_back(',');
+    AppendEntryJson(out, page.entries[i]);
+  }
+  out->append("],\"nextCursor\":");
+  if (page.next_cursor)
+    AppendJsonString(out, page.next_cursor);
+  else
+    out->append("null");
+  out->push_back('}');
+}
+
 Napi::Number Count(Napi::Env env, uint64_t n) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
@@ -310,22 +325,11 @@ class PageCall : public JsonCall {
  protected:
   int Run(ef_store *st) override {
     PageHolder held;
-    const ef_page &page = held.page;
     int rc = ef_feed_page(st, owner_.c_str(),
                           has_cursor_ ? cursor_.c_str() : nullptr, limit_,
                           &held.page);
     if (rc != EF_OK) return Fail(st, rc);
-    json_ = "{\"entries\":[";
-    for (size_t i = 0; i < page.count; i++) {
-      if (i) json_.push_back(',');
-      AppendEntryJson(&json_, page.entries[i]);
-    }
-    json_.append("],\"nextCursor\":");
-    if (page.next_cursor)
-      AppendJsonString(&json_, page.next_cursor);
-    else
-      json_.append("null");
-    json_.push_back('}');
+    AppendPageJson(&json_, held.page);
     return EF_OK;
   }
 
@@ -538,6 +542,34 @@ EF_NODE_START(StartMarkAllRead, MarkReadCall)
 EF_NODE_START(StartMigrate, MigrateCall)
 EF_NODE_START(StartCheck, CheckCall)
 #undef EF_NODE_START
+
+// The read runs here, on the JS thread, only where the library promises
+// not to wait (no lock held elsewhere is waited for, nothing is synced);
+// anything else, an error included, is left to StartPage on the pool,
+// which reports it as usual.
+Napi::Value PageNowOrNull(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h) {
+  Napi::Env env = info.Env();
+  std::string owner = ArgString(info, 0), cursor, json;
+  size_t limit = static_cast<size_t>(ArgNumber(info, 1));
+  bool has_cursor = ArgOptString(info, 2, &cursor);
+  int rc = EF_EBUSY;
+
+  if (!h->Enter()) return env.Null();  // closed: the pool call says so
+  try {
+    ef_store *st = h->TryUse();
+    PageHolder held;
+    if (st)
+      rc = ef_feed_page_try(st, owner.c_str(),
+                            has_cursor ? cursor.c_str() : nullptr, limit,
+                            &held.page);
+    if (rc == EF_OK) AppendPageJson(&json, held.page);
+  } catch (const std::bad_alloc &) {
+    rc = EF_ENOMEM;
+  }
+  h->Leave();
+  if (rc != EF_OK) return env.Null();
+  return Napi::String::New(env, json);
+}
 
 Napi::Value StartSweep(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h) {
   return Call::Start(new SweepCall(info.Env(), std::move(h)));

@@ -59,6 +59,9 @@ Napi::Value StartOpen(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h)
 Napi::Value StartClose(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
 Napi::Value StartFinalize(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
 Napi::Value StartPage(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
+// On the JS thread, at once: the page as JSON text if the library can read
+// it without waiting (ef_feed_page_try), else null (then StartPage).
+Napi::Value PageNowOrNull(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
 Napi::Value StartGet(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
 Napi::Value StartUnread(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
 Napi::Value StartMarkRead(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);

@@ -86,3 +86,36 @@ test('the event loop keeps turning while 5,000 durable calls are in flight', asy
   assert.ok(maxGap < 1000, `largest timer gap ${maxGap.toFixed(0)} ms`);
   await assertExactlyOnce(store, results);
 });
+
+test('pages read while writers commit are whole and newest first', async (t) => {
+  // A page is read on the JS thread when the library can without waiting
+  // (ef_feed_page_try), else on the pool; either way it is one snapshot:
+  // no entry twice, newest first, every entry of an earlier page still
+  // there (the cap is not reached), while durable writers commit.
+  const store = open(tmpStoreDir(t), { feedCap: 100000 });
+  t.after(() => store.close());
+  const owner = 'reader@example.com';
+  let writing = true;
+  const writers = (async () => {
+    for (let i = 0; i < 600 && writing; i++) {
+      await Promise.all([0, 1, 2, 3].map((k) => store.finalize({
+        owner, reservationId: `w${i}-${k}`, ip: '192.0.2.9', payload: { i },
+        createdAt: 1700000000000 + i * 4 + k,
+      })));
+    }
+  })();
+  let seen = 0;
+  for (let n = 0; n < 400; n++) {
+    const { entries } = await store.page(owner, { limit: 100 });
+    const ids = entries.map((e) => e.reservationId);
+    assert.equal(new Set(ids).size, ids.length, 'no entry twice in a page');
+    for (let i = 1; i < entries.length; i++) {
+      assert.ok(entries[i - 1].createdMs >= entries[i].createdMs, 'newest first');
+    }
+    assert.ok(entries.length >= Math.min(seen, 100), 'nothing seen before is gone');
+    seen = entries.length;
+    if (n % 50 === 0) await new Promise((r) => setImmediate(r));
+  }
+  writing = false;
+  await writers;
+});
