@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "feed/feed.h"
+#include "store/alloc.h"
 #include "feed/legacy.h"
 #include "store/error.h"
 
@@ -371,4 +372,50 @@ int ef_finalize(ef_store *st, const ef_receive *r)
 	if (rc == EF_OK || rc == EF_EXISTS)
 		ef__err_clear(st->err_id);
 	return rc;
+}
+
+int ef_finalize_batch(ef_store *st, const ef_receive *rs, size_t n,
+		      int *rcs)
+{
+	fin_item *its;
+	fin_req *reqs;
+	size_t *at, m = 0;
+	int64_t now;
+
+	if (!st || !rs || !rcs || n == 0 || n > EF_BATCH_MAX)
+		return st ? ef__err(st->err_id, EF_EINVAL, "batch: 1 to %u "
+				    "receives, and somewhere to put results",
+				    EF_BATCH_MAX)
+			  : EF_EINVAL;
+	its = ef__calloc(n, sizeof(*its));
+	reqs = ef__calloc(n, sizeof(*reqs));
+	at = ef__calloc(n, sizeof(*at));
+	if (!its || !reqs || !at) {
+		free(its);
+		free(reqs);
+		free(at);
+		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
+	}
+	now = feed_now(st);
+	for (size_t i = 0; i < n; i++) {
+		ef_receive r = rs[i];
+
+		if (!r.created_ms) /* "0: now", as for ef_finalize */
+			r.created_ms = now;
+		rcs[i] = fin_prepare(st, &r, now, &its[i]);
+		if (rcs[i] != EF_OK)
+			continue;
+		reqs[m] = (fin_req){&its[i], now, 0};
+		at[m++] = i;
+	}
+	if (m)
+		fin_batch(st, reqs, m);
+	for (size_t k = 0; k < m; k++)
+		rcs[at[k]] = reqs[k].rc;
+	for (size_t i = 0; i < n; i++)
+		fin_item_free(&its[i]);
+	free(its);
+	free(reqs);
+	free(at);
+	return EF_OK;
 }

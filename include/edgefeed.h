@@ -463,6 +463,33 @@ EF_EXPORT void ef_close(ef_store *st);
  */
 EF_EXPORT int ef_finalize(ef_store *st, const ef_receive *r);
 
+/** Most receives ef_finalize_batch() takes in one call. */
+#define EF_BATCH_MAX 256u
+
+/**
+ * Finalize @p n receives at once, in one write transaction and one sync:
+ * for a caller that has many at hand together (an event loop's calls of
+ * one turn). Each gets the result that ef_finalize() would have given it,
+ * called for each in order: a later receive of a reservation that an
+ * earlier one of the batch finalized is #EF_EXISTS, and a bad receive
+ * fails alone (the others are written). The batch commits on its own,
+ * not through group commit's queue: it is a batch already.
+ *
+ * @param st   the store.
+ * @param rs   @p n receives, as for ef_finalize() (created_ms 0: now).
+ * @param n    1..#EF_BATCH_MAX.
+ * @param rcs  @p n results: #EF_OK, #EF_EXISTS or an error, as
+ *             ef_finalize() returns them. ef_errmsg() keeps the detail of
+ *             the last error only: call ef_finalize() for one receive to
+ *             learn its detail.
+ * @return #EF_OK (look at @p rcs); #EF_EINVAL (NULL @p st, @p rs or
+ *         @p rcs, or @p n outside 1..#EF_BATCH_MAX: no result is set).
+ *         Durable when it returns unless the store has #EF_NOSYNC.
+ *         Thread-safe.
+ */
+EF_EXPORT int ef_finalize_batch(ef_store *st, const ef_receive *rs, size_t n,
+				int *rcs);
+
 /* ---- reading ------------------------------------------------------------ */
 
 /**

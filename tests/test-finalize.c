@@ -4,9 +4,12 @@
  */
 #include "tests/helpers.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "feed/feed.h"
 
@@ -311,11 +314,154 @@ static void test_finalize_on_read_only_store_is_refused(void **state)
 	ef_close(ro);
 }
 
+/* The same calls, one batch and one by one: the same results, and the same
+ * store, byte for byte (sealed IPs compared by what they open to). */
+static void test_finalize_batch_gives_each_its_own_calls_result(void **state)
+{
+	fx *f = *state, *g;
+	ef_receive rs[] = {
+		{"a@x", "before", T0 - 5, "192.0.2.1", NULL},
+		{"a@x", "one", T0 - 4, "192.0.2.1", "{\"n\":1}"},
+		{"B@X ", "two", T0 - 3, NULL, NULL},
+		{"a@x", "one", T0 - 2, "192.0.2.9", "{\"n\":2}"}, /* dup */
+		{"a@x", "bad", T0 - 1, "not-an-ip", NULL},
+		{"a@x", "now", 0, NULL, NULL},  /* 0: the store's clock */
+		{"", "no-owner", T0, NULL, NULL},
+		{"a@x", "before", T0, NULL, NULL}, /* finalized earlier */
+	};
+	enum { N = sizeof(rs) / sizeof(rs[0]) };
+	int rcs[N], one[N];
+	char *d1, *d2;
+
+	assert_int_equal(ef_finalize(f->st, &rs[0]), EF_OK);
+	assert_int_equal(ef_finalize_batch(f->st, rs + 1, N - 1, rcs + 1),
+			 EF_OK);
+	setup(state); /* a second store, the same calls one by one */
+	g = *state;
+	for (size_t i = 0; i < N; i++)
+		one[i] = ef_finalize(g->st, &rs[i]);
+	for (size_t i = 1; i < N; i++)
+		if (rcs[i] != one[i])
+			fail_msg("receive %zu: batch %s, alone %s", i,
+				 ef_err_name(rcs[i]), ef_err_name(one[i]));
+	assert_int_equal(rcs[3], EF_EXISTS);
+	assert_int_equal(rcs[4], EF_EINVAL);
+	assert_int_equal(rcs[7], EF_EXISTS);
+	d1 = th_dump(f->st);
+	d2 = th_dump(g->st);
+	assert_string_equal(d1, d2);
+	free(d1);
+	free(d2);
+	th_assert_consistent(f->st);
+	teardown(state);
+	*state = f;
+}
+
+static void test_finalize_batch_refuses_bad_sizes(void **state)
+{
+	fx *f = *state;
+	ef_receive r = {"a@x", "r", T0, NULL, NULL};
+	int rc = 7;
+
+	assert_int_equal(ef_finalize_batch(f->st, &r, 0, &rc), EF_EINVAL);
+	assert_int_equal(ef_finalize_batch(f->st, &r, EF_BATCH_MAX + 1, &rc),
+			 EF_EINVAL);
+	assert_non_null(strstr(ef_errmsg(f->st), "batch"));
+	assert_int_equal(ef_finalize_batch(f->st, NULL, 1, &rc), EF_EINVAL);
+	assert_int_equal(ef_finalize_batch(f->st, &r, 1, NULL), EF_EINVAL);
+	assert_int_equal(ef_finalize_batch(NULL, &r, 1, &rc), EF_EINVAL);
+	assert_int_equal(rc, 7); /* no result set */
+	assert_int_equal(th_count_prefix(f->st, "recentReceive:"), 0);
+}
+
+/* 4 processes finalize the same 200 reservations in batches, each in its
+ * own order: each reservation is created by exactly one call, and all are
+ * there. */
+static void test_finalize_batch_processes_create_each_once(void **state)
+{
+	fx *f = *state;
+	char ledger[4200];
+	int fd, created[200] = {0};
+	pid_t pids[4];
+	FILE *in;
+	unsigned rid, rc;
+
+	snprintf(ledger, sizeof(ledger), "%s/ledger", f->dir);
+	fd = open(ledger, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	assert_true(fd >= 0);
+	for (int p = 0; p < 4; p++) {
+		pids[p] = th_fork(60);
+		if (pids[p] != 0)
+			continue;
+		ef_config cfg = {0};
+		ef_store *st;
+		cfg.feed_cap = 1000; /* no trim: a trimmed id is created again */
+		st = th_open(f->dir, &cfg);
+		for (int b = 0; b < 200; b += 16) {
+			char ids[16][16];
+			ef_receive rs[16];
+			int rcs[16], n = 0;
+			for (int k = b; k < b + 16 && k < 200; k++, n++) {
+				int id = (k * (p + 1) * 7 + p) % 200;
+				snprintf(ids[n], sizeof(ids[n]), "r%d", id);
+				rs[n] = (ef_receive){"o@x", ids[n], T0 + id,
+						     NULL, NULL};
+			}
+			if (ef_finalize_batch(st, rs, (size_t)n, rcs) != EF_OK)
+				_exit(1);
+			for (int k = 0; k < n; k++) {
+				char line[32];
+				int len = snprintf(line, sizeof(line), "%s %d\n",
+						   ids[k] + 1, rcs[k]);
+				if (rcs[k] < 0 ||
+				    write(fd, line, (size_t)len) != len)
+					_exit(2);
+			}
+		}
+		ef_close(st);
+		_exit(0);
+	}
+	for (int p = 0; p < 4; p++) {
+		int status;
+		assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	close(fd);
+	in = fopen(ledger, "r");
+	assert_non_null(in);
+	while (fscanf(in, "%u %u", &rid, &rc) == 2) {
+		assert_true(rid < 200);
+		if (rc == EF_OK)
+			created[rid]++;
+	}
+	fclose(in);
+	for (int i = 0; i < 200; i++) /* child 0 alone covers every id */
+		assert_int_equal(created[i], 1);
+	assert_int_equal(th_count_prefix(f->st, "receiveIndex:o@x:"),
+			 th_count_prefix(f->st, "recentReceive:o@x:"));
+	{
+		int total = 0;
+		for (int i = 0; i < 200; i++)
+			total += created[i];
+		assert_int_equal((size_t)total,
+				 th_count_prefix(f->st, "recentReceive:o@x:"));
+	}
+	th_assert_consistent(f->st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 			test_finalize_writes_entry_index_and_marker, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_batch_gives_each_its_own_calls_result,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_batch_refuses_bad_sizes, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_batch_processes_create_each_once, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_finalize_key_layout_matches_design, setup, teardown),
