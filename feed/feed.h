@@ -207,6 +207,11 @@ int fin_group_new(ef_store *st, struct fin_group **out);
 void fin_group_free(struct fin_group *g);
 /* Finalize @it through group commit: returns once the transaction that
  * holds it is committed (and synced), with its own result. Thread-safe. */
+/* Apply the @n finalizations of @reqs (each its rc) through the group's
+ * queue together, so that they share a transaction with whatever else is
+ * queued; a lone caller's batch commits at once in one transaction. */
+void fin_group_apply_many(ef_store *st, struct fin_group *g, fin_req *reqs,
+			  size_t n);
 int fin_group_apply(ef_store *st, struct fin_group *g, const fin_item *it,
 		    int64_t now);
 

@@ -374,12 +374,28 @@ int ef_finalize(ef_store *st, const ef_receive *r)
 	return rc;
 }
 
+#define BATCH_PENDING 1000 /* an rcs[] value: prepared, not yet applied */
+
+/* Does one of the @m requests @at[] of this round name @i's reservation? */
+static int in_round(const fin_item *its, const size_t *at, size_t m,
+		    size_t i)
+{
+	for (size_t k = 0; k < m; k++) {
+		const fin_item *a = &its[at[k]], *b = &its[i];
+		if (a->owner.len == b->owner.len && a->rid.len == b->rid.len &&
+		    memcmp(a->owner.s, b->owner.s, a->owner.len) == 0 &&
+		    memcmp(a->rid.s, b->rid.s, a->rid.len) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 int ef_finalize_batch(ef_store *st, const ef_receive *rs, size_t n,
 		      int *rcs)
 {
 	fin_item *its;
 	fin_req *reqs;
-	size_t *at, m = 0;
+	size_t *at, m;
 	int64_t now;
 
 	if (!st || !rs || !rcs || n == 0 || n > EF_BATCH_MAX)
@@ -403,15 +419,30 @@ int ef_finalize_batch(ef_store *st, const ef_receive *rs, size_t n,
 		if (!r.created_ms) /* "0: now", as for ef_finalize */
 			r.created_ms = now;
 		rcs[i] = fin_prepare(st, &r, now, &its[i]);
-		if (rcs[i] != EF_OK)
-			continue;
-		reqs[m] = (fin_req){&its[i], now, 0};
-		at[m++] = i;
+		if (rcs[i] == EF_OK)
+			rcs[i] = BATCH_PENDING;
 	}
-	if (m)
-		fin_batch(st, reqs, m);
-	for (size_t k = 0; k < m; k++)
-		rcs[at[k]] = reqs[k].rc;
+	/* Rounds of distinct reservations: a batch's requests may be applied
+	 * in any order (the commit queue takes them by slot), which is only
+	 * the order of the calls when no two name one reservation; a later
+	 * call of a reservation waits for the next round. */
+	for (;;) {
+		m = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (rcs[i] != BATCH_PENDING || in_round(its, at, m, i))
+				continue;
+			reqs[m] = (fin_req){&its[i], now, 0};
+			at[m++] = i;
+		}
+		if (m == 0)
+			break;
+		if (st->group) /* with the other processes' calls */
+			fin_group_apply_many(st, st->group, reqs, m);
+		else
+			fin_batch(st, reqs, m);
+		for (size_t k = 0; k < m; k++)
+			rcs[at[k]] = reqs[k].rc;
+	}
 	for (size_t i = 0; i < n; i++)
 		fin_item_free(&its[i]);
 	free(its);

@@ -13,6 +13,7 @@
  * falls back to its own in-process queue below, and that to a plain
  * transaction of its own: never to waiting for ever.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -270,4 +271,53 @@ int fin_group_apply(ef_store *st, struct fin_group *g, const fin_item *it,
 		return r.rc;
 	}
 	return local_apply(st, g, it, now);
+}
+
+void fin_group_apply_many(ef_store *st, struct fin_group *g, fin_req *reqs,
+			  size_t n)
+{
+	cqueue *q = __atomic_load_n(&g->cq, __ATOMIC_ACQUIRE);
+	cq_ticket *t;
+	uint8_t *queued;
+	fin_req *direct;
+	size_t nd = 0;
+	int rc;
+
+	assert(n > 0);
+	t = ef__calloc(n, sizeof(*t));
+	queued = ef__calloc(n, 1);
+	direct = ef__calloc(n, sizeof(*direct));
+	if (!q || !t || !queued || !direct) {
+		fin_batch(st, reqs, n); /* no queue: one transaction anyway */
+		goto out;
+	}
+	rc = cq_submit(q, reqs[0].it, reqs[0].now, &t[0]);
+	if (rc == CQ_ALONE) { /* nobody to share with: one commit, now */
+		fin_batch(st, reqs, n);
+		cq_alone_end(q, &t[0]);
+		goto out;
+	}
+	queued[0] = rc == EF_OK;
+	for (size_t i = 1; i < n; i++) /* slot 0 is in use: never alone */
+		queued[i] = cq_submit(q, reqs[i].it, reqs[i].now, &t[i]) ==
+			    EF_OK;
+	for (size_t i = 0; i < n; i++) /* no slot (full, damaged file) */
+		if (!queued[i])
+			direct[nd++] = reqs[i];
+	if (nd) {
+		fin_batch(st, direct, nd);
+		for (size_t i = 0, k = 0; i < n; i++)
+			if (!queued[i])
+				reqs[i].rc = direct[k++].rc;
+	}
+	/* the first wait may lead: its batch takes the others of ours, which
+	 * are then done when their turn comes */
+	for (size_t i = 0; i < n; i++)
+		if (queued[i])
+			reqs[i].rc = shared_wait(st, g, q, &t[i], reqs[i].it,
+						 reqs[i].now);
+out:
+	free(t);
+	free(queued);
+	free(direct);
 }

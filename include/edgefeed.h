@@ -472,8 +472,10 @@ EF_EXPORT int ef_finalize(ef_store *st, const ef_receive *r);
  * one turn). Each gets the result that ef_finalize() would have given it,
  * called for each in order: a later receive of a reservation that an
  * earlier one of the batch finalized is #EF_EXISTS, and a bad receive
- * fails alone (the others are written). The batch commits on its own,
- * not through group commit's queue: it is a batch already.
+ * fails alone (the others are written). With group commit (the default)
+ * the receives join the store's commit queue together, so that the calls
+ * and batches of other threads and processes share the transaction and its
+ * sync; a batch that finds nobody else commits at once.
  *
  * @param st   the store.
  * @param rs   @p n receives, as for ef_finalize() (created_ms 0: now).

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "feed/cqueue.h"
 #include "feed/feed.h"
 
 #define DAY (24LL * 3600 * 1000)
@@ -46,6 +47,25 @@ static int setup(void **state)
 static int setup_cap5(void **state)
 {
 	return setup_cap(state, 5);
+}
+
+/* A directory only: the test opens its store itself. */
+static int setup_dir(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+
+	f->dir = th_tmpdir();
+	*state = f;
+	return 0;
+}
+
+static int teardown_dir(void **state)
+{
+	fx *f = *state;
+
+	th_cleanup(f->dir);
+	free(f);
+	return 0;
 }
 
 static int teardown(void **state)
@@ -357,6 +377,58 @@ static void test_finalize_batch_gives_each_its_own_calls_result(void **state)
 	*state = f;
 }
 
+/* Through group commit's queue (durable, every request in a slot: the
+ * lone way turned off), whose leader takes slots in slot order, not in the
+ * order of the calls: a batch that names a reservation twice still gives
+ * the first call "created" and its payload, the later ones "duplicate". */
+static void test_finalize_batch_through_the_queue_keeps_call_order(
+	void **state)
+{
+	fx *f = *state;
+	ef_config cfg = {0};
+	ef_store *st;
+	cq_stats cs;
+	(void)f;
+
+	cfg.feed_cap = 1000; /* durable, group commit: the default */
+	st = th_open(f->dir, &cfg);
+	cqueue__never_alone(1);
+	for (int round = 0; round < 20; round++) {
+		char rids[6][16], pls[6][24];
+		static const int who[6] = {0, 1, 0, 2, 1, 0};
+		static const int want[6] = {EF_OK, EF_OK, EF_EXISTS, EF_OK,
+					    EF_EXISTS, EF_EXISTS};
+		ef_receive rs[6];
+		int rcs[6];
+		ef_entry *e;
+
+		for (int i = 0; i < 6; i++) {
+			snprintf(rids[i], sizeof(rids[i]), "r%d-%d", round,
+				 who[i]);
+			snprintf(pls[i], sizeof(pls[i]), "{\"call\":%d}", i);
+			rs[i] = (ef_receive){"q@x", rids[i], T0 + round,
+					     NULL, pls[i]};
+		}
+		assert_int_equal(ef_finalize_batch(st, rs, 6, rcs), EF_OK);
+		for (int i = 0; i < 6; i++)
+			if (rcs[i] != want[i])
+				fail_msg("round %d call %d: %s", round, i,
+					 ef_err_name(rcs[i]));
+		assert_int_equal(ef_get_entry(st, "q@x", rids[0], &e), EF_OK);
+		assert_string_equal(e->payload_json, "{\"call\":0}");
+		ef_entry_free(e);
+		assert_int_equal(ef_get_entry(st, "q@x", rids[1], &e), EF_OK);
+		assert_string_equal(e->payload_json, "{\"call\":1}");
+		ef_entry_free(e);
+	}
+	cqueue__never_alone(0);
+	assert_int_equal(cqueue_peek(f->dir, &cs), EF_OK);
+	assert_true(cs.batched >= 20 * 6); /* it did go through the queue */
+	assert_int_equal(cs.used, 0);
+	th_assert_consistent(st);
+	ef_close(st);
+}
+
 static void test_finalize_batch_refuses_bad_sizes(void **state)
 {
 	fx *f = *state;
@@ -460,6 +532,9 @@ int main(void)
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_finalize_batch_refuses_bad_sizes, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_finalize_batch_through_the_queue_keeps_call_order,
+			setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(
 			test_finalize_batch_processes_create_each_once, setup,
 			teardown),
