@@ -57,18 +57,35 @@ class Store : public Napi::ObjectWrap<Store> {
   ~Store() override { handle_->Abandon(); }
 
  private:
-  Napi::Value Open(const Napi::CallbackInfo &i) { return StartOpen(i, handle_); }
-  Napi::Value Close(const Napi::CallbackInfo &i) { return StartClose(i, handle_); }
-  Napi::Value Finalize(const Napi::CallbackInfo &i) { return StartFinalize(i, handle_); }
-  Napi::Value Page(const Napi::CallbackInfo &i) { return StartPage(i, handle_); }
-  Napi::Value PageNow(const Napi::CallbackInfo &i) { return PageNowOrNull(i, handle_); }
-  Napi::Value Get(const Napi::CallbackInfo &i) { return StartGet(i, handle_); }
-  Napi::Value Unread(const Napi::CallbackInfo &i) { return StartUnread(i, handle_); }
-  Napi::Value MarkRead(const Napi::CallbackInfo &i) { return StartMarkRead(i, handle_); }
-  Napi::Value MarkAllRead(const Napi::CallbackInfo &i) { return StartMarkAllRead(i, handle_); }
-  Napi::Value Sweep(const Napi::CallbackInfo &i) { return StartSweep(i, handle_); }
-  Napi::Value Migrate(const Napi::CallbackInfo &i) { return StartMigrate(i, handle_); }
-  Napi::Value Check(const Napi::CallbackInfo &i) { return StartCheck(i, handle_); }
+  Napi::Value Open(const Napi::CallbackInfo &i) { return Guard(i, StartOpen); }
+  Napi::Value Close(const Napi::CallbackInfo &i) { return Guard(i, StartClose); }
+  Napi::Value Finalize(const Napi::CallbackInfo &i) { return Guard(i, StartFinalize); }
+  Napi::Value Page(const Napi::CallbackInfo &i) { return Guard(i, StartPage); }
+  Napi::Value PageNow(const Napi::CallbackInfo &i) { return Guard(i, PageNowOrNull); }
+  Napi::Value Get(const Napi::CallbackInfo &i) { return Guard(i, StartGet); }
+  Napi::Value Unread(const Napi::CallbackInfo &i) { return Guard(i, StartUnread); }
+  Napi::Value MarkRead(const Napi::CallbackInfo &i) { return Guard(i, StartMarkRead); }
+  Napi::Value MarkAllRead(const Napi::CallbackInfo &i) { return Guard(i, StartMarkAllRead); }
+  Napi::Value Sweep(const Napi::CallbackInfo &i) { return Guard(i, StartSweep); }
+  Napi::Value Migrate(const Napi::CallbackInfo &i) { return Guard(i, StartMigrate); }
+  Napi::Value Check(const Napi::CallbackInfo &i) { return Guard(i, StartCheck); }
+
+  // Every method: a C++ exception becomes the JS exception it stands for.
+  // While a worker_thread is being terminated, Node-API calls fail and
+  // nothing can be thrown into its JS any more; node-addon-api's own
+  // rethrow would then escape as a C++ exception and abort the process.
+  template <typename F>
+  Napi::Value Guard(const Napi::CallbackInfo &i, F start) {
+    try {
+      return start(i, handle_);
+    } catch (const Napi::Error &e) {
+      try {
+        e.ThrowAsJavaScriptException();
+      } catch (...) {  // the environment is going away: nobody to tell
+      }
+      return Napi::Value();
+    }
+  }
 
   std::shared_ptr<Handle> handle_;  // shared with the calls in flight
 };
