@@ -10,7 +10,8 @@
 
 const native = require('./build/Release/edgefeed.node');
 
-const { limits, flags: FLAGS } = native;
+const { limits, flags: FLAGS, codes } = native;
+const codeNames = Object.fromEntries(Object.entries(codes).map(([k, v]) => [v, k]));
 
 function einval(message) {
   const e = new Error(message);
@@ -91,6 +92,15 @@ function record(v, field) {
 // finalize, page and get answer with JSON text made on the pool thread
 // (one JSON.parse here costs less than building each entry through
 // Node-API); payloads are JSON objects inside it, as the library keeps them.
+// An error of the library for one receive of a batch, shaped as the
+// native side shapes the others (code: the C name, errno, the detail).
+function libraryError(errno, detail) {
+  const e = new Error(detail);
+  e.code = codeNames[errno] ?? `EF_${errno}`;
+  e.errno = errno;
+  return e;
+}
+
 function parseResult(json) {
   try {
     return JSON.parse(json);
@@ -137,6 +147,7 @@ function openConfig(options) {
 class Store {
   #native;
   #closing = null;
+  #batch = null; // finalizations of this turn, not yet sent
 
   constructor(dir, options) {
     text('dir', dir);
@@ -151,12 +162,49 @@ class Store {
     this.ready.catch(() => {});
   }
 
+  // The finalizations of one turn of the event loop go to the library
+  // together, at its end (a microtask): one call on the pool, one
+  // transaction and one sync for all of them (ef_finalize_batch), each
+  // answered with its own result. A lone one goes alone, as before.
   async finalize(receive) {
     const r = record(receive, 'receive');
-    const owner = text('owner', r.owner);
-    const rid = text('reservationId', r.reservationId);
-    return parseResult(await this.#native.finalize(owner, rid, created(r.createdAt),
-      optText('ip', r.ip), payload(r.payload)));
+    const args = [text('owner', r.owner), text('reservationId', r.reservationId),
+      created(r.createdAt), optText('ip', r.ip) ?? null, payload(r.payload) ?? null];
+    return new Promise((resolve, reject) => {
+      if (this.#batch === null) {
+        this.#batch = [];
+        queueMicrotask(() => this.#flush());
+      }
+      this.#batch.push({ args, resolve, reject });
+      if (this.#batch.length >= limits.batchMax) this.#flush();
+    });
+  }
+
+  #flush() {
+    const b = this.#batch;
+    this.#batch = null;
+    if (b === null || b.length === 0) return;
+    if (b.length === 1) {
+      const [{ args, resolve, reject }] = b;
+      this.#native.finalize(...args).then((json) => {
+        try { resolve(parseResult(json)); } catch (e) { reject(e); }
+      }, reject);
+      return;
+    }
+    this.#native.finalizeBatch(b.map((x) => x.args)).then((json) => {
+      let results;
+      try {
+        results = parseResult(json);
+      } catch (e) {
+        for (const x of b) x.reject(e);
+        return;
+      }
+      b.forEach((x, i) => {
+        const res = results[i];
+        if (res.error) x.reject(libraryError(res.error.errno, res.error.detail));
+        else x.resolve(res);
+      });
+    }, (e) => { for (const x of b) x.reject(e); });
   }
 
   async page(owner, options) {
@@ -220,6 +268,7 @@ class Store {
   // reject with 'EF_EINVAL' "store is closed". Calls already made finish
   // first: the store is closed once the promise resolves.
   close() {
+    this.#flush(); // calls of this turn go first: they were made before
     if (this.#closing === null) this.#closing = this.#native.close();
     return this.#closing;
   }

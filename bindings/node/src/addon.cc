@@ -13,6 +13,8 @@
 #include "handle.h"
 #include "ops.h"
 
+#include <cstring>
+
 namespace edgefeed_node {
 
 class Store : public Napi::ObjectWrap<Store> {
@@ -24,6 +26,7 @@ class Store : public Napi::ObjectWrap<Store> {
             InstanceMethod<&Store::Open>("open"),
             InstanceMethod<&Store::Close>("close"),
             InstanceMethod<&Store::Finalize>("finalize"),
+            InstanceMethod<&Store::FinalizeBatch>("finalizeBatch"),
             InstanceMethod<&Store::Page>("page"),
             InstanceMethod<&Store::PageNow>("pageNow"),
             InstanceMethod<&Store::Get>("get"),
@@ -60,6 +63,7 @@ class Store : public Napi::ObjectWrap<Store> {
   Napi::Value Open(const Napi::CallbackInfo &i) { return Guard(i, StartOpen); }
   Napi::Value Close(const Napi::CallbackInfo &i) { return Guard(i, StartClose); }
   Napi::Value Finalize(const Napi::CallbackInfo &i) { return Guard(i, StartFinalize); }
+  Napi::Value FinalizeBatch(const Napi::CallbackInfo &i) { return Guard(i, StartFinalizeBatch); }
   Napi::Value Page(const Napi::CallbackInfo &i) { return Guard(i, StartPage); }
   Napi::Value PageNow(const Napi::CallbackInfo &i) { return Guard(i, PageNowOrNull); }
   Napi::Value Get(const Napi::CallbackInfo &i) { return Guard(i, StartGet); }
@@ -99,6 +103,7 @@ class Addon : public Napi::Addon<Addon> {
                Napi::Number::New(env, static_cast<double>(EF_CREATED_MAX)));
     limits.Set("pageLimitMax", Napi::Number::New(env, EF_PAGE_LIMIT_MAX));
     limits.Set("pageLimitDefault", Napi::Number::New(env, EF_PAGE_LIMIT_DEFAULT));
+    limits.Set("batchMax", Napi::Number::New(env, EF_BATCH_MAX));
     Napi::Object flags = Napi::Object::New(env);
     flags.Set("noSync", Napi::Number::New(env, EF_NOSYNC));
     flags.Set("readOnly", Napi::Number::New(env, EF_RDONLY));
@@ -106,11 +111,18 @@ class Addon : public Napi::Addon<Addon> {
     flags.Set("noGroupCommit", Napi::Number::New(env, EF_NO_GROUP_COMMIT));
     flags.Set("noCreate", Napi::Number::New(env, EF_NOCREATE));
     flags.Set("noWait", Napi::Number::New(env, EF_NOWAIT));
+    Napi::Object codes = Napi::Object::New(env);  // "EF_EINVAL" -> -1, ...
+    for (int rc = 1; rc >= -64; rc--) {
+      const char *name = ef_err_name(rc);
+      if (name && strncmp(name, "EF_", 3) == 0 && strcmp(name, "EF_UNKNOWN") != 0)
+        codes.Set(name, Napi::Number::New(env, rc));
+    }
     DefineAddon(exports,
                 {
                     InstanceValue("Store", Store::Define(env)),
                     InstanceValue("limits", limits),
                     InstanceValue("flags", flags),
+                    InstanceValue("codes", codes),
                     InstanceValue("version", Napi::String::New(env, ef_version())),
                 });
   }

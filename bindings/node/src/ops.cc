@@ -1,6 +1,7 @@
 // ops.cc - see ops.h. Names of result fields follow the CLI's JSON.
 #include "ops.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -207,6 +208,43 @@ void AppendPageJson(std::string *out, const ef_page &page) {
   out->push_back('}');
 }
 
+// createdAt given as text: epoch milliseconds or ISO-8601. 0 (the epoch
+// itself) would mean "now" to the library, so it is refused here as it is
+// for a number. EF_OK, or EF_EINVAL with *why.
+int ParseCreatedText(const std::string &text, int64_t *ms, std::string *why) {
+  std::string shown = text.substr(0, 64);
+  if (ef_time_parse(text.c_str(), ms) != EF_OK) {
+    *why = "createdAt: '" + shown + "' is neither epoch milliseconds nor an "
+           "ISO-8601 time in [1970, 2286]";
+    return EF_EINVAL;
+  }
+  if (*ms == 0) {
+    *why = "createdAt: '" + shown + "' is the epoch itself; give a later "
+           "time, or leave createdAt out for now";
+    return EF_EINVAL;
+  }
+  return EF_OK;
+}
+
+// {"status":"created"|"duplicate","entry":...} of a finalization that
+// returned @rc, with the entry as the store has it now (the first write
+// wins). EF_OK, or the error of reading it back (*st's detail).
+int AppendFinalizeJson(std::string *out, ef_store *st, const std::string &owner,
+                       const std::string &rid, int rc) {
+  int grc;
+  EntryPtr e = GetEntry(st, owner, rid, &grc);
+  if (grc != EF_OK && grc != EF_ENOTFOUND)  // ENOTFOUND: trimmed at once
+    return grc;
+  out->append(rc == EF_EXISTS ? "{\"status\":\"duplicate\",\"entry\":"
+                              : "{\"status\":\"created\",\"entry\":");
+  if (e)
+    AppendEntryJson(out, *e);
+  else
+    out->append("null");
+  out->push_back('}');
+  return EF_OK;
+}
+
 Napi::Number Count(Napi::Env env, uint64_t n) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
@@ -265,8 +303,9 @@ class FinalizeCall : public JsonCall {
  protected:
   int Run(ef_store *st) override {
     if (has_created_text_) {
-      int rc = ParseCreated();
-      if (rc != EF_OK) return rc;
+      std::string why;
+      int rc = ParseCreatedText(created_text_, &created_ms_, &why);
+      if (rc != EF_OK) return Fail(nullptr, rc, why);
     }
     ef_receive r = {};
     r.owner = owner_.c_str();
@@ -276,41 +315,115 @@ class FinalizeCall : public JsonCall {
     r.payload_json = has_payload_ ? payload_.c_str() : nullptr;
     int rc = ef_finalize(st, &r);
     if (rc < 0) return Fail(st, rc);
-    // The first write wins: answer with the entry as the store has it.
-    int grc;
-    EntryPtr e = GetEntry(st, owner_, rid_, &grc);
-    if (grc != EF_OK && grc != EF_ENOTFOUND)  // ENOTFOUND: trimmed at once
-      return Fail(st, grc);
-    json_ = rc == EF_EXISTS ? "{\"status\":\"duplicate\",\"entry\":"
-                            : "{\"status\":\"created\",\"entry\":";
-    if (e)
-      AppendEntryJson(&json_, *e);
-    else
-      json_.append("null");
-    json_.push_back('}');
-    return rc;
+    int grc = AppendFinalizeJson(&json_, st, owner_, rid_, rc);
+    return grc == EF_OK ? rc : Fail(st, grc);
   }
 
  private:
-  // createdAt given as text: epoch milliseconds or ISO-8601. 0 (the
-  // epoch itself) would mean "now" to the library, so it is refused here
-  // as it is for a number.
-  int ParseCreated() {
-    std::string shown = created_text_.substr(0, 64);
-    if (ef_time_parse(created_text_.c_str(), &created_ms_) != EF_OK)
-      return Fail(nullptr, EF_EINVAL,
-                  "createdAt: '" + shown + "' is neither epoch milliseconds "
-                  "nor an ISO-8601 time in [1970, 2286]");
-    if (created_ms_ == 0)
-      return Fail(nullptr, EF_EINVAL,
-                  "createdAt: '" + shown + "' is the epoch itself; give a "
-                  "later time, or leave createdAt out for now");
-    return EF_OK;
-  }
-
   std::string owner_, rid_, created_text_, ip_, payload_;
   bool has_created_text_ = false, has_ip_ = false, has_payload_ = false;
   int64_t created_ms_ = 0;
+};
+
+// finalizeBatch([[owner, rid, created, ip, payload], ...]): one
+// ef_finalize_batch (one transaction, one sync) for the finalizations of
+// one turn of the event loop. Resolves to a JSON array, one element a
+// receive: what FinalizeCall resolves to, or {"error":{"errno":N,
+// "detail":"..."}}.
+class FinalizeBatchCall : public JsonCall {
+ public:
+  FinalizeBatchCall(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h)
+      : JsonCall(info.Env(), std::move(h)) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray())
+      throw Napi::TypeError::New(env, "edgefeed: internal: not an array");
+    Napi::Array a = info[0].As<Napi::Array>();
+    items_.resize(a.Length());
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (!v.IsArray())
+        throw Napi::TypeError::New(env, "edgefeed: internal: not an item");
+      Napi::Array x = v.As<Napi::Array>();
+      Item &it = items_[i];
+      it.owner = x.Get(0u).As<Napi::String>().Utf8Value();
+      it.rid = x.Get(1u).As<Napi::String>().Utf8Value();
+      Napi::Value c = x.Get(2u);
+      if (c.IsString())
+        it.created_text = c.As<Napi::String>().Utf8Value(),
+        it.has_created_text = true;
+      else
+        it.created_ms = static_cast<int64_t>(c.As<Napi::Number>().DoubleValue());
+      Napi::Value ip = x.Get(3u), pl = x.Get(4u);
+      if (ip.IsString()) it.ip = ip.As<Napi::String>().Utf8Value(), it.has_ip = true;
+      if (pl.IsString())
+        it.payload = pl.As<Napi::String>().Utf8Value(), it.has_payload = true;
+    }
+  }
+
+ protected:
+  int Run(ef_store *st) override {
+    const size_t n = items_.size();
+    std::vector<ef_receive> rs;
+    std::vector<size_t> at;
+    std::vector<int> rcs(n, EF_OK);
+    std::vector<std::string> why(n);
+    for (size_t i = 0; i < n; i++) {
+      Item &it = items_[i];
+      if (it.has_created_text) {
+        rcs[i] = ParseCreatedText(it.created_text, &it.created_ms, &why[i]);
+        if (rcs[i] != EF_OK) continue;
+      }
+      ef_receive r = {};
+      r.owner = it.owner.c_str();
+      r.reservation_id = it.rid.c_str();
+      r.created_ms = it.created_ms;
+      r.ip = it.has_ip ? it.ip.c_str() : nullptr;
+      r.payload_json = it.has_payload ? it.payload.c_str() : nullptr;
+      rs.push_back(r);
+      at.push_back(i);
+    }
+    std::vector<int> got(rs.size());
+    for (size_t k = 0; k < rs.size(); k += EF_BATCH_MAX) {
+      size_t m = std::min<size_t>(EF_BATCH_MAX, rs.size() - k);
+      int rc = ef_finalize_batch(st, &rs[k], m, &got[k]);
+      if (rc != EF_OK) return Fail(st, rc);
+    }
+    for (size_t k = 0; k < rs.size(); k++) {
+      size_t i = at[k];
+      rcs[i] = got[k];
+      if (rcs[i] < 0) {  // its own detail: the call again, on its own
+        rcs[i] = ef_finalize(st, &rs[k]);
+        if (rcs[i] < 0) why[i] = JsFieldNames(ef_errmsg(st));
+      }
+    }
+    json_.push_back('[');
+    for (size_t i = 0; i < n; i++) {
+      if (i) json_.push_back(',');
+      if (rcs[i] >= 0 && AppendFinalizeJson(&json_, st, items_[i].owner,
+                                            items_[i].rid, rcs[i]) == EF_OK)
+        continue;
+      if (rcs[i] >= 0) {  // read back failed
+        rcs[i] = EF_EIO;
+        why[i] = JsFieldNames(ef_errmsg(st));
+      }
+      json_.append("{\"error\":{\"errno\":");
+      json_.append(std::to_string(rcs[i]));
+      json_.append(",\"detail\":");
+      AppendJsonString(&json_, why[i].empty() ? ef_strerror(rcs[i])
+                                              : why[i].c_str());
+      json_.append("}}");
+    }
+    json_.push_back(']');
+    return EF_OK;
+  }
+
+ private:
+  struct Item {
+    std::string owner, rid, created_text, ip, payload;
+    bool has_created_text = false, has_ip = false, has_payload = false;
+    int64_t created_ms = 0;
+  };
+  std::vector<Item> items_;
 };
 
 class PageCall : public JsonCall {
@@ -534,6 +647,7 @@ Napi::Value StartClose(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h
     return Call::Start(new type(info, std::move(h)));                        \
   }
 EF_NODE_START(StartFinalize, FinalizeCall)
+EF_NODE_START(StartFinalizeBatch, FinalizeBatchCall)
 EF_NODE_START(StartPage, PageCall)
 EF_NODE_START(StartGet, GetCall)
 EF_NODE_START(StartUnread, UnreadCall)

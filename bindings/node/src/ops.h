@@ -58,6 +58,7 @@ class Call : public Napi::AsyncWorker {
 Napi::Value StartOpen(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
 Napi::Value StartClose(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
 Napi::Value StartFinalize(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
+Napi::Value StartFinalizeBatch(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
 Napi::Value StartPage(const Napi::CallbackInfo &info, std::shared_ptr<Handle> h);
 // On the JS thread, at once: the page as JSON text if the library can read
 // it without waiting (ef_feed_page_try), else null (then StartPage).

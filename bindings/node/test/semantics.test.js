@@ -183,3 +183,45 @@ test('ids and payloads with quotes, backslashes and emoji come back intact', asy
   assert.deepEqual(await store.get('Ünïcode "OWNER"', rid), e);
   assert.equal(await store.get('ünïcode "owner"', rid), null);
 });
+
+test('calls of one turn, sent together, each get their own result', async (t) => {
+  // The finalizations made in one turn of the event loop reach the library
+  // as one batch (one transaction); each still answers as it would alone:
+  // the first of a reservation created, a later one a duplicate with the
+  // first's entry, a bad one rejected with its own code and message.
+  const store = open(tmpStoreDir(t));
+  t.after(() => store.close());
+  const owner = 'batch@example.com';
+  const calls = [
+    store.finalize({ owner, reservationId: 'one', payload: { n: 1 } }),
+    store.finalize({ owner, reservationId: 'two', ip: '192.0.2.2' }),
+    store.finalize({ owner, reservationId: 'one', payload: { n: 2 } }),
+    store.finalize({ owner, reservationId: 'bad', ip: '999.1.2.3' }),
+    store.finalize({ owner, reservationId: 'late', createdAt: '2020-01-01T00:00:00Z' }),
+    store.finalize({ owner, reservationId: 'when', createdAt: 'yesterday' }),
+  ];
+  const got = await Promise.allSettled(calls);
+  assert.equal(got[0].value.status, 'created');
+  assert.equal(got[1].value.status, 'created');
+  assert.equal(got[1].value.entry.ip, '192.0.2.2');
+  assert.equal(got[2].value.status, 'duplicate');
+  assert.deepEqual(got[2].value.entry.payload, { n: 1 }, 'the first write wins');
+  assert.equal(got[3].status, 'rejected');
+  assert.equal(got[3].reason.code, 'EF_EINVAL');
+  assert.match(got[3].reason.message, /^ip:/);
+  assert.equal(got[4].status, 'fulfilled'); // stale at once: written, trimmed
+  assert.equal(got[4].value.entry, null);
+  assert.equal(got[5].reason.code, 'EF_EINVAL');
+  assert.match(got[5].reason.message, /^createdAt:/);
+  const page = await store.page(owner);
+  assert.deepEqual(page.entries.map((e) => e.reservationId).sort(), ['one', 'two']);
+  // and the same calls one by one give the same answers
+  const alone = [];
+  const other = open(tmpStoreDir(t));
+  t.after(() => other.close());
+  for (const r of [{ reservationId: 'one', payload: { n: 1 } },
+    { reservationId: 'one', payload: { n: 2 } }]) {
+    alone.push(await other.finalize({ owner, ...r }));
+  }
+  assert.equal(alone[1].status, got[2].value.status);
+});
