@@ -316,26 +316,41 @@ typedef struct storm_arg {
 	const char *ledger;
 	uint64_t rng;
 	int calls;
+	int batches;    /* finalize in ef_finalize_batch calls of 1..8 */
 } storm_arg;
 
 static void *storm_thread(void *p)
 {
 	storm_arg *a = p;
 
-	for (int i = 0; i < a->calls; i++) {
-		char rid[32], payload[64];
-		uint64_t x = th_rng_next(&a->rng);
-		ef_receive r = {OWNER, rid, 0, x % 3 ? "198.51.100.9" : NULL,
-				payload};
-		int rc;
+	for (int i = 0; i < a->calls;) {
+		char rid[8][32], payload[64];
+		ef_receive r[8];
+		int rcs[8], n = a->batches ? 1 + (int)(a->rng % 8) : 1;
 
-		snprintf(rid, sizeof(rid), "s%03u", (unsigned)(x % 300));
+		if (n > a->calls - i)
+			n = a->calls - i; /* exactly @calls in all */
+
 		snprintf(payload, sizeof(payload), "{\"by\":%ld}",
 			 (long)getpid());
-		rc = ef_finalize(a->st, &r);
-		if (rc != EF_OK && rc != EF_EXISTS)
-			_exit(94);
-		ledger_add(a->ledger, rid, rc);
+		for (int k = 0; k < n; k++) {
+			uint64_t x = th_rng_next(&a->rng);
+			snprintf(rid[k], sizeof(rid[k]), "s%03u",
+				 (unsigned)(x % 300));
+			r[k] = (ef_receive){OWNER, rid[k], 0,
+					    x % 3 ? "198.51.100.9" : NULL,
+					    payload};
+		}
+		if (!a->batches)
+			rcs[0] = ef_finalize(a->st, &r[0]);
+		else if (ef_finalize_batch(a->st, r, (size_t)n, rcs) != EF_OK)
+			_exit(93);
+		for (int k = 0; k < n; k++) {
+			if (rcs[k] != EF_OK && rcs[k] != EF_EXISTS)
+				_exit(94);
+			ledger_add(a->ledger, rid[k], rcs[k]);
+		}
+		i += n;
 	}
 	return NULL;
 }
@@ -353,7 +368,9 @@ static void storm_child(const char *dir, const char *ledger, uint64_t seed,
 	if (ef_open(&st, dir, &cfg) != EF_OK)
 		_exit(95);
 	for (int i = 0; i < 2; i++) {
-		a[i] = (storm_arg){st, ledger, seed * 31 + (uint64_t)i, calls};
+		/* one thread calls one by one, the other in batches */
+		a[i] = (storm_arg){st, ledger, seed * 31 + (uint64_t)i, calls,
+				   i == 1};
 		if (pthread_create(&th[i], NULL, storm_thread, &a[i]) != 0)
 			_exit(96);
 	}
