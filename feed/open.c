@@ -16,6 +16,7 @@
 #include "store/alloc.h"
 #include "feed/feed.h"
 #include "store/error.h"
+#include "store/redis/addr.h"
 #include "store/keyring.h"
 #include "store/lock.h"
 #include "store/storefile.h"
@@ -237,6 +238,10 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 	if (!out)
 		return ef__err(EF__ERR_NOSTORE, EF_EINVAL, "out: NULL");
 	*out = NULL;
+	if (raddr_is(dir)) /* not a path, whatever directories exist */
+		return ef__err(EF__ERR_NOSTORE, EF_EINVAL, "dir: a redis:// "
+			       "address: this build has no Redis Cluster engine "
+			       "yet (docs/CLUSTER.md); give a directory");
 	ef__alloc_init();
 	st = ef__calloc(1, sizeof(*st));
 	if (!st)

@@ -203,6 +203,31 @@ static void test_open_creates_missing_directory(void **state)
 	tmp_done();
 }
 
+/* A redis:// address is not a directory: until the Redis Cluster engine
+ * exists (issue 14) it is refused as such, and nothing is created, not
+ * even where a directory "redis:" would make it a relative path. */
+static void test_open_redis_address_is_refused_not_made(void **state)
+{
+	const char *tmp = tmp_new();
+	path_buf cwd_redis = path_in(tmp, "redis:");
+	char old[4096];
+	ef_store *st = (ef_store *)1;
+	struct stat sb;
+
+	(void)state;
+	assert_non_null(getcwd(old, sizeof(old)));
+	assert_int_equal(mkdir(cwd_redis.s, 0700), 0); /* "redis:/h:1" exists */
+	assert_int_equal(chdir(tmp), 0);
+	assert_int_equal(ef_open(&st, "redis://127.0.0.1:7000", NULL),
+			 EF_EINVAL);
+	assert_null(st);
+	assert_non_null(strstr(ef_errmsg(NULL), "redis://"));
+	assert_int_equal(stat("redis:/127.0.0.1:7000", &sb), -1);
+	assert_int_equal(ef_open(&st, "redis://", NULL), EF_EINVAL);
+	assert_int_equal(chdir(old), 0);
+	tmp_done();
+}
+
 /* A file where the store should be: a creating open cannot make one there
  * (EF_EINVAL); to one that only opens, it is no store (EF_ENOTFOUND). */
 static void test_open_regular_file_is_einval(void **state)
@@ -1098,6 +1123,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_creates_missing_directory),
 		cmocka_unit_test(test_open_regular_file_is_einval),
+		cmocka_unit_test(test_open_redis_address_is_refused_not_made),
 		cmocka_unit_test(test_open_unwritable_directory_is_eio),
 		cmocka_unit_test(test_open_newer_format_is_eversion),
 		cmocka_unit_test(test_open_bad_format_value_is_ecorrupt),
