@@ -15,6 +15,11 @@
  * the caller then runs it again from the start (store.h's re-run rule).
  * A read-only transaction ends with an empty MULTI/EXEC too, so that
  * everything it read is one consistent state of the group.
+ *
+ * One transaction at a time per client (so per thread): its WATCH state
+ * lives on the one connection the client keeps to the group's master, and
+ * a second transaction begun on that node before the first ends would mix
+ * its keys into the first's WATCH.
  */
 #ifndef EF_STORE_REDIS_TXN_H
 #define EF_STORE_REDIS_TXN_H
