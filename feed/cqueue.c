@@ -68,7 +68,7 @@ struct cq_hdr {
 	uint64_t batched;
 	uint64_t recovered;
 	uint64_t reclaimed;
-	uint64_t alone;       /* lone callers that committed on their own (was
+	uint64_t alone;       /* requests committed by lone callers (was
 			       * padding before pairs: version 1 still fits) */
 	/* each slot's word and owner, side by side (not in the slots): a scan
 	 * of all of them reads 16 cache lines, not 128 pages */
@@ -632,11 +632,11 @@ static int alone(cqueue *q, uint32_t mine)
 	return 1;
 }
 
-void cq_alone_end(cqueue *q, const cq_ticket *t)
+void cq_alone_end(cqueue *q, const cq_ticket *t, size_t n)
 {
 	uint64_t *pp = pair_of(q, t->slot), p = pld(pp);
 
-	__atomic_add_fetch(&q->h->alone, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&q->h->alone, n, __ATOMIC_RELAXED);
 	if (P_WORD(p) == S_MAKE(t->seq, S_FILLING) && P_PID(p) == self(NULL))
 		(void)slot_free(slot_at(q, t->slot), pp, p);
 	/* else reclaimed meanwhile (judged dead: cannot be); nothing to do */

@@ -84,7 +84,7 @@ typedef struct cq_stats {
 	uint64_t batched;   /* requests completed by them */
 	uint64_t recovered; /* requests of a dead leader resolved from the store */
 	uint64_t reclaimed; /* slots of dead callers freed */
-	uint64_t alone;     /* lone callers that committed on their own */
+	uint64_t alone;     /* requests lone callers committed on their own */
 	uint32_t used;      /* slots not FREE right now */
 	uint32_t pending;   /* of them, PENDING (waiting for a leader) */
 	uint32_t leader;    /* pid of the leading process, 0: none */
@@ -118,8 +118,9 @@ cqueue *cqueue_renew(cqueue *q, uint64_t err_id);
  * renew it). */
 int cq_submit(cqueue *q, const fin_item *it, int64_t now, cq_ticket *t);
 
-/* Give back the slot of a CQ_ALONE submission. */
-void cq_alone_end(cqueue *q, const cq_ticket *t);
+/* Give back the slot of a CQ_ALONE submission, whose caller committed
+ * @n requests on its own (counted in cq_stats.alone). */
+void cq_alone_end(cqueue *q, const cq_ticket *t, size_t n);
 
 /* Wait for the request of @t: CQ_DONE with *rc and the detail of an error
  * result in @errbuf (@errcap bytes; the slot is free again); CQ_LEAD (the

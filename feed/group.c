@@ -267,7 +267,7 @@ int fin_group_apply(ef_store *st, struct fin_group *g, const fin_item *it,
 		fin_req r = {.it = it, .now = now};
 
 		fin_batch(st, &r, 1);
-		cq_alone_end(q, &t);
+		cq_alone_end(q, &t, 1);
 		return r.rc;
 	}
 	return local_apply(st, g, it, now);
@@ -294,7 +294,7 @@ void fin_group_apply_many(ef_store *st, struct fin_group *g, fin_req *reqs,
 	rc = cq_submit(q, reqs[0].it, reqs[0].now, &t[0]);
 	if (rc == CQ_ALONE) { /* nobody to share with: one commit, now */
 		fin_batch(st, reqs, n);
-		cq_alone_end(q, &t[0]);
+		cq_alone_end(q, &t[0], n);
 		goto out;
 	}
 	queued[0] = rc == EF_OK;

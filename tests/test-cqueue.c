@@ -511,6 +511,16 @@ static void test_results_are_the_same_as_without_group_commit(void **state)
 	th_cleanup(d2);
 }
 
+/* Teardown of the tests that turn the lone way on: off again, failed or
+ * not, so that the tests of the queue's mechanics after them keep every
+ * request in a slot. */
+static int never_alone_again(void **state)
+{
+	(void)state;
+	cqueue__never_alone(1);
+	return 0;
+}
+
 /* A caller that finds nobody else in the queue commits on its own: no copy
  * into a slot, no token record, the same results; while others are in the
  * queue, callers batch as before. */
@@ -821,10 +831,14 @@ static void test_handles_of_other_settings_are_not_mixed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lone_writer_commits_without_the_queue),
+		cmocka_unit_test_teardown(
+			test_lone_writer_commits_without_the_queue,
+			never_alone_again),
 		cmocka_unit_test(
 			test_results_are_the_same_as_without_group_commit),
-		cmocka_unit_test(test_processes_and_threads_share_batches),
+		cmocka_unit_test_teardown(
+			test_processes_and_threads_share_batches,
+			never_alone_again),
 		cmocka_unit_test(
 			test_result_from_a_record_is_synced_before_it_is_given),
 		cmocka_unit_test(test_full_queue_degrades_to_own_commits),
