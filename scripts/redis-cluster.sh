@@ -28,14 +28,18 @@ port_free() { # a port and its cluster bus port (+10000) both unbound
     ! (exec 3<>"/dev/tcp/127.0.0.1/$(($1 + 10000))") 2>/dev/null
 }
 
+# Client ports come from 10000-19999, so their bus ports (+10000) lie in
+# 20000-29999: one cluster's client port is never another's bus port, and
+# neither is in Linux's range of ephemeral ports (32768-60999), which
+# outgoing connections take.
 pick_ports() { # N free ports, from a random base, so parallel runs differ
   local n=$1 p tries=0 got=()
-  p=$((20000 + RANDOM % 30000))
+  p=$((10000 + RANDOM % 10000))
   while [ ${#got[@]} -lt "$n" ]; do
     tries=$((tries + 1))
     [ "$tries" -lt 2000 ] || die "no free loopback ports found"
     p=$((p + 1))
-    [ "$p" -lt 55000 ] || p=20000
+    [ "$p" -lt 20000 ] || p=10000
     port_free "$p" && got+=("$p")
   done
   echo "${got[@]}"
@@ -98,6 +102,11 @@ start() {
   # a start that fails stops what it started
   trap 'rc=$?; [ "$rc" = 0 ] || stop; exit "$rc"' EXIT
   local n=$((masters * (1 + replicas))) ports port addrs=() list=""
+  # Picking free ports and binding them is not atomic: clusters started
+  # at once (tests run in parallel) take turns here, until every node
+  # answers, so that none takes a port another has just picked.
+  exec 9>"${TMPDIR:-/tmp}/edgefeed-redis-ports.lock"
+  flock 9
   read -r -a ports <<<"$(pick_ports "$n")"
   for port in "${ports[@]}"; do
     mkdir -p "$dir/$port"
@@ -108,10 +117,13 @@ start() {
   for port in "${ports[@]}"; do # each answers before the cluster is made
     local deadline=$((SECONDS + 20))
     until redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; do
-      [ "$SECONDS" -lt "$deadline" ] || die "node $port does not answer"
+      [ "$SECONDS" -lt "$deadline" ] ||
+        die "node $port does not answer; its log ends: $(tail -n 3 "$dir/$port/redis.log" 2>/dev/null | tr '\n' ' ')"
       sleep 0.1
     done
   done
+  flock -u 9
+  exec 9>&-
   if [ "$masters" -ge 3 ]; then
     redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$replicas" \
       --cluster-yes >"$dir/create.log" 2>&1 || die "cluster create failed (see $dir/create.log)"
