@@ -49,7 +49,8 @@ static void check_reply(const redisReply *r)
 
 static void replies(const uint8_t *data, size_t size)
 {
-	redisReader *rd = redisReaderCreate();
+	/* the functions the client gives its readers: bounded arrays */
+	redisReader *rd = redisReaderCreateWithFunctions(rreply_functions());
 	void *r;
 
 	if (!rd)

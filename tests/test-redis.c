@@ -357,6 +357,30 @@ static void test_reply_error_classifies_redirects(void **state)
 	}
 }
 
+/* A reply that announces a huge array is refused before anything is
+ * allocated (hiredis 0.14 alone would calloc 16 GB for this one). */
+static void test_reply_huge_array_is_refused_not_allocated(void **state)
+{
+	static const char huge[] = "*2000000000\r\n:1\r\n";
+	static const char fine[] = "*3\r\n:1\r\n:2\r\n$1\r\nx\r\n";
+	redisReader *rd = redisReaderCreateWithFunctions(rreply_functions());
+	void *r = NULL;
+
+	(void)state;
+	assert_non_null(rd);
+	assert_int_equal(redisReaderFeed(rd, huge, sizeof(huge) - 1), REDIS_OK);
+	assert_int_equal(redisReaderGetReply(rd, &r), REDIS_ERR);
+	assert_null(r);
+	redisReaderFree(rd);
+	rd = redisReaderCreateWithFunctions(rreply_functions());
+	assert_int_equal(redisReaderFeed(rd, fine, sizeof(fine) - 1), REDIS_OK);
+	assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+	assert_non_null(r);
+	assert_int_equal(((redisReply *)r)->elements, 3);
+	freeReplyObject(r);
+	redisReaderFree(rd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -371,6 +395,8 @@ int main(void)
 		cmocka_unit_test(test_reply_slots_reads_a_cluster_slots_reply),
 		cmocka_unit_test(test_reply_slots_rejects_malformed_maps),
 		cmocka_unit_test(test_reply_error_classifies_redirects),
+		cmocka_unit_test(
+			test_reply_huge_array_is_refused_not_allocated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

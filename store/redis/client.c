@@ -160,6 +160,11 @@ static int node_connect(rclient *c, rnode *nd)
 		node_drop(nd);
 		return rc;
 	}
+	if (!rreply_functions()) {
+		node_drop(nd);
+		return ef__err(c->err_id, EF_ENOMEM, "out of memory");
+	}
+	nd->ctx->reader->fn = rreply_functions(); /* bounded arrays */
 	if (redisSetTimeout(nd->ctx, tv_of(c->a.timeout_ms)) != REDIS_OK ||
 	    redisEnableKeepAlive(nd->ctx) != REDIS_OK) {
 		rc = ef__err(c->err_id, EF_EIO, "redis %s:%d: cannot set the "

@@ -6,6 +6,7 @@
  * endpoint (string), port (integer), node id (string) and, since Redis 7,
  * more. MOVED and ASK errors read "MOVED <slot> <endpoint>:<port>".
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "store/redis/reply.h"
@@ -150,4 +151,34 @@ enum rerr_kind rreply_error(const char *s, size_t len, unsigned *slot,
 	    starts(s, len, "LOADING") || starts(s, len, "READONLY"))
 		return RERR_DOWN;
 	return RERR_OTHER;
+}
+
+static redisReplyObjectFunctions guarded;      /* hiredis's, one replaced */
+static void *(*default_array)(const redisReadTask *, int);
+static pthread_once_t guarded_once = PTHREAD_ONCE_INIT;
+
+static void *array_bounded(const redisReadTask *task, int elements)
+{
+	if (elements < 0 || elements > RREPLY_ELEMENTS_MAX)
+		return NULL; /* the reader reports it: nothing allocated */
+	return default_array(task, elements);
+}
+
+/* hiredis keeps its default functions to itself: take them from a reader */
+static void guarded_init(void)
+{
+	redisReader *r = redisReaderCreate();
+
+	if (!r)
+		return;
+	guarded = *r->fn;
+	default_array = guarded.createArray;
+	guarded.createArray = array_bounded;
+	redisReaderFree(r);
+}
+
+redisReplyObjectFunctions *rreply_functions(void)
+{
+	pthread_once(&guarded_once, guarded_init);
+	return default_array ? &guarded : NULL;
 }

@@ -47,4 +47,15 @@ enum rerr_kind {
 enum rerr_kind rreply_error(const char *s, size_t len, unsigned *slot,
 			    raddr_node *to);
 
+/* Largest array a reply may hold (CLUSTER SLOTS names at most 16384
+ * ranges; the client asks for far smaller arrays). hiredis 0.14 has no
+ * such limit: a reply announcing "*2000000000" makes it allocate 16 GB. */
+#define RREPLY_ELEMENTS_MAX 65536
+
+/* hiredis's reply functions with that limit: an array announced longer
+ * fails the reader (an out-of-memory error: the connection is dropped)
+ * before anything is allocated. Give it to every reader that parses what
+ * a server sends (redisContext.reader->fn, redisReaderCreateWithFunctions). */
+redisReplyObjectFunctions *rreply_functions(void);
+
 #endif
