@@ -48,6 +48,7 @@ struct rcur {
 	int open;
 	char *pos;              /* the current key (owned), or NULL */
 	size_t poslen;
+	int incl;               /* a seek: @pos itself is the next candidate */
 	int dir;                /* the cache's direction: 1 up, -1 down */
 	store_val *ck, *cv;     /* cached keys/values from Redis, in dir */
 	size_t cn, ci;          /* cached, next to use */
@@ -648,8 +649,8 @@ static void cache_drop(rcur *c)
 	c->cend = 0;
 }
 
-/* Fetch the next batch of keys strictly past @from (or from the start or
- * end when NULL) in direction @dir, with their values. */
+/* Fetch the next batch of keys past @from (from it on, in a seek), or
+ * from the start or end when NULL, in direction @dir, with their values. */
 static int fetch(rcur *c, const char *from, size_t flen, int dir)
 {
 	rtxn *t = c->t;
@@ -669,7 +670,7 @@ static int fetch(rcur *c, const char *from, size_t flen, int dir)
 							: c->batch * 2)
 			    : BATCH_MIN;
 	snprintf(lim, sizeof(lim), "%zu", c->batch);
-	lo[0] = '(';
+	lo[0] = c->incl ? '[' : '(';
 	if (from)
 		memcpy(lo + 1, from, flen);
 	argv[2] = from ? lo : dir > 0 ? "-" : "+";
@@ -776,6 +777,7 @@ static int set_pos(rcur *c, const void *k, size_t kl)
 	free(c->pos);
 	c->pos = p;
 	c->poslen = kl;
+	c->incl = 0;
 	return EF_OK;
 }
 
@@ -791,7 +793,7 @@ static const wop *buf_next(const rcur *c, int dir)
 						   : &t->w[t->wn - 1];
 	i = wfind(t, c->pos, c->poslen, &found);
 	if (dir > 0) {
-		i += found;
+		i += found && !c->incl;
 		return i < t->wn ? &t->w[i] : NULL;
 	}
 	return i > 0 ? &t->w[i - 1] : NULL;
@@ -854,30 +856,15 @@ int rcur_seek(rcur *c, const void *k, size_t kl, store_val *ok,
 	int rc;
 
 	assert(c->open);
-	/* @k itself if it is there, else the first key past it */
+	/* @k itself if it is there, else the first key past it: one range
+	 * read from @k on, merged with the buffer as any step */
 	cache_drop(c);
 	c->dir = 0;
 	c->batch = 0;
 	rc = set_pos(c, k, kl);
 	if (rc != EF_OK)
 		return rc;
-	{
-		store_val v;
-		rc = rtxn_get(c->t, k, kl, &v);
-		if (rc == EF_OK) {
-			if (ok) { /* c->pos moves on: a copy that stays */
-				ok->data = arena_copy(c->t, k, kl);
-				ok->len = kl;
-				if (!ok->data)
-					return EF_ENOMEM;
-			}
-			if (ov)
-				*ov = v;
-			return EF_OK;
-		}
-		if (rc != EF_ENOTFOUND)
-			return rc;
-	}
+	c->incl = 1;
 	return step(c, 1, ok, ov);
 }
 
