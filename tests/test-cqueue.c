@@ -545,7 +545,6 @@ static void test_lone_writer_commits_without_the_queue(void **state)
 	st = th_open(d2, &cfg);
 	assert_int_equal(th_count_prefix(st, "meta:groupCommit:"), 0);
 	ef_close(st);
-	cqueue__never_alone(1);
 	free(p1);
 	free(p2);
 	th_cleanup(d1);
@@ -587,7 +586,6 @@ static void test_processes_and_threads_share_batches(void **state)
 	       (unsigned long long)(s.batched + s.alone),
 	       (unsigned long long)s.batched, (unsigned long long)s.batches,
 	       (unsigned long long)s.alone);
-	cqueue__never_alone(1);
 	verify(dir, n);
 	th_cleanup(dir);
 }
