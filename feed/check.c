@@ -20,12 +20,55 @@ typedef struct check_ctx {
 	ef_check_opts o;
 	ef_check_stats s;
 	int64_t now;
-	uint64_t total;          /* keys, for progress */
+	uint64_t total_keys;     /* keys, for progress */
 	int has_format;
 	key_buf owner;           /* entries: the current owner, for the cap */
 	uint64_t sealed_ips;     /* entries with a sealed IP */
 	uint64_t rank;
+	/* a run of check_txn covers one group (the whole store on LMDB); a
+	 * sharded engine may run it again, so what it finds is kept here and
+	 * added up, and reported, only once its run stood */
+	ef_check_stats total;
+	int total_format;
+	uint64_t total_sealed;
+	char *pending;           /* reports: "what\0key\0" ... */
+	size_t npending, cpending;
+	int oom;                 /* a report could not be kept */
 } check_ctx;
+
+/* Keep a report of this run, for report_pending. */
+static void keep_report(check_ctx *c, const char *what, const char *key)
+{
+	size_t wl = strlen(what) + 1, kl = strlen(key) + 1;
+
+	if (c->npending + wl + kl > c->cpending) {
+		size_t cap = c->cpending ? c->cpending * 2 : 4096;
+		char *p;
+		while (cap < c->npending + wl + kl)
+			cap *= 2;
+		p = realloc(c->pending, cap);
+		if (!p) {
+			c->oom = 1;
+			return;
+		}
+		c->pending = p;
+		c->cpending = cap;
+	}
+	memcpy(c->pending + c->npending, what, wl);
+	memcpy(c->pending + c->npending + wl, key, kl);
+	c->npending += wl + kl;
+}
+
+static void report_pending(check_ctx *c)
+{
+	for (size_t o = 0; o < c->npending;) {
+		const char *what = c->pending + o;
+		const char *key = what + strlen(what) + 1;
+		c->o.report(what, key, c->o.report_ctx);
+		o = (size_t)(key + strlen(key) + 1 - c->pending);
+	}
+	c->npending = 0;
+}
 
 static void violation(check_ctx *c, const char *what, const store_val *k)
 {
@@ -48,7 +91,7 @@ static void violation(check_ctx *c, const char *what, const store_val *k)
 	/* a key names records by their owner and id, which may hold an IP
 	 * address: a finding shows it masked (the import's skip lines do) */
 	ipscan_mask(buf, o);
-	c->o.report(what, buf, c->o.report_ctx);
+	keep_report(c, what, buf);
 }
 
 /* Does the owner component of a key name an owner (the one rule of
@@ -389,6 +432,7 @@ static int check_txn(store_txn *t, void *p)
 	c->has_format = 0;
 	c->owner.len = 0;
 	c->sealed_ips = 0;
+	c->npending = 0;
 	rc = store_cur_open(t, &cur);
 	if (rc != EF_OK)
 		return rc;
@@ -398,17 +442,37 @@ static int check_txn(store_txn *t, void *p)
 		rc = check_key(c, t, &k, &v);
 		if (rc != EF_OK)
 			break;
-		if (c->o.progress && c->s.keys % 65536 == 0)
-			c->o.progress(c->s.keys, c->total, c->o.progress_ctx);
+		if (c->o.progress && (c->total.keys + c->s.keys) % 65536 == 0)
+			c->o.progress(c->total.keys + c->s.keys, c->total_keys,
+				      c->o.progress_ctx);
 	}
 	store_cur_close(cur);
 	if (rc != EF_OK && rc != EF_ENOTFOUND)
 		return rc;
-	if (!c->has_format)
-		violation(c, "meta:format is missing", NULL);
-	check_keyring(c);
-	if (c->o.progress)
-		c->o.progress(c->s.keys, c->s.keys, c->o.progress_ctx);
+	return EF_OK;
+}
+
+/* Check one group (the whole store on LMDB) and add up what it found. */
+static int check_group(const store_val *g, void *p)
+{
+	check_ctx *c = p;
+	ef_check_stats *a = &c->total;
+	int rc = store_read_in(c->st->env, g, check_txn, c);
+
+	if (rc != EF_OK)
+		return rc;
+	a->keys += c->s.keys;
+	a->entries += c->s.entries;
+	a->index_keys += c->s.index_keys;
+	a->markers += c->s.markers;
+	a->legacy_arrays += c->s.legacy_arrays;
+	a->quarantined += c->s.quarantined;
+	a->violations += c->s.violations;
+	c->total_format |= c->has_format;
+	c->total_sealed += c->sealed_ips;
+	if (c->o.report)
+		report_pending(c);
+	c->npending = 0;
 	return EF_OK;
 }
 
@@ -428,11 +492,30 @@ int ef_check(ef_store *st, const ef_check_opts *opts, ef_check_stats *stats)
 		c.o = *opts;
 	c.now = feed_now(st);
 	if (c.o.progress && ef_stat(st, &si) == EF_OK)
-		c.total = si.entries + si.index_keys + si.unread_markers +
-			  si.legacy_arrays + si.quarantined + si.other_keys;
-	rc = store_read(st->env, check_txn, &c);
+		c.total_keys = si.entries + si.index_keys + si.unread_markers +
+			       si.legacy_arrays + si.quarantined +
+			       si.other_keys;
+	rc = store_each_group(st->env, check_group, &c);
+	if (rc == EF_OK) {
+		/* what holds of the store as a whole */
+		memset(&c.s, 0, sizeof(c.s));
+		c.sealed_ips = c.total_sealed;
+		if (!c.total_format)
+			violation(&c, "meta:format is missing", NULL);
+		check_keyring(&c);
+		c.total.violations += c.s.violations;
+		if (c.o.report)
+			report_pending(&c);
+		if (c.oom)
+			rc = ef__err(st->err_id, EF_ENOMEM, "out of memory "
+				     "keeping the violations found");
+		if (c.o.progress)
+			c.o.progress(c.total.keys, c.total.keys,
+				     c.o.progress_ctx);
+	}
+	free(c.pending);
 	if (stats)
-		*stats = c.s;
+		*stats = c.total;
 	if (rc == EF_OK)
 		ef__err_clear(st->err_id);
 	return rc;

@@ -34,6 +34,10 @@ struct ef_store {
 	struct seal_cache *seal; /* AES key schedules of recent windows (ipseal.c) */
 };
 
+/* The group (store.h) of the store's metadata (meta:*, except
+ * meta:entries:<owner>, which is the owner's: keys.h key_group). */
+#define FEED_META_GROUP (&(const store_val){"", 0})
+
 /* Current time of the store's clock, ms since the epoch. */
 int64_t feed_now(const ef_store *st);
 

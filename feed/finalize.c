@@ -367,7 +367,8 @@ int ef_finalize(ef_store *st, const ef_receive *r)
 	if (rc == EF_OK && st->group)
 		rc = fin_group_apply(st, st->group, &c.it, c.now);
 	else if (rc == EF_OK)
-		rc = store_write(st->env, fin_txn, &c);
+		rc = store_write_in(st->env, &(store_val){c.it.owner.s,
+			c.it.owner.len}, fin_txn, &c);
 	fin_item_free(&c.it);
 	if (rc == EF_OK || rc == EF_EXISTS)
 		ef__err_clear(st->err_id);

@@ -107,7 +107,8 @@ int ef_get_entry(ef_store *st, const char *owner, const char *reservation_id,
 	if (rc != EF_OK)
 		return rc;
 	c.now = feed_now(st);
-	rc = store_read(st->env, get_txn, &c);
+	rc = store_read_in(st->env, &(store_val){c.owner.s, c.owner.len},
+			   get_txn, &c);
 	if (rc != EF_OK) {
 		ef_entry_free(c.out);
 		return rc;

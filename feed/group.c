@@ -68,11 +68,21 @@ static int single_txn(store_txn *t, void *p)
 	return fin_apply(t, c->st, c->reqs->it, c->reqs->now, 0, NULL);
 }
 
-void fin_batch(ef_store *st, fin_req *reqs, size_t n)
+static store_val owner_group(const fin_req *r)
+{
+	store_val g = {r->it->owner.s, r->it->owner.len};
+	return g;
+}
+
+/* Requests of one group in one transaction; if it fails as a whole, each
+ * gets its own, so that one failing finalization does not fail the
+ * others. */
+static void batch_in(ef_store *st, const store_val *g, fin_req *reqs,
+		     size_t n)
 {
 	batch_ctx c = {st, reqs, n};
-	int rc = n == 1 ? store_write(st->env, single_txn, &c)
-			: store_write(st->env, batch_txn, &c);
+	int rc = n == 1 ? store_write_in(st->env, g, single_txn, &c)
+			: store_write_in(st->env, g, batch_txn, &c);
 
 	if (n == 1) {
 		reqs[0].rc = rc;
@@ -80,11 +90,30 @@ void fin_batch(ef_store *st, fin_req *reqs, size_t n)
 	}
 	if (rc == EF_OK)
 		return;
-	/* the transaction failed as a whole: give each its own, so that one
-	 * failing finalization does not fail the others */
 	for (size_t i = 0; i < n; i++) {
 		batch_ctx one = {st, &reqs[i], 1};
-		reqs[i].rc = store_write(st->env, single_txn, &one);
+		store_val og = owner_group(&reqs[i]);
+		reqs[i].rc = store_write_in(st->env, &og, single_txn, &one);
+	}
+}
+
+void fin_batch(ef_store *st, fin_req *reqs, size_t n)
+{
+	size_t i = 0;
+
+	if (!store_sharded(st->env)) {
+		batch_in(st, STORE_ALL, reqs, n);
+		return;
+	}
+	/* a sharded engine commits one group at a time: runs of one owner */
+	while (i < n) {
+		store_val g = owner_group(&reqs[i]);
+		size_t j = i + 1;
+		while (j < n && reqs[j].it->owner.len == g.len &&
+		       memcmp(reqs[j].it->owner.s, g.data, g.len) == 0)
+			j++;
+		batch_in(st, &g, reqs + i, j - i);
+		i = j;
 	}
 }
 

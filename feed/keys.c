@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "store/error.h"
+#include "store/store.h"
 
 int utf8_valid(const unsigned char *s, size_t len, size_t *bad_at)
 {
@@ -509,4 +510,53 @@ int key_split_entry_stored(const void *key, size_t klen, key_view *owner,
 	rid->p = colon + 2 + KEY_SORT_LEN;
 	rid->len = rest - KEY_SORT_LEN - 1;
 	return rid->len <= EF_RESERVATION_KEY_MAX ? EF_OK : EF_EINVAL;
+}
+
+/* The component of @key after @plen bytes of prefix, up to the next ':'
+ * (@to_colon) or to the end, if it names an owner (key_owner_from_key's
+ * one rule); else "-", where migrate quarantines what names none. */
+static void group_part(const char *key, size_t klen, size_t plen,
+		       int to_colon, store_val *g)
+{
+	const char *p = key + plen, *end = key + klen;
+	const char *colon = to_colon ? memchr(p, ':', (size_t)(end - p)) : NULL;
+	key_part canon;
+
+	g->data = p;
+	g->len = (size_t)((colon ? colon : end) - p);
+	if (key_owner_from_key(EF__ERR_QUIET, g->data, g->len, &canon) !=
+	    EF_OK) {
+		g->data = "-";
+		g->len = 1;
+	}
+}
+
+static int has_p(const char *key, size_t klen, const char *p)
+{
+	size_t n = strlen(p);
+	return klen >= n && memcmp(key, p, n) == 0;
+}
+
+int key_group(const void *key, size_t klen, store_val *g)
+{
+	static const char *const per_owner[] = {KEY_P_ENTRY, KEY_P_INDEX,
+						KEY_P_UNREAD, KEY_P_QUARANTINE};
+	const char *k = key;
+
+	g->data = "";
+	g->len = 0;
+	if (has_p(k, klen, KEY_P_COUNT)) {
+		group_part(k, klen, strlen(KEY_P_COUNT), 0, g);
+		return EF_OK;
+	}
+	if (has_p(k, klen, KEY_P_LEGACY)) {
+		group_part(k, klen, strlen(KEY_P_LEGACY), 0, g);
+		return EF_OK;
+	}
+	for (size_t i = 0; i < sizeof(per_owner) / sizeof(*per_owner); i++)
+		if (has_p(k, klen, per_owner[i])) {
+			group_part(k, klen, strlen(per_owner[i]), 1, g);
+			return EF_OK;
+		}
+	return EF_OK; /* meta: and anything else: the store's own group */
 }

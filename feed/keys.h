@@ -136,6 +136,15 @@ long key_unescape(key_view v, char *out, size_t cap);
 
 /* Is [s, s+len) valid UTF-8? Returns 1, or 0 with the offset of the first
  * bad byte in *bad_at. */
+/* The group (store.h) that @key belongs to: the escaped owner it names
+ * (every key of an owner, "meta:entries:<owner>" and quarantined
+ * elements included); "-" for a per-owner key whose owner component names
+ * no owner (key_owner_from_key), where migrate quarantines its array; the
+ * empty group for the store's metadata and any key of no owner. Always
+ * EF_OK; a store_group_fn. */
+struct store_val;
+int key_group(const void *key, size_t klen, struct store_val *g);
+
 int utf8_valid(const unsigned char *s, size_t len, size_t *bad_at);
 
 #endif

@@ -12,7 +12,8 @@
 #define RESET_BATCH 1000 /* keys deleted per write transaction */
 
 struct ef_maint {
-	int fd; /* the flock'd maint.lock */
+	int fd;          /* the flock'd maint.lock (LMDB) */
+	store_lock *sl;  /* the lease (Redis Cluster) */
 };
 
 int ef_maint_lock(ef_store *st, const char *what, unsigned flags,
@@ -35,7 +36,15 @@ int ef_maint_lock(ef_store *st, const char *what, unsigned flags,
 		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
 	if (st->cfg.flags & EF_NOWAIT) /* the handle never waits */
 		flags |= EF_LOCK_NOWAIT;
-	rc = lock_maint(st->dir, what, flags, on_wait, ctx, st->err_id, &lk->fd);
+	lk->fd = -1;
+	lk->sl = NULL;
+	if (store_sharded(st->env))
+		rc = store_lock_take(st->env, what,
+				     (flags & EF_LOCK_NOWAIT) != 0, on_wait,
+				     ctx, &lk->sl);
+	else
+		rc = lock_maint(st->dir, what, flags, on_wait, ctx, st->err_id,
+				&lk->fd);
 	if (rc != EF_OK) {
 		free(lk);
 		return rc;
@@ -48,6 +57,7 @@ void ef_maint_unlock(ef_maint *lk)
 {
 	if (!lk)
 		return;
+	store_lock_release(lk->sl);
 	lock_release(lk->fd, 1);
 	free(lk);
 }
@@ -80,25 +90,38 @@ static int reset_txn(store_txn *t, void *p)
 	return c->deleted ? EF_OK : FEED_NOCHANGE;
 }
 
+typedef struct reset_all {
+	ef_store *st;
+	ef_reset_stats s;
+} reset_all;
+
+/* Empty one group (the whole store on LMDB), a batch at a time. */
+static int reset_group(const store_val *g, void *p)
+{
+	reset_all *r = p;
+	reset_ctx c;
+	int rc;
+
+	for (;;) {
+		rc = store_write_in(r->st->env, g, reset_txn, &c);
+		if (rc != EF_OK)
+			break;
+		r->s.keys_deleted += c.deleted;
+		r->s.batches++;
+	}
+	return rc == FEED_NOCHANGE ? EF_OK : rc;
+}
+
 int ef_reset(ef_store *st, ef_reset_stats *stats)
 {
-	reset_ctx c;
-	ef_reset_stats s = {0};
+	reset_all r = {st, {0}};
 	int rc;
 
 	if (!st)
 		return EF_EINVAL;
-	for (;;) {
-		rc = store_write(st->env, reset_txn, &c);
-		if (rc != EF_OK)
-			break;
-		s.keys_deleted += c.deleted;
-		s.batches++;
-	}
-	if (rc == FEED_NOCHANGE)
-		rc = EF_OK;
+	rc = store_each_group(st->env, reset_group, &r);
 	if (stats)
-		*stats = s;
+		*stats = r.s;
 	return rc;
 }
 
@@ -164,17 +187,47 @@ static int stat_txn(store_txn *t, void *p)
 	return rc == EF_ENOTFOUND ? EF_OK : rc;
 }
 
+typedef struct stat_all {
+	ef_store *st;
+	ef_stat_info *out;
+} stat_all;
+
+/* Count one group (the whole store on LMDB) and add it up: an owner's
+ * keys are all in its group, so owners add up too. */
+static int stat_group(const store_val *g, void *p)
+{
+	stat_all *a = p;
+	ef_stat_info one = {0};
+	stat_ctx c = {&one, NULL, 0};
+	ef_stat_info *o = a->out;
+	int rc = store_read_in(a->st->env, g, stat_txn, &c);
+
+	if (rc != EF_OK)
+		return rc;
+	if (one.format_version)
+		o->format_version = one.format_version;
+	o->entries += one.entries;
+	o->index_keys += one.index_keys;
+	o->unread_markers += one.unread_markers;
+	o->legacy_arrays += one.legacy_arrays;
+	o->owners += one.owners;
+	o->other_keys += one.other_keys;
+	o->quarantined += one.quarantined;
+	return EF_OK;
+}
+
 int ef_stat(ef_store *st, ef_stat_info *out)
 {
-	stat_ctx c = {0};
+	stat_all a;
 	store_info si;
 	int rc;
 
 	if (!st || !out)
 		return EF_EINVAL;
 	memset(out, 0, sizeof(*out));
-	c.out = out;
-	rc = store_read(st->env, stat_txn, &c);
+	a.st = st;
+	a.out = out;
+	rc = store_each_group(st->env, stat_group, &a);
 	if (rc != EF_OK)
 		return rc;
 	store_info_get(st->env, &si);

@@ -189,6 +189,7 @@ void feed_store_opts(const ef_store *st, store_opts *so)
 	so->nosync = (st->cfg.flags & EF_NOSYNC) != 0;
 	so->rdonly = (st->cfg.flags & EF_RDONLY) != 0;
 	so->max_readers = MAX_READERS;
+	so->group_of = key_group;
 }
 
 static int format_txn(store_txn *t, void *ctx)
@@ -229,6 +230,81 @@ bad:
 		       st->dir);
 }
 
+/* What messages call a store on a cluster: its nodes and its name, never
+ * its options (a password may be among them). */
+static char *cluster_name(const char *addr)
+{
+	const char *q = strchr(addr, '?');
+	const char *name = q ? strstr(q, "store=") : NULL;
+	size_t n = q ? (size_t)(q - addr) : strlen(addr), m = 0;
+	char *out;
+
+	if (name && (name[-1] == '?' || name[-1] == '&'))
+		m = strcspn(name, "&");
+	out = ef__malloc(n + m + 2);
+	if (!out)
+		return NULL;
+	memcpy(out, addr, n);
+	out[n] = '\0';
+	if (m) {
+		out[n] = '?';
+		memcpy(out + n + 1, name, m);
+		out[n + 1 + m] = '\0';
+	}
+	return out;
+}
+
+/*
+ * ef_open on a redis:// address (store/redis/engine.h): no directory, no
+ * file lock, no commit queue (Redis orders and syncs the writes of many
+ * clients itself); the window keys live in the cluster.
+ */
+static int open_cluster(ef_store **out, const char *addr,
+			const ef_config *cfg)
+{
+	ef_store *st;
+	store_opts so;
+	int rc, rdonly;
+
+	st = ef__calloc(1, sizeof(*st));
+	if (!st)
+		return ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
+	st->open_lock_fd = -1;
+	st->err_id = ef__err_new_id();
+	rc = config_resolve(cfg, &st->cfg);
+	if (rc != EF_OK)
+		goto fail;
+	rdonly = (st->cfg.flags & EF_RDONLY) != 0;
+	st->dir = cluster_name(addr);
+	if (!st->dir) {
+		rc = ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
+		goto fail;
+	}
+	feed_store_opts(st, &so);
+	rc = store_open(&st->env, addr, &so, st->err_id);
+	if (rc == EF_OK)
+		rc = rdonly ? store_read_in(st->env, FEED_META_GROUP,
+					    format_txn, st)
+			    : store_write_in(st->env, FEED_META_GROUP,
+					     format_txn, st);
+	if (rc == FEED_NOCHANGE)
+		rc = EF_OK;
+	if (rc == EF_OK)
+		rc = keyring_open_env(&st->keyring, st->env, rdonly,
+				      st->err_id);
+	if (rc == EF_OK && ipseal_cache_new(&st->seal) != EF_OK)
+		rc = ef__err(st->err_id, EF_ENOMEM, "out of memory");
+	if (rc != EF_OK) {
+		ef__err(EF__ERR_NOSTORE, rc, "%s", ef__err_get(st->err_id));
+		goto fail;
+	}
+	*out = st;
+	return EF_OK;
+fail:
+	ef_close(st);
+	return rc;
+}
+
 int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 {
 	ef_store *st;
@@ -238,11 +314,9 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 	if (!out)
 		return ef__err(EF__ERR_NOSTORE, EF_EINVAL, "out: NULL");
 	*out = NULL;
-	if (raddr_is(dir)) /* not a path, whatever directories exist */
-		return ef__err(EF__ERR_NOSTORE, EF_EINVAL, "dir: a redis:// "
-			       "address: this build has no Redis Cluster engine "
-			       "yet (docs/CLUSTER.md); give a directory");
 	ef__alloc_init();
+	if (raddr_is(dir)) /* not a path, whatever directories exist */
+		return open_cluster(out, dir, cfg);
 	st = ef__calloc(1, sizeof(*st));
 	if (!st)
 		return ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");

@@ -296,7 +296,8 @@ int ef_feed_page(ef_store *st, const char *owner, const char *cursor,
 	if (rc != EF_OK)
 		return rc;
 	c.now = feed_now(st);
-	rc = store_read(st->env, page_txn, &c);
+	rc = store_read_in(st->env, &(store_val){c.owner.s, c.owner.len},
+			   page_txn, &c);
 	if (rc != EF_OK)
 		ef_page_free(out);
 	else

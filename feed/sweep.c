@@ -424,6 +424,8 @@ typedef struct sweep_run {
 	const ef_sweep_opts *o;
 	ef_sweep_stats *s;
 	uint64_t done, total; /* progress: keys examined of the ones there */
+	uint64_t group_total; /* count_txn's, of one group */
+	const store_val *g;   /* the group being swept (store.h) */
 } sweep_run;
 
 /* Run one phase's transactions from @start until the phase ends. */
@@ -435,7 +437,7 @@ static int run_phase(sweep_run *r, store_txn_fn fn, const char *start)
 	key_buf_set(&c->pos, start, strlen(start));
 	c->pos_after = 0;
 	for (;;) {
-		rc = store_write(c->st->env, fn, c);
+		rc = store_write_in(c->st->env, r->g, fn, c);
 		if (rc == EF_OK)
 			r->s->batches++;
 		else if (rc != FEED_NOCHANGE)
@@ -464,7 +466,7 @@ static int count_txn(store_txn *t, void *p)
 	store_val k;
 	int rc = EF_OK;
 
-	r->total = 0;
+	r->group_total = 0;
 	for (size_t i = 0; i < 3 && rc == EF_OK; i++) {
 		size_t n = strlen(prefixes[i]);
 
@@ -474,7 +476,7 @@ static int count_txn(store_txn *t, void *p)
 		for (rc = store_cur_seek(cur, prefixes[i], n, &k, NULL);
 		     rc == EF_OK && store_has_prefix(&k, prefixes[i], n);
 		     rc = store_cur_next(cur, &k, NULL))
-			r->total++;
+			r->group_total++;
 		store_cur_close(cur);
 		if (rc == EF_ENOTFOUND)
 			rc = EF_OK;
@@ -490,6 +492,32 @@ static uint32_t windows_past(const ef_store *st, int64_t now)
 	return edge > 0 ? keyring_window(edge) : 0;
 }
 
+static int count_group(const store_val *g, void *p)
+{
+	sweep_run *r = p;
+	int rc = store_read_in(r->c.st->env, g, count_txn, r);
+
+	if (rc == EF_OK)
+		r->total += r->group_total;
+	return rc;
+}
+
+/* The phases over one group (the whole store on LMDB): an owner's
+ * entries, markers and legacy array are all in its group. */
+static int sweep_group(const store_val *g, void *p)
+{
+	sweep_run *r = p;
+	int rc;
+
+	r->g = g;
+	rc = run_phase(r, entries_txn, KEY_P_ENTRY);
+	if (rc == EF_OK)
+		rc = run_phase(r, markers_txn, KEY_P_UNREAD);
+	if (rc == EF_OK)
+		rc = run_phase(r, legacy_txn, KEY_P_LEGACY);
+	return rc;
+}
+
 static int sweep_locked(sweep_run *r)
 {
 	ef_store *st = r->c.st;
@@ -499,13 +527,9 @@ static int sweep_locked(sweep_run *r)
 				    &r->s->keys_destroyed,
 				    &r->s->keyring_wiped);
 	if (rc == EF_OK && r->o->progress)
-		rc = store_read(st->env, count_txn, r);
+		rc = store_each_group(st->env, count_group, r);
 	if (rc == EF_OK)
-		rc = run_phase(r, entries_txn, KEY_P_ENTRY);
-	if (rc == EF_OK)
-		rc = run_phase(r, markers_txn, KEY_P_UNREAD);
-	if (rc == EF_OK)
-		rc = run_phase(r, legacy_txn, KEY_P_LEGACY);
+		rc = store_each_group(st->env, sweep_group, r);
 	return rc;
 }
 

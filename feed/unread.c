@@ -64,7 +64,8 @@ int ef_unread_count(ef_store *st, const char *owner, uint64_t *out)
 	if (rc != EF_OK)
 		return rc;
 	c.now = feed_now(st);
-	rc = store_read(st->env, count_txn, &c);
+	rc = store_read_in(st->env, &(store_val){c.owner.s, c.owner.len},
+			   count_txn, &c);
 	if (rc == EF_OK) {
 		*out = c.count;
 		ef__err_clear(st->err_id);
@@ -148,7 +149,8 @@ int ef_mark_read(ef_store *st, const char *owner, const char *reservation_id)
 	if (rc != EF_OK)
 		return rc;
 	c.now = feed_now(st);
-	rc = store_write(st->env, mark_txn, &c);
+	rc = store_write_in(st->env, &(store_val){c.owner.s, c.owner.len},
+			    mark_txn, &c);
 	if (rc == FEED_NOCHANGE)
 		rc = EF_OK;
 	if (rc == EF_OK)
@@ -227,7 +229,9 @@ int ef_mark_all_read(ef_store *st, const char *owner)
 		return rc;
 	/* batches keep each write short; loop until no marker is left */
 	do
-		rc = store_write(st->env, mark_all_txn, &c);
+		rc = store_write_in(st->env,
+				    &(store_val){c.owner.s, c.owner.len},
+				    mark_all_txn, &c);
 	while (rc == EF_OK && c.count >= MARK_BATCH);
 	if (rc == FEED_NOCHANGE)
 		rc = EF_OK;

@@ -190,14 +190,32 @@ static void batch_clear(imp_ctx *c)
 	c->bytes = 0;
 }
 
-/* Write the batch in one transaction, then report it. */
+/* The group (store.h) of an item: where a sharded engine keeps it. */
+static store_val item_group(const kv_item *it)
+{
+	store_val g;
+	key_group(it->k, it->k_len, &g);
+	return g;
+}
+
+static int same_group(const kv_item *a, const kv_item *b)
+{
+	store_val ga = item_group(a), gb = item_group(b);
+	return ga.len == gb.len && memcmp(ga.data, gb.data, ga.len) == 0;
+}
+
+/* Write the batch in one transaction, then report it. On a sharded
+ * engine a batch holds items of one group only (import_elem, settle). */
 static int flush(imp_ctx *c)
 {
 	uint64_t done = c->s.elements;
 	int rc = EF_OK;
 
 	if (c->n > 0) {
-		rc = store_write(c->st->env, kv_batch_txn, c);
+		store_val g = item_group(&c->items[0]);
+		rc = store_write_in(c->st->env,
+				    store_sharded(c->st->env) ? &g : STORE_ALL,
+				    kv_batch_txn, c);
 		if (rc == EF_OK)
 			c->s.batches++;
 		else if (rc == FEED_NOCHANGE)
@@ -226,8 +244,21 @@ static int import_elem(void *p, json_t *el, uint64_t index)
 		if (rc != KV_SKIPPED)
 			return rc;
 	} else {
+		if (c->n > 0 && store_sharded(c->st->env) &&
+		    !same_group(&c->items[0], it)) {
+			/* another group: the batch so far goes first */
+			kv_item held = *it;
+			memset(it, 0, sizeof(*it));
+			rc = flush(c);
+			c->items[0] = held;
+			if (rc != EF_OK) {
+				c->n = 1;
+				batch_clear(c);
+				return rc;
+			}
+		}
+		c->bytes += c->items[c->n].vlen;
 		c->n++;
-		c->bytes += it->vlen;
 	}
 	if (c->n == c->batch || c->bytes >= BATCH_BYTES ||
 	    c->nskips >= c->batch)
@@ -250,6 +281,12 @@ static int settle(imp_ctx *c)
 		qsort(c->trimmed, c->ntrimmed, sizeof(*c->trimmed), kv_by_str);
 	while (rc == EF_OK && i < n) {
 		m = n - i < c->batch ? n - i : c->batch;
+		if (store_sharded(c->st->env)) /* one group a batch */
+			for (size_t j = 1; j < m; j++)
+				if (!same_group(&all[i], &all[i + j])) {
+					m = j;
+					break;
+				}
 		memcpy(c->items, all + i, m * sizeof(*all));
 		c->n = m;
 		i += m;

@@ -1,6 +1,7 @@
 /*
  * kvexport.c - ef_export_kvbulk: the store's feed records as a Workers KV
- * bulk file (kvbulk.h), from one read snapshot, in key order.
+ * bulk file (kvbulk.h), from one read snapshot, in key order; on a sharded
+ * engine (Redis Cluster) from one snapshot of each group, group by group.
  *
  * IPs past retention never leave: a record is written without any IP (its
  * IP, while within retention, goes as text in "metadata"), and legacy
@@ -397,6 +398,97 @@ static int export_txn(store_txn *t, void *p)
 	return rc;
 }
 
+/* ---- on a sharded engine: group by group ---- */
+
+typedef struct exp_group {
+	exp_ctx *c;
+	FILE *out;             /* the caller's stream */
+	ef_export_stats s0;    /* c->s before the group's run */
+	uint64_t done0;
+	char *buf;             /* the group's output, kept until its run stood */
+	size_t len;
+} exp_group;
+
+static int count_group_txn(store_txn *t, void *p)
+{
+	exp_group *x = p;
+	x->c->total = x->done0; /* done0 holds the total so far, here */
+	return walk(t, x->c, 0);
+}
+
+static int count_group(const store_val *g, void *p)
+{
+	exp_group *x = p;
+	int rc;
+
+	x->done0 = x->c->total;
+	rc = store_read_in(x->c->st->env, g, count_group_txn, x);
+	return rc;
+}
+
+/* A run of a group's transaction may be re-run: it writes into memory,
+ * from the counts it began with, and what it wrote reaches the stream once
+ * the run stood. */
+static int group_txn(store_txn *t, void *p)
+{
+	exp_group *x = p;
+	exp_ctx *c = x->c;
+	FILE *mem;
+	int rc;
+
+	c->s = x->s0;
+	c->done = x->done0;
+	free(x->buf);
+	x->buf = NULL;
+	x->len = 0;
+	mem = open_memstream(&x->buf, &x->len);
+	if (!mem)
+		return ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+	c->out = mem;
+	rc = walk(t, c, 1);
+	c->out = x->out;
+	if (fclose(mem) != 0 && rc == EF_OK)
+		rc = ef__err(c->st->err_id, EF_ENOMEM, "out of memory");
+	return rc;
+}
+
+static int export_group(const store_val *g, void *p)
+{
+	exp_group *x = p;
+	exp_ctx *c = x->c;
+	int rc;
+
+	x->s0 = c->s;
+	x->done0 = c->done;
+	rc = store_read_in(c->st->env, g, group_txn, x);
+	if (rc == EF_OK && x->len &&
+	    fwrite(x->buf, 1, x->len, x->out) != x->len)
+		rc = write_fail(c);
+	free(x->buf);
+	x->buf = NULL;
+	x->len = 0;
+	return rc;
+}
+
+static int export_sharded(exp_ctx *c)
+{
+	exp_group x = {c, c->out, {0}, 0, NULL, 0};
+	int rc;
+
+	rc = store_each_group(c->st->env, count_group, &x);
+	if (rc == EF_OK && fputs("[\n", c->out) == EOF)
+		rc = write_fail(c);
+	if (rc == EF_OK)
+		rc = store_each_group(c->st->env, export_group, &x);
+	if (rc == EF_OK &&
+	    (fputs(c->s.elements ? "\n]\n" : "]\n", c->out) == EOF ||
+	     fflush(c->out) != 0 || ferror(c->out)))
+		rc = write_fail(c);
+	if (rc == EF_OK && c->o.progress)
+		c->o.progress(c->total, c->total, c->o.progress_ctx);
+	return rc;
+}
+
 int ef_export_kvbulk(ef_store *st, FILE *out, const ef_export_opts *opts,
 		     ef_export_stats *stats)
 {
@@ -415,7 +507,8 @@ int ef_export_kvbulk(ef_store *st, FILE *out, const ef_export_opts *opts,
 	if (opts)
 		c.o = *opts;
 	c.now = feed_now(st);
-	rc = store_read(st->env, export_txn, &c);
+	rc = store_sharded(st->env) ? export_sharded(&c)
+				    : store_read(st->env, export_txn, &c);
 	if (stats)
 		*stats = c.s;
 	if (rc == EF_OK)

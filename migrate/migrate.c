@@ -213,44 +213,78 @@ static void stats_add(ef_migrate_stats *to, const ef_migrate_stats *s)
 	to->orphan_markers += s->orphan_markers;
 }
 
-static int migrate_run(ef_store *st, const ef_migrate_opts *o,
-		       ef_migrate_stats *total)
-{
+typedef struct mig_run {
+	ef_store *st;
+	const ef_migrate_opts *o;
+	ef_migrate_stats *total;
 	mig_ctx c;
+	uint64_t n; /* legacy arrays, for progress */
+} mig_run;
+
+static int count_group(const store_val *g, void *p)
+{
+	mig_run *r = p;
 	uint64_t n = 0;
+	int rc = store_read_in(r->st->env, g, count_txn, &n);
+
+	r->n += n;
+	return rc;
+}
+
+/* Migrate the arrays of one group (the whole store on LMDB), a batch of
+ * them a transaction. */
+static int migrate_group(const store_val *g, void *p)
+{
+	mig_run *r = p;
+	mig_ctx *c = &r->c;
 	int rc;
 
-	memset(&c, 0, sizeof(c));
-	c.st = st;
-	c.batch = o->batch ? o->batch : BATCH_DEFAULT;
-	if (c.batch > BATCH_MAX)
-		return ef__err(st->err_id, EF_EINVAL,
-			       "batch: %u is outside 1..%d", o->batch,
-			       BATCH_MAX);
-	c.dry_run = o->dry_run;
-	c.now = feed_now(st);
-	c.keys = ef__calloc(c.batch, sizeof(*c.keys));
-	if (!c.keys)
-		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
-	rc = store_read(st->env, count_txn, &n);
+	c->has_after = 0;
 	for (;;) {
-		if (rc != EF_OK)
-			break;
-		rc = store_write(st->env, migrate_txn, &c);
-		if (rc == FEED_NOCHANGE && c.nkeys > 0)
+		rc = store_write_in(r->st->env, g, migrate_txn, c);
+		if (rc == FEED_NOCHANGE && c->nkeys > 0)
 			rc = EF_OK; /* a dry-run batch */
 		if (rc != EF_OK)
 			break;
-		stats_add(total, &c.s);
-		total->batches++;
-		c.after = c.keys[c.nkeys - 1];
-		c.has_after = 1;
-		if (o->progress)
-			o->progress(total->owners < n ? total->owners : n, n,
-				    o->progress_ctx);
+		stats_add(r->total, &c->s);
+		r->total->batches++;
+		c->after = c->keys[c->nkeys - 1];
+		c->has_after = 1;
+		if (r->o->progress)
+			r->o->progress(r->total->owners < r->n
+					       ? r->total->owners : r->n,
+				       r->n, r->o->progress_ctx);
 	}
-	free(c.keys);
 	return rc == FEED_NOCHANGE ? EF_OK : rc;
+}
+
+static int migrate_run(ef_store *st, const ef_migrate_opts *o,
+		       ef_migrate_stats *total)
+{
+	mig_run r;
+	mig_ctx *c = &r.c;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.st = st;
+	r.o = o;
+	r.total = total;
+	c->st = st;
+	c->batch = o->batch ? o->batch : BATCH_DEFAULT;
+	if (c->batch > BATCH_MAX)
+		return ef__err(st->err_id, EF_EINVAL,
+			       "batch: %u is outside 1..%d", o->batch,
+			       BATCH_MAX);
+	c->dry_run = o->dry_run;
+	c->now = feed_now(st);
+	c->keys = ef__calloc(c->batch, sizeof(*c->keys));
+	if (!c->keys)
+		return ef__err(st->err_id, EF_ENOMEM, "out of memory");
+	rc = store_each_group(st->env, count_group, &r);
+	if (rc == EF_OK)
+		rc = store_each_group(st->env, migrate_group, &r);
+	free(c->keys);
+	return rc;
 }
 
 int ef_migrate(ef_store *st, const ef_migrate_opts *opts,

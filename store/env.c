@@ -23,56 +23,17 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "store/envint.h"
 #include "store/error.h"
 #include "store/nowait.h"
+#include "store/redis/addr.h"
 #include "store/storefile.h"
 #include "store/txnlock.h"
 
-#define CURS_MAX 4             /* cursors open at once in one transaction */
 #define GROW_STEP_MAX ((size_t)1 << 30) /* grow by doubling up to 1 GiB steps */
-#define RETRY_MAX 64           /* bound on re-runs of one transaction */
 #define READER_CHECK_NS 1000000000LL /* clear dead readers at most once a second */
-#define RPOOL_MAX 16           /* reset read transactions kept for reuse */
 #define FULL_SLACK ((unsigned long long)1 << 20) /* "nearly full": see commit_err */
 #define REGION_RETRY_MAX 2000  /* reopens (1 ms apart) for a half-made lock.mdb */
-
-struct store_cur {
-	MDB_cursor *c;   /* NULL when the slot is free */
-	store_txn *t;    /* owning transaction */
-};
-
-struct store_txn {
-	store_env *env;
-	MDB_txn *txn;
-	int write;
-	int map_full;       /* a write hit MDB_MAP_FULL: grow and re-run */
-	int failed;         /* an LMDB error: the transaction must abort */
-	int fail_code;      /* EF_E* of that error */
-	size_t map_seen;    /* map size when the transaction began */
-	store_cur curs[CURS_MAX];
-};
-
-struct store_env {
-	MDB_env *env;
-	MDB_dbi dbi;
-	/* Every transaction of this process holds it shared; resizing the map
-	 * holds it exclusively, as mdb_env_set_mapsize() requires that the
-	 * process has no transaction open. Writer-preferring, so that a resize
-	 * is not starved by a stream of readers. */
-	pthread_rwlock_t resize;
-	uint64_t err_id;
-	int rdonly;
-	int nosync;                  /* MDB_NOSYNC: store_sync does nothing */
-	uint64_t grows;              /* map grown or adopted (atomic) */
-	uint64_t syncs;              /* store_sync calls that synced (atomic) */
-	int64_t last_reader_check;   /* monotonic ns (atomic) */
-	txnlock *tl;                 /* NULL: LMDB's mutexes alone */
-	/* Reset read transactions, each keeping its reader slot (MDB_NOTLS:
-	 * the slot belongs to the transaction, which any thread may renew). */
-	pthread_mutex_t pool_mu;
-	MDB_txn *pool[RPOOL_MAX];
-	int npool;
-};
 
 /* store__inject's state: off when inj_left is 0 */
 static int inj_op, inj_rc;
@@ -150,6 +111,8 @@ uint64_t store_err_id(const store_env *env)
 
 uint64_t store_map_grows(const store_env *env)
 {
+	if (env->reng)
+		return 0;
 	return __atomic_load_n(&env->grows, __ATOMIC_RELAXED);
 }
 
@@ -157,8 +120,8 @@ int store_sync(store_env *env)
 {
 	int rc;
 
-	if (env->nosync || env->rdonly)
-		return EF_OK;
+	if (env->reng || env->nosync || env->rdonly)
+		return EF_OK; /* Redis: appendfsync, the cluster's setting */
 	rc = mdb_env_sync(env->env, 1);
 	if (rc != MDB_SUCCESS)
 		return lmdb_err(env, "mdb_env_sync", rc);
@@ -363,6 +326,13 @@ int store_open(store_env **out, const char *dir, const store_opts *o,
 	env = env_new(o, err_id);
 	if (!env)
 		return EF_ENOMEM;
+	if (raddr_is(dir)) {
+		rc = rstore_open(env, dir, o);
+		if (rc != EF_OK)
+			goto fail;
+		*out = env;
+		return EF_OK;
+	}
 	if (o->nosync)
 		flags |= MDB_NOSYNC;
 	if (o->rdonly)
@@ -396,6 +366,7 @@ void store_close(store_env *env)
 {
 	if (!env)
 		return;
+	rstore_close(env);
 	for (int i = 0; i < env->npool; i++)
 		mdb_txn_abort(env->pool[i]);
 	if (env->env)
@@ -620,8 +591,34 @@ static void txn_abort(store_txn *t)
 
 int store_read(store_env *env, store_txn_fn fn, void *ctx)
 {
+	return store_read_in(env, STORE_ALL, fn, ctx);
+}
+
+int store_write(store_env *env, store_txn_fn fn, void *ctx)
+{
+	return store_write_in(env, STORE_ALL, fn, ctx);
+}
+
+int store_sharded(const store_env *env)
+{
+	return env->reng != NULL;
+}
+
+int store_each_group(store_env *env, store_each_fn fn, void *ctx)
+{
+	if (env->reng)
+		return rstore_each_group(env, fn, ctx);
+	return fn(STORE_ALL, ctx);
+}
+
+int store_read_in(store_env *env, const store_val *group, store_txn_fn fn,
+		  void *ctx)
+{
 	store_txn t;
 	int rc, retry;
+
+	if (env->reng)
+		return rstore_run(env, group, 0, fn, ctx);
 
 	for (int attempt = 0; attempt < RETRY_MAX; attempt++) {
 		rc = txn_begin(env, 0, &t, &retry);
@@ -637,7 +634,8 @@ int store_read(store_env *env, store_txn_fn fn, void *ctx)
 	return rc;
 }
 
-int store_write(store_env *env, store_txn_fn fn, void *ctx)
+int store_write_in(store_env *env, const store_val *group, store_txn_fn fn,
+		   void *ctx)
 {
 	store_txn t;
 	int rc, retry;
@@ -645,6 +643,8 @@ int store_write(store_env *env, store_txn_fn fn, void *ctx)
 	if (env->rdonly)
 		return ef__err(env->err_id, EF_EINVAL,
 			       "the store is open read-only");
+	if (env->reng)
+		return rstore_run(env, group, 1, fn, ctx);
 	for (int attempt = 0; attempt < RETRY_MAX; attempt++) {
 		rc = txn_begin(env, 1, &t, &retry);
 		if (rc != EF_OK) {
@@ -724,6 +724,8 @@ int store_get(store_txn *t, const void *key, size_t klen, store_val *val)
 
 	if (t->failed)
 		return t->fail_code;
+	if (t->rt)
+		return rstore_get(t, key, klen, val);
 	rc = injected(STORE_OP_GET);
 	if (!rc)
 		rc = mdb_get(t->txn, t->env->dbi, &k, &v);
@@ -743,6 +745,8 @@ int store_put(store_txn *t, const void *key, size_t klen, const void *val,
 
 	if (t->failed)
 		return t->fail_code;
+	if (t->rt)
+		return rstore_put(t, key, klen, val, vlen, flags);
 	rc = injected(STORE_OP_PUT);
 	if (!rc)
 		rc = mdb_put(t->txn, t->env->dbi, &k, &v,
@@ -761,6 +765,8 @@ int store_del(store_txn *t, const void *key, size_t klen)
 
 	if (t->failed)
 		return t->fail_code;
+	if (t->rt)
+		return rstore_del(t, key, klen);
 	rc = mdb_del(t->txn, t->env->dbi, &k, NULL);
 	if (rc == MDB_NOTFOUND)
 		return EF_ENOTFOUND;
@@ -776,6 +782,8 @@ int store_cur_open(store_txn *t, store_cur **out)
 	*out = NULL;
 	if (t->failed)
 		return t->fail_code;
+	if (t->rt)
+		return rstore_cur_open(t, out);
 	for (int i = 0; i < CURS_MAX; i++) {
 		if (t->curs[i].c)
 			continue;
@@ -793,6 +801,10 @@ int store_cur_open(store_txn *t, store_cur **out)
 
 void store_cur_close(store_cur *c)
 {
+	if (c && c->rc) {
+		rstore_cur_close(c);
+		return;
+	}
 	if (c && c->c) {
 		mdb_cursor_close(c->c);
 		c->c = NULL;
@@ -820,6 +832,8 @@ int store_cur_seek(store_cur *c, const void *key, size_t klen, store_val *k,
 		   store_val *v)
 {
 	MDB_val mk = mv(key, klen), mvv;
+	if (c->rc)
+		return rstore_cur_move(c, RSTORE_SEEK, key, klen, k, v);
 	/* LMDB refuses an empty key: the first key of all is what is meant */
 	return cur_get(c, &mk, &mvv, klen ? MDB_SET_RANGE : MDB_FIRST, k, v);
 }
@@ -827,18 +841,24 @@ int store_cur_seek(store_cur *c, const void *key, size_t klen, store_val *k,
 int store_cur_next(store_cur *c, store_val *k, store_val *v)
 {
 	MDB_val mk, mvv;
+	if (c->rc)
+		return rstore_cur_move(c, RSTORE_NEXT, NULL, 0, k, v);
 	return cur_get(c, &mk, &mvv, MDB_NEXT, k, v);
 }
 
 int store_cur_prev(store_cur *c, store_val *k, store_val *v)
 {
 	MDB_val mk, mvv;
+	if (c->rc)
+		return rstore_cur_move(c, RSTORE_PREV, NULL, 0, k, v);
 	return cur_get(c, &mk, &mvv, MDB_PREV, k, v);
 }
 
 int store_cur_last(store_cur *c, store_val *k, store_val *v)
 {
 	MDB_val mk, mvv;
+	if (c->rc)
+		return rstore_cur_move(c, RSTORE_LAST, NULL, 0, k, v);
 	return cur_get(c, &mk, &mvv, MDB_LAST, k, v);
 }
 
@@ -899,6 +919,10 @@ int store_info_get(store_env *env, store_info *out)
 	MDB_envinfo info;
 	MDB_stat st;
 
+	if (env->reng) {
+		memset(out, 0, sizeof(*out));
+		return EF_OK;
+	}
 	mdb_env_info(env->env, &info);
 	mdb_env_stat(env->env, &st);
 	out->map_size = info.me_mapsize;

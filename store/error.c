@@ -80,9 +80,12 @@ static struct err_slot *slot_find(uint64_t id, int create)
 
 int ef__err(uint64_t id, int rc, const char *fmt, ...)
 {
-	struct err_slot *s = slot_find(id, 1);
+	struct err_slot *s;
 	va_list ap;
 
+	if (id == EF__ERR_QUIET)
+		return rc;
+	s = slot_find(id, 1);
 	s->stamp = ++tl_stamp;
 	va_start(ap, fmt);
 	vsnprintf(s->msg, sizeof(s->msg), fmt, ap);

@@ -14,6 +14,10 @@
 /* The id of the error slot of failed opens (ef_errmsg(NULL)). */
 #define EF__ERR_NOSTORE 0u
 
+/* An id whose errors are not kept: for a check whose failure is an
+ * answer, not an error to report. */
+#define EF__ERR_QUIET UINT64_MAX
+
 /* A fresh id for a new store; never EF__ERR_NOSTORE. */
 uint64_t ef__err_new_id(void);
 

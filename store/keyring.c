@@ -29,7 +29,9 @@
 #include <unistd.h>
 
 #include "store/bytes.h"
+#include "store/envint.h"
 #include "store/error.h"
+#include "store/redis/rkeyring.h"
 #include "store/nowait.h"
 #include "store/lock.h"
 #include "store/storefile.h"
@@ -60,6 +62,7 @@ typedef struct kr_set {
 } kr_set;
 
 struct keyring {
+	rkeyring *r;        /* on Redis Cluster: every call goes there */
 	pthread_mutex_t mu; /* guards every field below */
 	char *path;         /* <dir>/keyring, owned */
 	char *dir;          /* the store directory, owned */
@@ -526,10 +529,39 @@ int keyring_open(keyring **out, const char *dir, int rdonly, int nosync,
 	return EF_OK;
 }
 
+int keyring_open_env(keyring **out, store_env *env, int rdonly,
+		     uint64_t err_id)
+{
+	keyring *kr;
+	int rc;
+
+	*out = NULL;
+	if (!env->reng)
+		return ef__err(err_id, EF_EINVAL, "keyring: not a store on a "
+			       "cluster");
+	kr = ef__calloc(1, sizeof(*kr));
+	if (!kr)
+		return ef__err(err_id, EF_ENOMEM, "out of memory");
+	rc = rkr_open(&kr->r, env->reng, rdonly, err_id);
+	if (rc != EF_OK) {
+		free(kr);
+		return rc;
+	}
+	kr->err_id = err_id;
+	kr->fd = -1;
+	*out = kr;
+	return EF_OK;
+}
+
 void keyring_close(keyring *kr)
 {
 	if (!kr)
 		return;
+	if (kr->r) {
+		rkr_close(kr->r);
+		free(kr);
+		return;
+	}
 	set_clear(&kr->cache);
 	set_clear(&kr->eph);
 	if (kr->fd >= 0)
@@ -565,6 +597,8 @@ int keyring_get(keyring *kr, uint32_t win, int create,
 {
 	int rc;
 
+	if (kr->r)
+		return rkr_get(kr->r, win, create, key);
 	assert(!(create && store_nowait())); /* making a key writes and syncs */
 	if (store_mutex_lock(&kr->mu) != 0)
 		return ef__err(kr->err_id, EF_EBUSY, "keyring '%s' is in use "
@@ -593,6 +627,8 @@ int keyring_get_ephemeral(keyring *kr, uint32_t win,
 	kr_key *k;
 	int rc = EF_ENOTFOUND;
 
+	if (kr->r)
+		return rkr_get_ephemeral(kr->r, win, key);
 	pthread_mutex_lock(&kr->mu);
 	k = set_find(&kr->eph, win);
 	if (k) {
@@ -662,6 +698,8 @@ int keyring_destroy_before(keyring *kr, uint32_t before, uint64_t *destroyed,
 	uint64_t gen, ignore;
 	int rc, newer;
 
+	if (kr->r)
+		return rkr_destroy_before(kr->r, before, destroyed, wiped);
 	*destroyed = *wiped = 0;
 	pthread_mutex_lock(&kr->mu);
 	rc = kr_fd(kr, 0);
@@ -718,6 +756,8 @@ int keyring_health_get(keyring *kr, keyring_health *out)
 	kr_key k;
 	int rc, newer;
 
+	if (kr->r)
+		return rkr_health(kr->r, out);
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&kr->mu);
 	rc = read_shared(kr, &im);
@@ -753,6 +793,8 @@ long keyring_count_window(keyring *kr, uint32_t win)
 	long n = 0;
 	int rc;
 
+	if (kr->r)
+		return rkr_count_window(kr->r, win);
 	pthread_mutex_lock(&kr->mu);
 	rc = read_shared(kr, &im);
 	for (size_t i = 0; rc == EF_OK && i < image_slots(&im); i++)

@@ -68,6 +68,12 @@ uint32_t keyring_window(int64_t created_ms);
 int keyring_open(keyring **out, const char *dir, int rdonly, int nosync,
 		 uint64_t err_id);
 
+/* The same on a store on Redis Cluster (store/redis/rkeyring.c): the keys
+ * live in the cluster, where every host finds them. */
+struct store_env;
+int keyring_open_env(keyring **out, struct store_env *env, int rdonly,
+		     uint64_t err_id);
+
 /* Wipe every cached key and close. Accepts NULL. */
 void keyring_close(keyring *kr);
 

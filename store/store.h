@@ -3,8 +3,10 @@
  * speaks. It hides every LMDB type: another ordered KV engine could stand
  * behind it.
  *
- * Transactions are run through store_read() / store_write(), which take a
- * function and run it inside a transaction. store_write() may run the
+ * Engines: LMDB (a directory) and Redis Cluster (a redis:// address,
+ * store/redis/engine.h). Transactions are run through store_read() /
+ * store_write() (or their _in forms), which take a function and run it
+ * inside a transaction. store_write() may run the
  * function more than once (after growing a full map, or adopting a map that
  * another process grew), so the function must derive everything it writes
  * from its inputs and reset its outputs on entry.
@@ -28,15 +30,31 @@ typedef struct store_val {
 	size_t len;
 } store_val;
 
+/*
+ * Groups. Every transaction runs inside one group of keys, named when it
+ * begins: an engine may keep a group together (Redis Cluster: one hash
+ * slot, so one master, where a transaction is atomic) and must know it
+ * before the first read. The store's user says which group a key is in
+ * (store_opts.group_of: feed/ puts an owner's keys in one group, the
+ * store's own metadata in the empty group). STORE_ALL (NULL) names every
+ * key at once: LMDB runs it as one transaction; a sharded engine refuses
+ * it with EF_EINVAL, and store-wide work goes group by group
+ * (store_each_group), one transaction each.
+ */
+#define STORE_ALL ((const store_val *)0)
+typedef int (*store_group_fn)(const void *key, size_t klen, store_val *group);
+
 typedef struct store_opts {
 	size_t map_size;  /* initial map size */
 	int nosync;       /* MDB_NOSYNC */
 	int rdonly;       /* MDB_RDONLY */
 	unsigned max_readers;
+	store_group_fn group_of; /* required by a sharded engine */
 } store_opts;
 
-/* Open the environment in @dir (which must exist). Errors carry detail in the
- * error slot of @err_id. */
+/* Open the environment in @dir (which must exist), or on the cluster of a
+ * redis:// address (store/redis/addr.h). Errors carry detail in the error
+ * slot of @err_id. */
 int store_open(store_env **out, const char *dir, const store_opts *o,
 	       uint64_t err_id);
 void store_close(store_env *env);
@@ -59,6 +77,25 @@ int store_read(store_env *env, store_txn_fn fn, void *ctx);
  * "nothing to write"). MDB_MAP_FULL anywhere grows the map and re-runs @fn.
  */
 int store_write(store_env *env, store_txn_fn fn, void *ctx);
+
+/* The same, inside group @group (STORE_ALL: store_read/store_write). On a
+ * sharded engine a transaction may also be re-run because its group
+ * changed under it (optimistic isolation), and a key outside @group fails
+ * it with EF_EINVAL. */
+int store_read_in(store_env *env, const store_val *group, store_txn_fn fn,
+		  void *ctx);
+int store_write_in(store_env *env, const store_val *group, store_txn_fn fn,
+		   void *ctx);
+
+/* Does the store keep groups apart (so STORE_ALL is refused)? */
+int store_sharded(const store_env *env);
+
+/* Call @fn with every group of the store: on LMDB once, with STORE_ALL; on
+ * a sharded engine with the empty group (metadata) first, then with every
+ * group that was ever written, in byte order (some may be empty). Stops
+ * at, and returns, the first return other than EF_OK. */
+typedef int (*store_each_fn)(const store_val *group, void *ctx);
+int store_each_group(store_env *env, store_each_fn fn, void *ctx);
 
 /* Inside a transaction. Keys are byte strings of 1..511 bytes. */
 int store_get(store_txn *txn, const void *key, size_t klen, store_val *val);
@@ -95,6 +132,14 @@ int store_keycmp(const store_val *a, const void *b, size_t blen);
 
 /* Convenience: does @k start with @prefix? */
 int store_has_prefix(const store_val *k, const void *prefix, size_t plen);
+
+/* The maintenance lock of a store on a sharded engine (a lease in the
+ * cluster: store/redis/rlock.h); LMDB's is a file (lock.h). EF_EINVAL on
+ * LMDB. See rlock_take for the rest. */
+typedef struct store_lock store_lock;
+int store_lock_take(store_env *env, const char *what, int nowait,
+		    ef_wait_fn on_wait, void *ctx, store_lock **out);
+void store_lock_release(store_lock *l); /* NULL is fine */
 
 /* Environment facts for ef_stat. */
 typedef struct store_info {

@@ -17,7 +17,21 @@
 /* A new empty directory under $TMPDIR (or /tmp); malloc'd path. */
 char *th_tmpdir(void);
 
-/* Remove a directory tree (best effort) and free @dir. */
+/* The suites of feed semantics run on both engines: LMDB, and Redis
+ * Cluster when $EF_TEST_REDIS holds the address of a test cluster (meson
+ * registers them again as redis/NAME, run by tests/with-cluster.sh). */
+int th_redis(void);
+
+/* A fresh, empty store's location: a new directory, or on the test
+ * cluster a new store name (?store=test-RANDOM); malloc'd, th_cleanup. */
+char *th_store(void);
+
+/* Skip the calling test on the cluster: what it proves is LMDB's alone
+ * (files in the store directory, the map, the commit queue). */
+void th_lmdb_only(void);
+
+/* Remove a directory tree (best effort) and free @dir; a store on the
+ * test cluster is left to the cluster's end. */
 void th_cleanup(char *dir);
 
 /* A test clock: ef_config.clock_ms = th_clock, clock_ctx = &an int64_t. */

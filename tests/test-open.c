@@ -203,10 +203,11 @@ static void test_open_creates_missing_directory(void **state)
 	tmp_done();
 }
 
-/* A redis:// address is not a directory: until the Redis Cluster engine
- * exists (issue 14) it is refused as such, and nothing is created, not
- * even where a directory "redis:" would make it a relative path. */
-static void test_open_redis_address_is_refused_not_made(void **state)
+/* A redis:// address is a cluster, never a path: with no cluster there it
+ * fails to connect (EF_EIO, naming the address), and nothing is created,
+ * not even where a directory "redis:" would make it a relative path; a
+ * malformed one is EF_EINVAL. */
+static void test_open_redis_address_is_a_cluster_never_a_path(void **state)
 {
 	const char *tmp = tmp_new();
 	path_buf cwd_redis = path_in(tmp, "redis:");
@@ -218,12 +219,17 @@ static void test_open_redis_address_is_refused_not_made(void **state)
 	assert_non_null(getcwd(old, sizeof(old)));
 	assert_int_equal(mkdir(cwd_redis.s, 0700), 0); /* "redis:/h:1" exists */
 	assert_int_equal(chdir(tmp), 0);
-	assert_int_equal(ef_open(&st, "redis://127.0.0.1:7000", NULL),
-			 EF_EINVAL);
+	/* port 1: nothing listens there */
+	assert_int_equal(ef_open(&st, "redis://127.0.0.1:1?retry_ms=0", NULL),
+			 EF_EIO);
 	assert_null(st);
-	assert_non_null(strstr(ef_errmsg(NULL), "redis://"));
-	assert_int_equal(stat("redis:/127.0.0.1:7000", &sb), -1);
+	assert_non_null(strstr(ef_errmsg(NULL), "127.0.0.1:1"));
+	assert_int_equal(stat("redis:/127.0.0.1:1", &sb), -1);
 	assert_int_equal(ef_open(&st, "redis://", NULL), EF_EINVAL);
+	assert_null(st);
+	assert_int_equal(ef_open(&st, "redis://127.0.0.1:1?store=", NULL),
+			 EF_EINVAL);
+	assert_non_null(strstr(ef_errmsg(NULL), "store"));
 	assert_int_equal(chdir(old), 0);
 	tmp_done();
 }
@@ -1123,7 +1129,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_creates_missing_directory),
 		cmocka_unit_test(test_open_regular_file_is_einval),
-		cmocka_unit_test(test_open_redis_address_is_refused_not_made),
+		cmocka_unit_test(test_open_redis_address_is_a_cluster_never_a_path),
 		cmocka_unit_test(test_open_unwritable_directory_is_eio),
 		cmocka_unit_test(test_open_newer_format_is_eversion),
 		cmocka_unit_test(test_open_bad_format_value_is_ecorrupt),

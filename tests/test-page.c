@@ -40,7 +40,7 @@ static int setup(void **state)
 {
 	fx *f = calloc(1, sizeof(*f));
 
-	f->dir = th_tmpdir();
+	f->dir = th_store();
 	f->now = T0;
 	f->st = open_cap(f, 1000);
 	*state = f;
@@ -451,6 +451,13 @@ static void test_page_try_reads_the_same_page_without_waiting(void **state)
 	assert_int_equal(p.count, 0);
 	assert_null(p.entries);
 	assert_int_equal(ef_feed_page(f->st, "a@x", NULL, 2, &p), EF_OK);
+	if (th_redis()) { /* every read on a cluster waits on the network */
+		assert_int_equal(ef_feed_page_try(f->st, "a@x", NULL, 2, &q),
+				 EF_EBUSY);
+		assert_int_equal(q.count, 0);
+		ef_page_free(&p);
+		return;
+	}
 	assert_int_equal(ef_feed_page_try(f->st, "a@x", NULL, 2, &q), EF_OK);
 	same_page(&p, &q);
 	assert_string_equal(q.entries[0].ip, "203.0.113.1");
@@ -477,6 +484,8 @@ static void test_page_try_refuses_while_the_keyring_is_written(void **state)
 	ef_page p;
 	int fd, status;
 	pid_t pid;
+
+	th_lmdb_only(); /* the keyring file is LMDB's */
 
 	f->now = T0;
 	fin(f->st, "a@x", "old", T0 - 3 * DAY, "203.0.113.3");

@@ -154,7 +154,8 @@ static int parse_opt(uint64_t id, const char *s, size_t n, raddr *a,
 	if (which == nseen)
 		return ef__err(id, EF_EINVAL, FIELD ": unknown option '%.*s' "
 			       "(user, password, timeout_ms, wait, wait_ms, "
-			       "redirects, retry_ms)", (int)(kn > 32 ? 32 : kn), s);
+			       "redirects, retry_ms, store)", (int)(kn > 32 ? 32 : kn),
+			       s);
 	if (!eq)
 		return ef__err(id, EF_EINVAL, FIELD ": option %s: no '=VALUE'",
 			       seen[which].name);
@@ -186,8 +187,14 @@ static int parse_opt(uint64_t id, const char *s, size_t n, raddr *a,
 		return set_num(id, "wait_ms", v, vn, 1, 600000, &a->wait_ms);
 	case 5:
 		return set_num(id, "redirects", v, vn, 1, 64, &a->redirects);
-	default:
+	case 6:
 		return set_num(id, "retry_ms", v, vn, 0, 600000, &a->retry_ms);
+	default:
+		if (vn == 0 || decode(v, vn, a->store, sizeof(a->store)) != 0)
+			return ef__err(id, EF_EINVAL, FIELD ": store: 1 to %d "
+				       "bytes, %%XX escapes valid",
+				       RADDR_STORE_MAX);
+		return EF_OK;
 	}
 }
 
@@ -195,7 +202,7 @@ static int parse_query(uint64_t id, const char *q, raddr *a)
 {
 	opt seen[] = {{"user", 0},    {"password", 0},  {"timeout_ms", 0},
 		      {"wait", 0},    {"wait_ms", 0},   {"redirects", 0},
-		      {"retry_ms", 0}};
+		      {"retry_ms", 0}, {"store", 0}};
 	const char *end = q + strlen(q);
 
 	if (q == end)

@@ -22,6 +22,9 @@
  *   retry_ms=N         how long a command keeps retrying while its slot has
  *                      no reachable master (a failover, a node restarting),
  *                      0..600000 (default 10000); then EF_EIO
+ *   store=NAME         which store of the cluster, 1..128 bytes (default:
+ *                      the unnamed one); stores of different names share
+ *                      nothing, so one cluster can hold several
  */
 #ifndef EF_STORE_REDIS_ADDR_H
 #define EF_STORE_REDIS_ADDR_H
@@ -33,6 +36,7 @@
 #define RADDR_NODES_MAX 64
 #define RADDR_HOST_MAX 255
 #define RADDR_SECRET_MAX 256
+#define RADDR_STORE_MAX 128
 
 typedef struct raddr_node {
 	char host[RADDR_HOST_MAX + 1]; /* without brackets */
@@ -49,6 +53,7 @@ typedef struct raddr {
 	int wait_ms;
 	int redirects;
 	int retry_ms;
+	char store[RADDR_STORE_MAX + 1]; /* "" : the default store */
 } raddr;
 
 /* Does @s name a Redis Cluster store (it starts with "redis://")? */

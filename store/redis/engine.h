@@ -1,0 +1,66 @@
+/*
+ * engine.h - the Redis Cluster engine behind store.h: what a store_env
+ * opened on a redis:// address holds, and how a transaction of one group
+ * finds its keys.
+ *
+ * Names in the cluster (S: the address's store name, "" by default):
+ *   ef:{T}:h, ef:{T}:z   the keys of group G (txn.h), T = tag(S, 'g', G)
+ *   ef:{R}:g             the registry: a sorted set of every group that
+ *                        was ever written (all of score 0, in byte order),
+ *                        R = tag(S, 'r', "")
+ *   ef:{K}:k             the window keys (rkeyring.h), K = tag(S, 'k', "")
+ * tag(S, c, G) is the hex of BLAKE2b-128 over S, a 0 byte, c and G: no
+ * brace can reach a hash tag, every group gets its own slot at random,
+ * and two stores of one cluster share no key.
+ *
+ * A group is registered (ZADD, idempotent) before its first write commits,
+ * so a walk of the registry (store_each_group) never misses a group that
+ * holds a key. A registered group may be empty.
+ */
+#ifndef EF_STORE_REDIS_ENGINE_H
+#define EF_STORE_REDIS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/redis/client.h"
+#include "store/redis/txn.h"
+#include "store/store.h"
+
+#define RENG_TAG_LEN 32 /* hex characters */
+
+typedef struct reng reng;
+
+/* Parse @addr, connect (one client, to fail early with the reason), and
+ * keep @o's group function. EF_OK; EF_EINVAL (the address: the message
+ * names the field); EF_EIO (no node answered); EF_ENOMEM. */
+int reng_open(reng **out, const char *addr, const store_opts *o,
+	      uint64_t err_id);
+void reng_close(reng *e); /* NULL is fine */
+
+/* A client for one transaction or command sequence of this thread, from
+ * the engine's pool (a new one if none is free); give it back after. */
+int reng_client_take(reng *e, rclient **out);
+void reng_client_give(reng *e, rclient *c);
+
+/* The tag of group @g (kind 'g'), of the registry ('r', empty @g) or of
+ * the keyring ('k', empty @g), NUL-terminated. */
+void reng_tag(const reng *e, char kind, const store_val *g,
+	      char out[RENG_TAG_LEN + 1]);
+
+/* Does @key belong to group @g, by the store's group function? */
+int reng_key_in(const reng *e, const store_val *g, const void *key,
+		size_t klen);
+
+/* Register group @g (once per process: cached). EF_OK or EF_EIO. */
+int reng_register(reng *e, rclient *c, const store_val *g);
+
+/* Call @fn for the metadata group ("") and then for every registered
+ * group in byte order; stops at the first return other than EF_OK. */
+int reng_each_group(reng *e, store_each_fn fn, void *ctx);
+
+/* The address the engine was opened with. */
+const raddr *reng_addr(const reng *e);
+uint64_t reng_err_id(const reng *e);
+
+#endif
