@@ -8,10 +8,13 @@
  * holder's token (a script compares and extends in one step); release
  * deletes it the same way, so a holder whose lease ran out never deletes
  * the next holder's lock. A holder killed with kill -9 stops renewing:
- * the lease ends RLOCK_LEASE_MS later and a waiter takes the lock.
+ * the lease ends RLOCK_LEASE_MS later and a waiter takes the lock; a
+ * waiter on the holder's own host sees at once that its pid is gone and
+ * ends the dead holder's lock itself (compare-and-delete of its note).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@
 #include "store/redis/slot.h"
 
 #define POLL_MS 100
+#define RLOCK_AGAIN 1 /* try_take: a dead holder's lock was ended */
 
 static const char renew_lua[] =
 	"if redis.call('get', KEYS[1]) == ARGV[1] then "
@@ -70,12 +74,14 @@ static int lock_cmd(rlock *l, unsigned flags, int argc, const char **argv,
 	return rc;
 }
 
-/* Run @lua on the lock's key with our value: its integer reply. */
-static int script(rlock *l, const char *lua, long long *out)
+/* Run @lua on the lock's key with value @val (@vlen bytes): its integer
+ * reply. */
+static int script_on(rlock *l, const char *lua, const char *val, size_t vlen,
+		     long long *out)
 {
 	char ms[24];
-	const char *argv[] = {"EVAL", lua, "1", l->key, l->val, ms};
-	size_t lens[] = {4, strlen(lua), 1, strlen(l->key), strlen(l->val), 0};
+	const char *argv[] = {"EVAL", lua, "1", l->key, val, ms};
+	size_t lens[] = {4, strlen(lua), 1, strlen(l->key), vlen, 0};
 	redisReply *r;
 	int rc;
 
@@ -86,6 +92,33 @@ static int script(rlock *l, const char *lua, long long *out)
 	*out = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
 	freeReplyObject(r);
 	return EF_OK;
+}
+
+static int script(rlock *l, const char *lua, long long *out)
+{
+	return script_on(l, lua, l->val, strlen(l->val), out);
+}
+
+/* Is the holder note @v (@n bytes) that of a process of this host that is
+ * gone? Then nobody will renew its lease: it may be ended now, as a flock
+ * ends with its process. A pid that is in use again reads as alive, and
+ * the lease then ends in its time: never a live holder's lock taken. */
+static int holder_dead_here(const char *v, size_t n)
+{
+	char buf[512], host[256], me[256] = "";
+	long pid;
+	int at = 0;
+
+	if (n >= sizeof(buf))
+		return 0;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	if (sscanf(buf, "pid %ld on %255s (%n", &pid, host, &at) != 2 ||
+	    at == 0 || pid <= 0)
+		return 0;
+	if (gethostname(me, sizeof(me) - 1) != 0 || strcmp(me, host) != 0)
+		return 0;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
 static void *renewer(void *p)
@@ -137,6 +170,12 @@ static int try_take(rlock *l, char *holder, size_t cap)
 	rc = lock_cmd(l, RCMD_IDEMPOTENT, 2, gv, gl, &r);
 	if (rc != EF_OK)
 		return rc;
+	if (r->type == REDIS_REPLY_STRING && holder_dead_here(r->str, r->len)) {
+		long long n;
+		rc = script_on(l, release_lua, r->str, r->len, &n);
+		freeReplyObject(r);
+		return rc == EF_OK ? RLOCK_AGAIN : rc;
+	}
 	if (r->type == REDIS_REPLY_STRING) {
 		/* the note without its token */
 		size_t n = r->len;
@@ -175,6 +214,8 @@ int rlock_take(reng *e, const char *what, int nowait, ef_wait_fn on_wait,
 		 (long)getpid(), host, what ? what : "maintenance", hex);
 	for (;;) {
 		rc = try_take(l, holder, sizeof(holder));
+		if (rc == RLOCK_AGAIN)
+			continue; /* a dead holder's lock was ended */
 		if (rc != EF_EBUSY)
 			break;
 		if (nowait) {
