@@ -22,7 +22,9 @@ static const char sweep_help[] =
 	"delete stale and over-cap entries with their index keys and unread\n"
 	"markers, drop markers without an entry, and seal legacy arrays\n"
 	"that hold IP addresses in plaintext. Safe to interrupt and run\n"
-	"again; run it daily (e.g. from cron).\n"
+	"again; run it daily (e.g. from cron). On Redis Cluster it then\n"
+	"rewrites every node's append-only file, where what it destroyed\n"
+	"would stay until then.\n"
 	"\n"
 	"  --now MS|ISO  sweep as of this time (default: now); at most 5\n"
 	"                minutes ahead of the real clock (exit 2 otherwise)\n"
@@ -30,7 +32,8 @@ static const char sweep_help[] =
 	"\n"
 	"Prints {\"now\",\"keysDestroyed\",\"keyringSlotsWiped\",\n"
 	"\"entriesDeleted\",\"markersDropped\",\"recordsResealed\",\n"
-	"\"legacySealed\",\"batches\"}.\n";
+	"\"legacySealed\",\"batches\",\"aofRewritten\"} (nodes whose file was\n"
+	"rewritten; 0 on LMDB).\n";
 
 int cmd_sweep(cli *c, int argc, char **argv)
 {
@@ -78,7 +81,8 @@ int cmd_sweep(cli *c, int argc, char **argv)
 		(unsigned long long)ss.entries_deleted,
 		(unsigned long long)ss.markers_dropped);
 	return out_print(json_pack(
-		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "now", when,
+		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "now",
+		when,
 		"nowMs",
 		(json_int_t)ss.now_ms, "keysDestroyed",
 		(json_int_t)ss.keys_destroyed, "keyringSlotsWiped",
@@ -87,7 +91,8 @@ int cmd_sweep(cli *c, int argc, char **argv)
 		(json_int_t)ss.markers_dropped, "recordsResealed",
 		(json_int_t)ss.records_resealed, "legacySealed",
 		(json_int_t)ss.legacy_sealed, "batches",
-		(json_int_t)ss.batches));
+		(json_int_t)ss.batches, "aofRewritten",
+		(json_int_t)ss.aof_rewritten));
 }
 
 static const char compact_help[] =
@@ -96,6 +101,9 @@ static const char compact_help[] =
 	"old file is overwritten with zeros. Run it after migrate and sweep to\n"
 	"clear plaintext that older versions wrote. It needs the store to\n"
 	"itself: while any other process has it open, it exits 75 at once.\n"
+	"On Redis Cluster: rewrite every node's append-only file from its\n"
+	"data (BGREWRITEAOF, masters and replicas) and wait for each; workers\n"
+	"go on meanwhile. bytesBefore/bytesAfter are then the files' sizes.\n"
 	"\n"
 	"Prints {\"bytesBefore\",\"bytesAfter\",\"keys\"}.\n";
 

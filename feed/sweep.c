@@ -530,6 +530,16 @@ static int sweep_locked(sweep_run *r)
 		rc = store_each_group(st->env, count_group, r);
 	if (rc == EF_OK)
 		rc = store_each_group(st->env, sweep_group, r);
+	/* on a cluster a destroyed key or a deleted entry is still in every
+	 * node's append-only file until the file is rewritten */
+	if (rc == EF_OK && store_sharded(st->env) &&
+	    (r->s->keys_destroyed || r->s->keyring_wiped ||
+	     r->s->entries_deleted || r->s->markers_dropped ||
+	     r->s->records_resealed || r->s->legacy_sealed)) {
+		store_rewrite_info ri;
+		rc = store_rewrite(st->env, &ri);
+		r->s->aof_rewritten = ri.nodes;
+	}
 	return rc;
 }
 

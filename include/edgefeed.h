@@ -1157,6 +1157,11 @@ typedef struct ef_sweep_stats {
 	uint64_t legacy_sealed;    /**< legacy values that held IP addresses in
 				    * plaintext (or bytes that are not JSON),
 				    * rewritten in their sealed form */
+	uint64_t aof_rewritten;    /**< on Redis Cluster: nodes whose
+				    * append-only file was rewritten after the
+				    * sweep changed anything, so that what it
+				    * destroyed leaves their disks' live files
+				    * (docs/CLUSTER.md); 0 on LMDB */
 } ef_sweep_stats;
 
 /**

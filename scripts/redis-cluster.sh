@@ -60,6 +60,8 @@ cluster-replica-validity-factor 0
 appendonly yes
 appendfsync always
 save ""
+repl-diskless-sync yes
+repl-diskless-load swapdb
 EOF
 }
 

@@ -141,6 +141,17 @@ int store_lock_take(store_env *env, const char *what, int nowait,
 		    ef_wait_fn on_wait, void *ctx, store_lock **out);
 void store_lock_release(store_lock *l); /* NULL is fine */
 
+/* A sharded engine's disk after deletes: on Redis Cluster, rewrite every
+ * node's append-only file, so that what was deleted or overwritten (a
+ * destroyed window key) leaves the disk's live files. EF_EINVAL on LMDB
+ * (store_compact is its way). */
+typedef struct store_rewrite_info {
+	uint64_t nodes;        /* nodes whose file was rewritten */
+	uint64_t bytes_before; /* their files' sizes, summed */
+	uint64_t bytes_after;
+} store_rewrite_info;
+int store_rewrite(store_env *env, store_rewrite_info *out);
+
 /* Environment facts for ef_stat. */
 typedef struct store_info {
 	uint64_t map_size;

@@ -59,6 +59,14 @@ int reng_register(reng *e, rclient *c, const store_val *g);
  * group in byte order; stops at the first return other than EF_OK. */
 int reng_each_group(reng *e, store_each_fn fn, void *ctx);
 
+/* Rewrite the append-only file of every node the cluster lists (masters
+ * and replicas) and wait until each is done (rewrite.c): what a delete or
+ * an overwrite left in the file is then gone from it. *nodes: how many;
+ * *before, *after: the files' summed sizes. EF_OK; EF_EIO naming the
+ * node (unreachable, AOF off, the rewrite failed). */
+int reng_rewrite_aof(reng *e, uint64_t *nodes, uint64_t *before,
+		     uint64_t *after);
+
 /* The address the engine was opened with. */
 const raddr *reng_addr(const reng *e);
 uint64_t reng_err_id(const reng *e);

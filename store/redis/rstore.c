@@ -298,3 +298,13 @@ void store_lock_release(store_lock *l)
 {
 	rlock_release((rlock *)l);
 }
+
+int store_rewrite(store_env *env, store_rewrite_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!env->reng)
+		return ef__err(env->err_id, EF_EINVAL, "internal: LMDB has no "
+			       "append-only file");
+	return reng_rewrite_aof(env->reng, &out->nodes, &out->bytes_before,
+				&out->bytes_after);
+}
