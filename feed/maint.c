@@ -129,6 +129,7 @@ typedef struct stat_ctx {
 	ef_stat_info *out;
 	const char *last_owner; /* view, valid in the read snapshot */
 	size_t last_owner_len;
+	int meta;               /* the group holds meta:format */
 } stat_ctx;
 
 static int stat_txn(store_txn *t, void *p)
@@ -145,7 +146,7 @@ static int stat_txn(store_txn *t, void *p)
 	c->last_owner = NULL;
 	c->last_owner_len = 0;
 	key_meta(&mk, "format");
-	if (store_get(t, mk.s, mk.len, &v) == EF_OK && v.len < 10) {
+	if (c->meta && store_get(t, mk.s, mk.len, &v) == EF_OK && v.len < 10) {
 		char buf[12];
 		memcpy(buf, v.data, v.len);
 		buf[v.len] = '\0';
@@ -198,7 +199,7 @@ static int stat_group(const store_val *g, void *p)
 {
 	stat_all *a = p;
 	ef_stat_info one = {0};
-	stat_ctx c = {&one, NULL, 0};
+	stat_ctx c = {&one, NULL, 0, g == STORE_ALL || g->len == 0};
 	ef_stat_info *o = a->out;
 	int rc = store_read_in(a->st->env, g, stat_txn, &c);
 

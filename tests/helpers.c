@@ -55,6 +55,23 @@ char *th_store(void)
 	return out;
 }
 
+char *th_scratch(const char *store, const char *suffix)
+{
+	static unsigned n;
+	const char *base = getenv("TMPDIR");
+	char *out;
+
+	if (!th_redis()) {
+		assert_true(asprintf(&out, "%s%s", store, suffix) > 0);
+		return out;
+	}
+	if (!base || !*base)
+		base = "/tmp";
+	assert_true(asprintf(&out, "%s/edgefeed-scratch-%ld-%u%s", base,
+			     (long)getpid(), n++, suffix) > 0);
+	return out;
+}
+
 void th_lmdb_only(void)
 {
 	if (th_redis())

@@ -26,6 +26,10 @@ int th_redis(void);
  * cluster a new store name (?store=test-RANDOM); malloc'd, th_cleanup. */
 char *th_store(void);
 
+/* A path for a file of the test beside store @store ("<store><suffix>"),
+ * or in $TMPDIR for a store on the cluster; malloc'd. */
+char *th_scratch(const char *store, const char *suffix);
+
 /* Skip the calling test on the cluster: what it proves is LMDB's alone
  * (files in the store directory, the map, the commit queue). */
 void th_lmdb_only(void);

@@ -41,7 +41,7 @@ static inline int fx_setup(void **state)
 {
 	fx *f = calloc(1, sizeof(*f));
 
-	f->dir = th_tmpdir();
+	f->dir = th_store();
 	f->now = T0;
 	f->st = fx_open(f, EF_NOSYNC, 0);
 	*state = f;

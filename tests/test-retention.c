@@ -195,6 +195,8 @@ static void test_keyring_one_key_per_window_and_destroy(void **state)
 	struct stat sb;
 	char path[4096];
 
+	th_lmdb_only(); /* the store's files are LMDB's */
+
 	assert_int_equal(keyring_get(f->st->keyring, w, 0, k1), EF_ENOTFOUND);
 	assert_int_equal(keyring_get(f->st->keyring, w, 1, k1), EF_OK);
 	assert_int_equal(keyring_get(f->st->keyring, w, 1, k2), EF_OK);
@@ -247,6 +249,8 @@ static void assert_no_plaintext_ips(const char *dir)
 static void test_finalize_writes_no_plaintext_ip(void **state)
 {
 	fx *f = *state;
+
+	th_lmdb_only(); /* the store's files are LMDB's */
 
 	/* durable writes, and the store closed: everything is on disk */
 	ef_close(f->st);
@@ -416,6 +420,8 @@ static void test_keyring_missing_costs_ips_not_entries(void **state)
 	keyring_health h;
 	struct key_states ks = {0};
 
+	th_lmdb_only(); /* the store's files are LMDB's */
+
 	two_windows(f);
 	keyring_path(f, path, sizeof(path));
 	assert_int_equal(unlink(path), 0);
@@ -437,6 +443,8 @@ static void test_keyring_truncated_costs_ips_not_entries(void **state)
 	char path[4096];
 	keyring_health h;
 
+	th_lmdb_only(); /* the store's files are LMDB's */
+
 	two_windows(f);
 	keyring_path(f, path, sizeof(path));
 	/* the header, the first window's slot, part of the second's */
@@ -457,6 +465,8 @@ static void test_keyring_garbage_costs_ips_not_entries(void **state)
 	unsigned char junk[1000];
 	keyring_health h;
 
+	th_lmdb_only(); /* the store's files are LMDB's */
+
 	two_windows(f);
 	keyring_path(f, path, sizeof(path));
 	for (size_t i = 0; i < sizeof(junk); i++)
@@ -475,6 +485,8 @@ static void test_keyring_short_or_empty_file(void **state)
 {
 	fx *f = *state;
 	char path[4096];
+
+	th_lmdb_only(); /* the store's files are LMDB's */
 
 	two_windows(f);
 	keyring_path(f, path, sizeof(path));
@@ -497,6 +509,8 @@ static void test_keyring_unusable_is_an_error_not_a_loss(void **state)
 	ef_receive r = {"a@x", "with-ip", T0, "203.0.113.77", NULL};
 	ef_entry *e;
 	ef_page p;
+
+	th_lmdb_only(); /* the store's files are LMDB's */
 
 	rf_fin(f->st, "a@x", "before", T0, "192.0.2.1");
 	ef_close(f->st);

@@ -290,6 +290,8 @@ static void test_sweep_no_key_in_any_file_opens_a_swept_ip(void **state)
 	key_hunt h = {0};
 	ef_sweep_stats s;
 
+	th_lmdb_only(); /* the store's files are LMDB's */
+
 	rf_fin(f->st, "a@x", "r1", T0, "203.0.113.77");
 	assert_int_equal(store_read(f->st->env, raw_txn, &rc), EF_OK);
 	h.sealed = sealed;
