@@ -160,8 +160,8 @@ static const struct {
 	 "compact needs the store to itself: stop the workers and every other "
 	 "edgefeed command using it, then run compact again"},
 	{EF_ENOTFOUND, "no store at", NULL,
-	 "create one with 'edgefeed --db DIR init', or give the directory of an "
-	 "existing store with --db DIR or EDGEFEED_DB"},
+	 "create one with 'edgefeed --db DIR init' (or --db redis://...), or "
+	 "give an existing store with --db or EDGEFEED_DB"},
 	{EF_EINVAL, "cannot open store", NULL,
 	 "--db must name the store's directory, or a path where one can be "
 	 "created"},

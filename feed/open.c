@@ -254,6 +254,18 @@ static char *cluster_name(const char *addr)
 	return out;
 }
 
+/* Does the store hold meta:format (was it ever created)? */
+static int has_format_txn(store_txn *t, void *ctx)
+{
+	key_buf k;
+	int rc;
+
+	(void)ctx;
+	key_meta(&k, "format");
+	rc = store_get(t, k.s, k.len, NULL);
+	return rc == EF_ENOTFOUND ? FEED_NOCHANGE : rc;
+}
+
 /*
  * ef_open on a redis:// address (store/redis/engine.h): no directory, no
  * file lock, no commit queue (Redis orders and syncs the writes of many
@@ -282,6 +294,18 @@ static int open_cluster(ef_store **out, const char *addr,
 	}
 	feed_store_opts(st, &so);
 	rc = store_open(&st->env, addr, &so, st->err_id);
+	/* an open that may not create needs the store there already, as on
+	 * LMDB it needs data.mdb: a mistyped store name is reported, not
+	 * made */
+	if (rc == EF_OK && (st->cfg.flags & (EF_RDONLY | EF_NOCREATE))) {
+		rc = store_read_in(st->env, FEED_META_GROUP, has_format_txn,
+				   NULL);
+		if (rc == FEED_NOCHANGE) {
+			rc = no_store(st->dir, "the cluster holds no store of "
+				      "that name (no meta:format)");
+			goto fail;
+		}
+	}
 	if (rc == EF_OK)
 		rc = rdonly ? store_read_in(st->env, FEED_META_GROUP,
 					    format_txn, st)

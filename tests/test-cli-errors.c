@@ -231,8 +231,8 @@ static void test_cli_errors_store_directory(void **state)
 				   "create one with 'edgefeed --db DIR init'"};
 	const err_case not_store = {{"check", NULL}, 1,
 				    "a directory without data.mdb",
-				    "or give the directory of an existing "
-				    "store with --db DIR or EDGEFEED_DB"};
+				    "or give an existing store with --db or "
+				    "EDGEFEED_DB"};
 	const err_case file_store = {{"feed", "--owner", "a", NULL}, 1,
 				     "a file, not a directory",
 				     "create one with"};
