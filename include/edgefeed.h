@@ -1039,7 +1039,8 @@ typedef struct ef_import_stats {
  * knows its total. An input that cannot be read twice (a pipe, a FIFO, a
  * socket, @p path "-" for the standard input) is read once, by the check,
  * and each byte read is kept in a spool, which the import then reads: a
- * temporary file without a name in the store directory (O_TMPFILE, or
+ * temporary file without a name in the store directory (for a store on
+ * Redis Cluster, in $TMPDIR, else /tmp) (O_TMPFILE, or
  * mkstemp and unlinked at once), mode 0600, closed and so gone when the
  * call returns, whatever it returns. So such an input too writes nothing
  * unless it is well-formed, and a malformed one is read only up to where

@@ -372,8 +372,14 @@ int ef_import_kvbulk(ef_store *st, const char *path,
 	if (!path)
 		return ef__err(st->err_id, EF_EINVAL, "path: missing");
 	rc = imp_init(&c, st, opts);
-	if (rc == EF_OK)
-		rc = kv_open(&r, st->err_id, path, st->dir);
+	if (rc == EF_OK) {
+		/* a pipe is spooled beside the store; a store on a cluster has
+		 * no directory: $TMPDIR then */
+		const char *tmp = getenv("TMPDIR");
+		const char *spool = !store_sharded(st->env) ? st->dir
+				    : tmp && *tmp ? tmp : "/tmp";
+		rc = kv_open(&r, st->err_id, path, spool);
+	}
 	if (rc == EF_OK)
 		rc = ef_maint_lock(st, "edgefeed import", c.o.lock_flags,
 				   c.o.on_wait, c.o.wait_ctx, &lk);
