@@ -1952,11 +1952,82 @@ static void test_kvbulk_cli_malformed_stdin_writes_nothing(void **state)
 	free(db);
 }
 
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* The elements of bulk file @path, each as compact JSON, sorted. */
+static char **sorted_elements(const char *path, size_t *n)
+{
+	json_error_t err;
+	json_t *arr = json_load_file(path, 0, &err);
+	char **v;
+
+	assert_non_null(arr);
+	*n = json_array_size(arr);
+	v = calloc(*n + 1, sizeof(*v));
+	assert_non_null(v);
+	for (size_t i = 0; i < *n; i++) {
+		v[i] = json_dumps(json_array_get(arr, i),
+				  JSON_COMPACT | JSON_SORT_KEYS);
+		assert_non_null(v[i]);
+	}
+	json_decref(arr);
+	qsort(v, *n, sizeof(*v), cmp_str);
+	return v;
+}
+
+/* The same operations on two stores (on the test cluster: one on LMDB,
+ * one on the cluster) export the same records. */
+static void test_kvbulk_same_operations_export_the_same_records(void **state)
+{
+	fx *f = *state;
+	ef_store *both[2] = {f->src, f->dst};
+	ef_export_stats es;
+	char *pa, *pb, **a, **b;
+	size_t na, nb;
+
+	for (int s = 0; s < 2; s++) {
+		ef_store *st = both[s];
+		for (int i = 0; i < 40; i++) {
+			char owner[32], rid[32], ip[32], pl[64];
+			ef_receive r = {owner, rid, T0 - i * 3600000LL,
+					i % 3 ? ip : NULL, i % 2 ? pl : NULL};
+			snprintf(owner, sizeof(owner), "Owner%d@X.com ", i % 7);
+			snprintf(rid, sizeof(rid), "r:%d %%", i);
+			snprintf(ip, sizeof(ip), "203.0.113.%d", i);
+			snprintf(pl, sizeof(pl), "{\"n\":%d,\"s\":\"\u00e9\"}", i);
+			assert_int_equal(ef_finalize(st, &r), EF_OK);
+			assert_int_equal(ef_finalize(st, &r), EF_EXISTS);
+		}
+		assert_int_equal(ef_mark_read(st, "owner1@x.com", "r:8 %"),
+				 EF_OK);
+		assert_int_equal(ef_mark_all_read(st, "owner2@x.com"), EF_OK);
+	}
+	pa = export_file(f, f->src, "a.json", &es);
+	pb = export_file(f, f->dst, "b.json", &es);
+	a = sorted_elements(pa, &na);
+	b = sorted_elements(pb, &nb);
+	assert_int_equal(na, nb);
+	assert_true(na > 80);
+	for (size_t i = 0; i < na; i++) {
+		assert_string_equal(a[i], b[i]);
+		free(a[i]);
+		free(b[i]);
+	}
+	free(a);
+	free(b);
+	free(pa);
+	free(pb);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_kvbulk_round_trip_reproduces_every_page),
+		T(test_kvbulk_same_operations_export_the_same_records),
 		T(test_kvbulk_reimport_changes_nothing),
 		T(test_kvbulk_owner_spellings_never_merge),
 		T(test_kvbulk_key_names_the_owner_finalize_writes),
