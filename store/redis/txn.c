@@ -24,7 +24,11 @@
 #include "store/redis/slot.h"
 #include "store/redis/txn.h"
 
-#define TOKEN_TTL_MS "3600000" /* a lost reply is resolved well within */
+/* A token lives as long as a lost reply may take to resolve (resolve asks
+ * for it until the address's retry_ms has passed) and a minute more; not
+ * an hour, which at 1,000 commits a second kept 3.6 million tokens. */
+#define TOKEN_SLACK_MS 60000
+
 #define BATCH_MIN 8            /* keys a cursor fetches at first */
 #define BATCH_MAX 128          /* and at most, doubling */
 #define RKEY_MAX (3 + 2 + RTXN_TAG_MAX + 3 + 32)
@@ -70,6 +74,15 @@ struct rtxn {
 	struct rcur *curs;
 	uint64_t err_id;
 };
+
+/* The token's time to live, in decimal, into @buf. */
+static size_t token_ttl(const rtxn *t, char buf[24])
+{
+	const raddr *a = rclient_addr(t->c);
+	long long ms = (long long)a->retry_ms + a->timeout_ms + TOKEN_SLACK_MS;
+
+	return (size_t)snprintf(buf, 24, "%lld", ms);
+}
 
 static int cut_after_exec; /* test hook */
 
@@ -378,6 +391,7 @@ static int append_writes(rtxn *t, const char *tok, size_t tokl)
 	size_t n = t->wn, puts = 0, dels = 0;
 	const char **argv = ef__malloc((2 * n + 3) * sizeof(*argv));
 	size_t *lens = ef__malloc((2 * n + 3) * sizeof(*lens));
+	char ttl[24];
 	int rc = EF_OK;
 
 	if (!argv || !lens) {
@@ -426,8 +440,8 @@ static int append_writes(rtxn *t, const char *tok, size_t tokl)
 		lens[2] = 1;
 		argv[3] = "PX";
 		lens[3] = 2;
-		argv[4] = TOKEN_TTL_MS;
-		lens[4] = sizeof(TOKEN_TTL_MS) - 1;
+		argv[4] = ttl;
+		lens[4] = token_ttl(t, ttl);
 		if (redisAppendCommandArgv(t->ctx, 5, argv, lens) != REDIS_OK)
 			rc = EF_ENOMEM;
 	}
@@ -508,8 +522,10 @@ static int wait_replicas(rtxn *t, const char *tok, size_t tokl, int touch)
 	if (a->wait_replicas == 0)
 		return EF_OK;
 	if (touch) {
-		const char *argv[] = {"PEXPIRE", tok, TOKEN_TTL_MS};
-		size_t lens[] = {7, tokl, sizeof(TOKEN_TTL_MS) - 1};
+		char ttl[24];
+		const char *argv[] = {"PEXPIRE", tok, ttl};
+		size_t lens[] = {7, tokl, 0};
+		lens[2] = token_ttl(t, ttl);
 		r = redisCommandArgv(t->ctx, 3, argv, lens);
 		if (r)
 			freeReplyObject(r);

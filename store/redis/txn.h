@@ -7,7 +7,8 @@
  *              value, byte for byte as LMDB stores it
  *   ef:{T}:z   a sorted set of the same keys, all of score 0, so that
  *              ZRANGEBYLEX walks them in LMDB's order (memcmp, then length)
- *   ef:{T}:t:X a commit token, for 1 hour (see rtxn_commit)
+ *   ef:{T}:t:X a commit token, for the address's retry_ms + timeout_ms
+ *              + 1 minute (see rtxn_commit)
  *
  * Isolation is optimistic: the transaction WATCHes both keys before its
  * first read, reads as it goes, buffers its writes, and commits them in
