@@ -117,9 +117,11 @@ export declare class Store {
   close(): Promise<void>;
 }
 
-/** Open (creating it unless readOnly or noCreate) the store in `dir`. Each
- * process opens its own; stores of one directory opened in several
- * worker_threads of a process share one native handle. */
+/** Open (creating it unless readOnly or noCreate) the store in `dir`, or
+ * the store on Redis Cluster that a `redis://HOST:PORT[,...][?store=NAME]`
+ * address names. Each process opens its own; stores of one directory (or
+ * address) opened in several worker_threads of a process share one native
+ * handle. */
 export declare function open(dir: string, options?: OpenOptions): Store;
 
 /** The C library's version, "0.1.0". */

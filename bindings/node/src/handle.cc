@@ -37,6 +37,7 @@ std::map<std::string, SharedStore *> &Registry() {
 // directory that does not exist yet, so no store of it is open; a
 // redis:// address).
 std::string StoreKey(const std::string &dir) {
+  if (dir.rfind("redis://", 0) == 0) return dir;  // never a path
   char *p = realpath(dir.c_str(), nullptr);
   if (!p) return dir;
   std::string s(p);

@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const cluster = require('node:cluster');
 const path = require('node:path');
 const { open } = require('..');
-const { tmpStoreDir, readAll } = require('./helpers.js');
+const { tmpStoreDir, readAll, redisStore } = require('./helpers.js');
 
 const WORKERS = 4;
 const OWNERS = 5;
@@ -36,8 +36,7 @@ function runWorkers(dir) {
   })));
 }
 
-test('4 cluster processes on the same owners: every ack exactly once', async (t) => {
-  const dir = tmpStoreDir(t);
+async function everyAckOnce(t, dir) {
   const reports = await runWorkers(dir);
   const created = new Map(); // reservation -> worker that created it
   const answers = new Map(); // reservation -> workers named by the entries
@@ -70,4 +69,22 @@ test('4 cluster processes on the same owners: every ack exactly once', async (t)
   }
   const check = await store.check();
   assert.equal(check.violations, 0, JSON.stringify(check.found));
+}
+
+test('4 cluster processes on the same owners: every ack exactly once', (t) =>
+  everyAckOnce(t, tmpStoreDir(t)));
+
+// The same through a redis:// address: the binding passes it to ef_open,
+// and the store is on a real Redis Cluster.
+test('the same on Redis Cluster: every ack exactly once', async (t) => {
+  const addr = redisStore(t);
+  if (!addr) return t.skip('no redis-server on this machine');
+  await everyAckOnce(t, addr);
+  const store = open(addr, { feedCap: 1000 }); // as everyAckOnce's, still open
+  t.after(() => store.close());
+  const again = await store.finalize({ owner: 'Owner0@Example.com', reservationId: 'rsv-0-0' });
+  assert.equal(again.status, 'duplicate');
+  await store.markRead('owner0@example.com', 'rsv-0-0');
+  assert.equal(await store.unread('owner0@example.com'), PER_OWNER - 1);
+  await store.sweep();
 });
