@@ -1793,11 +1793,12 @@ static void test_kvbulk_garbage_pipe_is_refused_early(void **state)
 {
 	fx *f = *state;
 	const size_t len = (size_t)32 << 20;
-	char *text = malloc(len), *names, *after;
+	char *text, *names, *after;
 	int fds[2];
 	pid_t pid;
 
 	th_lmdb_only(); /* it counts the files of the store directory */
+	text = malloc(len);
 
 	assert_non_null(text);
 	memset(text, 'x', len);
