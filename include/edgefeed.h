@@ -409,6 +409,21 @@ typedef struct ef_page {
  * the reader slots of dead processes. Thread-safe; the
  * handle may be shared by all the threads of the process. Open each store
  * once per process, and after fork(), in the child.
+ *
+ * A @p dir that starts with "redis://" is not a path: it opens the store on
+ * Redis Cluster that the address names,
+ * redis://HOST:PORT[,HOST:PORT...][?OPTION=VALUE&...] (options store=,
+ * wait=, wait_ms=, timeout_ms=, retry_ms=, redirects=, user=, password=;
+ * docs/CLUSTER.md). The same calls work there with the same semantics;
+ * what differs: store-wide work (ef_check, ef_export_kvbulk, ef_stat,
+ * ef_sweep) sees each owner in one consistent state rather than the whole
+ * store at one instant; durability is the cluster's (appendfsync, and
+ * wait= for replicas), so EF_NOSYNC and group commit do not apply;
+ * ef_feed_page_try() always refuses; ef_compact() rewrites every node's
+ * append-only file. Errors: #EF_EINVAL for a malformed address (the message
+ * names the part, never the password); #EF_EIO when no node answers;
+ * #EF_ENOTFOUND (#EF_RDONLY or #EF_NOCREATE) when the cluster holds no store
+ * of that name.
  */
 EF_EXPORT int ef_open(ef_store **out, const char *dir, const ef_config *cfg);
 
