@@ -378,6 +378,17 @@ static int walk(store_txn *t, exp_ctx *c, int write)
 	return rc == EF_ENOTFOUND ? EF_OK : rc;
 }
 
+/* The end of the array, flushed, and the last progress call. */
+static int export_end(exp_ctx *c)
+{
+	if (fputs(c->s.elements ? "\n]\n" : "]\n", c->out) == EOF ||
+	    fflush(c->out) != 0 || ferror(c->out))
+		return write_fail(c);
+	if (c->o.progress)
+		c->o.progress(c->total, c->total, c->o.progress_ctx);
+	return EF_OK;
+}
+
 static int export_txn(store_txn *t, void *p)
 {
 	exp_ctx *c = p;
@@ -389,13 +400,7 @@ static int export_txn(store_txn *t, void *p)
 		rc = write_fail(c);
 	if (rc == EF_OK)
 		rc = walk(t, c, 1);
-	if (rc == EF_OK &&
-	    (fputs(c->s.elements ? "\n]\n" : "]\n", c->out) == EOF ||
-	     fflush(c->out) != 0 || ferror(c->out)))
-		rc = write_fail(c);
-	if (rc == EF_OK && c->o.progress)
-		c->o.progress(c->total, c->total, c->o.progress_ctx);
-	return rc;
+	return rc == EF_OK ? export_end(c) : rc;
 }
 
 /* ---- on a sharded engine: group by group ---- */
@@ -480,13 +485,7 @@ static int export_sharded(exp_ctx *c)
 		rc = write_fail(c);
 	if (rc == EF_OK)
 		rc = store_each_group(c->st->env, export_group, &x);
-	if (rc == EF_OK &&
-	    (fputs(c->s.elements ? "\n]\n" : "]\n", c->out) == EOF ||
-	     fflush(c->out) != 0 || ferror(c->out)))
-		rc = write_fail(c);
-	if (rc == EF_OK && c->o.progress)
-		c->o.progress(c->total, c->total, c->o.progress_ctx);
-	return rc;
+	return rc == EF_OK ? export_end(c) : rc;
 }
 
 int ef_export_kvbulk(ef_store *st, FILE *out, const ef_export_opts *opts,

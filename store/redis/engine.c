@@ -127,6 +127,27 @@ void reng_client_give(reng *e, rclient *c)
 	rclient_close(c); /* more threads than the pool keeps */
 }
 
+int reng_cmd(reng *e, int slot, unsigned flags, int argc, const char **argv,
+	     const size_t *lens, const char *what, redisReply **out)
+{
+	rclient *c;
+	int rc = reng_client_take(e, &c);
+
+	*out = NULL;
+	if (rc != EF_OK)
+		return rc;
+	rc = rclient_cmd(c, slot, flags, argc, argv, lens, out);
+	reng_client_give(e, c);
+	if (rc == EF_OK && (*out)->type == REDIS_REPLY_ERROR) {
+		rc = ef__err(e->err_id, EF_EIO, "redis: %s: %.*s", what,
+			     (int)((*out)->len > 120 ? 120 : (*out)->len),
+			     (*out)->str);
+		freeReplyObject(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 int reng_key_in(const reng *e, const store_val *g, const void *key,
 		size_t klen)
 {

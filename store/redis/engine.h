@@ -52,6 +52,12 @@ void reng_tag(const reng *e, char kind, const store_val *g,
 int reng_key_in(const reng *e, const store_val *g, const void *key,
 		size_t klen);
 
+/* Run one command on the master of @slot (or RCMD_ANY_NODE) on a client
+ * of the pool. A reply that is an error is EF_EIO here, its text after
+ * "redis: @what: ". Otherwise as rclient_cmd. */
+int reng_cmd(reng *e, int slot, unsigned flags, int argc, const char **argv,
+	     const size_t *lens, const char *what, redisReply **out);
+
 /* Register group @g (once per process: cached). EF_OK or EF_EIO. */
 int reng_register(reng *e, rclient *c, const store_val *g);
 

@@ -108,28 +108,12 @@ static void field_of(uint32_t win, char f[FIELD_LEN + 1])
 	snprintf(f, FIELD_LEN + 1, "w:%08x", (unsigned)win);
 }
 
-/* Run one command on the keyring's slot. A reply that is an error is
- * turned into EF_EIO here. */
+/* Run one command on the keyring's slot (reng_cmd). */
 static int kcmd(rkeyring *r, unsigned flags, int argc, const char **argv,
 		const size_t *lens, redisReply **out)
 {
-	rclient *c;
-	int rc = reng_client_take(r->e, &c);
-
-	*out = NULL;
-	if (rc != EF_OK)
-		return rc;
-	rc = rclient_cmd(c, r->slot, flags, argc, argv, lens, out);
-	reng_client_give(r->e, c);
-	if (rc == EF_OK && (*out)->type == REDIS_REPLY_ERROR) {
-		rc = ef__err(r->err_id, EF_EIO, "redis: keyring: %s: %.*s",
-			     argv[0], (int)((*out)->len > 120 ? 120
-							       : (*out)->len),
-			     (*out)->str);
-		freeReplyObject(*out);
-		*out = NULL;
-	}
-	return rc;
+	return reng_cmd(r->e, r->slot, flags, argc, argv, lens, "keyring",
+			out);
 }
 
 static void cache_clear(rkeyring *r)

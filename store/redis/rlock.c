@@ -55,23 +55,8 @@ struct rlock {
 static int lock_cmd(rlock *l, unsigned flags, int argc, const char **argv,
 		    const size_t *lens, redisReply **out)
 {
-	rclient *c;
-	int rc = reng_client_take(l->e, &c);
-
-	*out = NULL;
-	if (rc != EF_OK)
-		return rc;
-	rc = rclient_cmd(c, l->slot, flags, argc, argv, lens, out);
-	reng_client_give(l->e, c);
-	if (rc == EF_OK && (*out)->type == REDIS_REPLY_ERROR) {
-		rc = ef__err(l->err_id, EF_EIO, "redis: maintenance lock: "
-			     "%.*s", (int)((*out)->len > 120 ? 120
-							   : (*out)->len),
-			     (*out)->str);
-		freeReplyObject(*out);
-		*out = NULL;
-	}
-	return rc;
+	return reng_cmd(l->e, l->slot, flags, argc, argv, lens,
+			"maintenance lock", out);
 }
 
 /* Run @lua on the lock's key with value @val (@vlen bytes): its integer

@@ -199,26 +199,30 @@ int rstore_get(store_txn *t, const void *key, size_t klen, store_val *val)
 	return rc;
 }
 
+/* May @t write @key? Else it has failed. */
+static int may_write(store_txn *t, const void *key, size_t klen)
+{
+	if (!in_group(t, key, klen))
+		return 0;
+	if (t->write)
+		return 1;
+	txn_fail(t, ef__err(t->env->err_id, EF_EINVAL, "redis: a write in a "
+			    "read transaction"));
+	return 0;
+}
+
 int rstore_put(store_txn *t, const void *key, size_t klen, const void *val,
 	       size_t vlen, unsigned flags)
 {
-	if (!in_group(t, key, klen))
+	if (!may_write(t, key, klen))
 		return t->fail_code;
-	if (!t->write)
-		return txn_fail(t, ef__err(t->env->err_id, EF_EINVAL,
-					   "redis: a write in a read "
-					   "transaction"));
 	return op_result(t, rtxn_put(t->rt, key, klen, val, vlen, flags));
 }
 
 int rstore_del(store_txn *t, const void *key, size_t klen)
 {
-	if (!in_group(t, key, klen))
+	if (!may_write(t, key, klen))
 		return t->fail_code;
-	if (!t->write)
-		return txn_fail(t, ef__err(t->env->err_id, EF_EINVAL,
-					   "redis: a write in a read "
-					   "transaction"));
 	return op_result(t, rtxn_del(t->rt, key, klen));
 }
 
