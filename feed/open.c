@@ -230,6 +230,22 @@ bad:
 		       st->dir);
 }
 
+/* A new handle with @cfg resolved into it (*rc: how that went; the handle
+ * is returned either way, for ef_close), or NULL (*rc EF_ENOMEM). */
+static ef_store *handle_new(const ef_config *cfg, int *rc)
+{
+	ef_store *st = ef__calloc(1, sizeof(*st));
+
+	if (!st) {
+		*rc = ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
+		return NULL;
+	}
+	st->open_lock_fd = -1;
+	st->err_id = ef__err_new_id();
+	*rc = config_resolve(cfg, &st->cfg);
+	return st;
+}
+
 /* What messages call a store on a cluster: its nodes and its name, never
  * its options (a password may be among them). */
 static char *cluster_name(const char *addr)
@@ -278,12 +294,9 @@ static int open_cluster(ef_store **out, const char *addr,
 	store_opts so;
 	int rc, rdonly;
 
-	st = ef__calloc(1, sizeof(*st));
+	st = handle_new(cfg, &rc);
 	if (!st)
-		return ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
-	st->open_lock_fd = -1;
-	st->err_id = ef__err_new_id();
-	rc = config_resolve(cfg, &st->cfg);
+		return rc;
 	if (rc != EF_OK)
 		goto fail;
 	rdonly = (st->cfg.flags & EF_RDONLY) != 0;
@@ -341,12 +354,9 @@ int ef_open(ef_store **out, const char *dir, const ef_config *cfg)
 	ef__alloc_init();
 	if (raddr_is(dir)) /* not a path, whatever directories exist */
 		return open_cluster(out, dir, cfg);
-	st = ef__calloc(1, sizeof(*st));
+	st = handle_new(cfg, &rc);
 	if (!st)
-		return ef__err(EF__ERR_NOSTORE, EF_ENOMEM, "out of memory");
-	st->open_lock_fd = -1;
-	st->err_id = ef__err_new_id();
-	rc = config_resolve(cfg, &st->cfg);
+		return rc;
 	rdonly = (st->cfg.flags & EF_RDONLY) != 0;
 	if (rc == EF_OK)
 		rc = dir_ready(dir, !(st->cfg.flags & (EF_RDONLY | EF_NOCREATE)),
