@@ -197,6 +197,21 @@ static ef_config scenario_cfg(const scenario *sc)
 }
 
 /* An hour ago: fresh, and older than anything "now" would give. */
+/* The store's location for a test whose files go in @tmp: "@tmp/store",
+ * or a fresh store on the test cluster (helpers.h th_store). */
+static void store_at(char *buf, size_t cap, const char *tmp)
+{
+	char *s;
+
+	if (!th_redis()) {
+		snprintf(buf, cap, "%s/store", tmp);
+		return;
+	}
+	s = th_store();
+	snprintf(buf, cap, "%s", s);
+	free(s);
+}
+
 static int64_t hour_ago_ms(void)
 {
 	struct timespec ts;
@@ -208,7 +223,7 @@ static int64_t hour_ago_ms(void)
 static void scenario_init(scenario *sc, const char *tmp)
 {
 	memset(sc, 0, sizeof(*sc));
-	snprintf(sc->dir, sizeof(sc->dir), "%s/store", tmp);
+	store_at(sc->dir, sizeof(sc->dir), tmp);
 	snprintf(sc->ledgers, sizeof(sc->ledgers), "%s", tmp);
 	sc->base_ms = hour_ago_ms();
 	sc->threads = 1;
@@ -814,7 +829,7 @@ static void test_finalize_concurrent_same_reservation_first_write_wins(
 
 	(void)state;
 	memset(&c, 0, sizeof(c));
-	snprintf(c.dir, sizeof(c.dir), "%s/store", tmp);
+	store_at(c.dir, sizeof(c.dir), tmp);
 	snprintf(c.ledgers, sizeof(c.ledgers), "%s", tmp);
 	c.base_ms = hour_ago_ms();
 	c.shm = race_shared_new();
