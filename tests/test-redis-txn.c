@@ -264,6 +264,33 @@ static void test_txn_second_writer_of_a_group_is_told_to_retry(void **state)
 	rclient_close(c2);
 }
 
+/* A write transaction that decides not to write says whether what it read
+ * was one state: its buffered writes never go out either way. */
+static void test_txn_verify_tells_a_torn_decision_and_writes_nothing(
+	void **state)
+{
+	rclient *a = rf_client(""), *b = rf_client("");
+	rtxn *t = begin(a, "verify", 1), *u;
+
+	(void)state;
+	want_value(t, "x", NULL);
+	put(t, "x", "mine");
+	assert_int_equal(rtxn_verify(t), EF_OK); /* nothing changed */
+	t = begin(a, "verify", 1);
+	want_value(t, "x", NULL); /* nothing of the verified one was written */
+	put(t, "y", "mine");
+	u = begin(b, "verify", 1);
+	put(u, "x", "theirs");
+	assert_int_equal(rtxn_commit(u), EF_OK);
+	assert_int_equal(rtxn_verify(t), RTXN_RETRY); /* x changed after it */
+	t = begin(a, "verify", 0);
+	want_value(t, "x", "theirs");
+	want_value(t, "y", NULL);
+	assert_int_equal(rtxn_commit(t), EF_OK);
+	rclient_close(a);
+	rclient_close(b);
+}
+
 static void test_txn_read_sees_one_state_of_the_group(void **state)
 {
 	rclient *r = rf_client(""), *w = rf_client("");
@@ -469,6 +496,8 @@ int main(void)
 			test_txn_cursor_merges_its_writes_with_stored_keys),
 		cmocka_unit_test(
 			test_txn_second_writer_of_a_group_is_told_to_retry),
+		cmocka_unit_test(
+			test_txn_verify_tells_a_torn_decision_and_writes_nothing),
 		cmocka_unit_test(test_txn_read_sees_one_state_of_the_group),
 		cmocka_unit_test(test_txn_forked_writers_lose_no_increment),
 		cmocka_unit_test(

@@ -80,7 +80,7 @@ int rstore_run(store_env *env, const store_val *g, int write,
 	int64_t start = mono_ms();
 	rclient *c;
 	store_txn t;
-	int rc;
+	int rc, unreachable = 0;
 
 	if (g == STORE_ALL)
 		return ef__err(env->err_id, EF_EINVAL, "redis: a transaction "
@@ -102,9 +102,12 @@ int rstore_run(store_env *env, const store_val *g, int write,
 				char last[256];
 				snprintf(last, sizeof(last), "%s",
 					 ef__err_get(env->err_id));
-				rc = ef__err(env->err_id, EF_EBUSY, "redis: gave "
-					     "up after %d attempts in %lld ms "
-					     "(last: %s)", attempt,
+				/* no master to be reached is an I/O error;
+				 * a group that kept changing, contention */
+				rc = ef__err(env->err_id,
+					     unreachable ? EF_EIO : EF_EBUSY,
+					     "redis: gave up after %d attempts "
+					     "in %lld ms (last: %s)", attempt,
 					     (long long)(mono_ms() - start),
 					     last);
 				break;
@@ -116,6 +119,7 @@ int rstore_run(store_env *env, const store_val *g, int write,
 		t.write = write;
 		t.group = *g;
 		rc = rtxn_begin(c, tag, write, &t.rt);
+		unreachable = rc == RTXN_RETRY;
 		if (rc == RTXN_RETRY)
 			continue;
 		if (rc != EF_OK)
@@ -131,9 +135,15 @@ int rstore_run(store_env *env, const store_val *g, int write,
 		}
 		if (write && rc != EF_OK) {
 			/* nothing to write (EF_EXISTS, FEED_NOCHANGE...) or an
-			 * error: what it read was read after WATCH, and a
-			 * write's function decides on reads of single keys */
-			rtxn_abort(t.rt);
+			 * error: decided on what it read, which stands only if
+			 * the group did not change meanwhile (a torn read could
+			 * look like a corrupt store); the check costs what an
+			 * UNWATCH would */
+			int rv = rtxn_verify(t.rt);
+			if (rv == RTXN_RETRY)
+				continue;
+			if (rv != EF_OK)
+				rc = rv;
 			break;
 		}
 		if (write) {

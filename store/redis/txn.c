@@ -385,6 +385,16 @@ void rtxn_abort(rtxn *t)
 	free_all(t);
 }
 
+int rtxn_verify(rtxn *t)
+{
+	for (size_t i = 0; i < t->wn; i++) {
+		free(t->w[i].k);
+		free(t->w[i].v);
+	}
+	t->wn = 0;
+	return rtxn_commit(t); /* nothing to write: an empty MULTI/EXEC */
+}
+
 /* Append the commands of one MULTI block: the buffered writes, the token. */
 static int append_writes(rtxn *t, const char *tok, size_t tokl)
 {

@@ -70,6 +70,12 @@ int rtxn_del(rtxn *t, const void *k, size_t klen);
 int rtxn_commit(rtxn *t);
 void rtxn_abort(rtxn *t); /* NULL is fine */
 
+/* End without writing anything, but say whether what it read was one state
+ * of the group: EF_OK (it was), RTXN_RETRY (the group changed meanwhile:
+ * what it read may be torn), or an error. Freed in every case. For a
+ * transaction that decided not to write (or failed) on what it read. */
+int rtxn_verify(rtxn *t);
+
 /* Cursors over the group in key order, merged with the transaction's own
  * writes. Closed with the transaction or by rcur_close. */
 int rcur_open(rtxn *t, rcur **out);
