@@ -2,13 +2,25 @@
  * fuzz-keys.c - libFuzzer target: the key codec (feed/keys.c).
  * Properties: canonicalization is idempotent; escaping round-trips; a key
  * built from valid parts always splits back into them; splitting arbitrary
- * bytes never reads out of bounds.
+ * bytes never reads out of bounds; every key of an owner is in the
+ * owner's group (key_group: what keeps an owner on one cluster slot), and
+ * the group of arbitrary bytes is a part of them, or "-", or empty.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "feed/keys.h"
+#include "store/store.h"
+
+/* Is the group of @k (@n bytes) exactly the owner @o? */
+static int in_owner_group(const void *k, size_t n, const key_part *o)
+{
+	store_val g;
+
+	return key_group(k, n, &g) == EF_OK && g.len == o->len &&
+	       memcmp(g.data, o->s, o->len) == 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -25,6 +37,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	key_split_entry_stored(data, size, &ov, &sv, &rv);
 	key_split_pair(data, size, KEY_P_INDEX, &ov, &rv);
 	key_split_pair(data, size, KEY_P_UNREAD, &ov, &rv);
+	{
+		store_val g;
+		if (key_group(data, size, &g) != EF_OK ||
+		    (g.len && !(g.len == 1 && memcmp(g.data, "-", 1) == 0) &&
+		     ((const uint8_t *)g.data < data ||
+		      (const uint8_t *)g.data + g.len > data + size)))
+			abort(); /* a view into the key, "-" or "" */
+	}
 	/* the two halves as an owner and a reservation id */
 	if (key_owner_n(0, "owner", (const char *)data, half, &o) != EF_OK ||
 	    key_reservation_n(0, "rid", (const char *)data + half, size - half,
@@ -41,6 +61,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (key_split_entry(k.s, k.len, &ov, &sv, &rv) != EF_OK ||
 	    ov.len != o.len || memcmp(ov.p, o.s, o.len) != 0 ||
 	    rv.len != r.len || memcmp(rv.p, r.s, r.len) != 0)
+		abort();
+	/* every key of the owner is in its group */
+	if (!in_owner_group(k.s, k.len, &o))
+		abort();
+	key_index(&k, &o, &r);
+	if (!in_owner_group(k.s, k.len, &o))
+		abort();
+	key_unread(&k, &o, &r);
+	if (!in_owner_group(k.s, k.len, &o))
+		abort();
+	key_legacy(&k, &o);
+	if (!in_owner_group(k.s, k.len, &o))
+		abort();
+	key_count(&k, &o);
+	if (!in_owner_group(k.s, k.len, &o))
 		abort();
 	return 0;
 }
