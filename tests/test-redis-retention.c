@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE /* memmem */
 #include <dirent.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,12 +183,72 @@ static void test_cluster_day_key_is_one_for_every_host(void **state)
 	ef_close(b);
 }
 
+/* A node that is down keeps its file as it was: the sweep does all it
+ * can, then says so (EF_EIO), rather than report the job done. */
+static void test_cluster_sweep_with_a_node_down_says_so(void **state)
+{
+	int64_t now = feed_real_now(), clock = now - 40 * DAY;
+	ef_config cfg = {0};
+	ef_sweep_opts so = {0};
+	ef_sweep_stats ss;
+	char addr[4300];
+	ef_store *st;
+	int victim = 0, rc;
+	rclient *c = rf_client("");
+
+	(void)state;
+	/* a replica: a node of no slot, so the store keeps working */
+	for (size_t i = 0; i < rf.nports && !victim; i++) {
+		int port;
+		int is_master = 0;
+		for (unsigned sl = 0; sl < RSLOT_COUNT; sl += 97) {
+			rclient_node_of(c, sl, &port);
+			is_master |= port == rf.ports[i];
+		}
+		if (!is_master)
+			victim = rf.ports[i];
+	}
+	rclient_close(c);
+	assert_true(victim > 0);
+	snprintf(addr, sizeof(addr), "%s?store=down", rf.addr);
+	cfg.clock_ms = th_clock;
+	cfg.clock_ctx = &clock;
+	st = th_open(addr, &cfg);
+	{
+		ef_receive r = {"d@x", "old", clock, "203.0.113.11", NULL};
+		assert_int_equal(ef_finalize(st, &r), EF_OK);
+	}
+	clock = now;
+	assert_int_equal(kill(rf_node_pid(victim), SIGKILL), 0);
+	/* until the others mark it failed (bounded: a state, not a time) */
+	for (int i = 0; i < 200; i++) {
+		redisContext *n = rf_node(rf.ports[victim == rf.ports[0]]);
+		redisReply *r = redisCommand(n, "CLUSTER NODES");
+		int failed = r && r->type == REDIS_REPLY_STRING &&
+			     strstr(r->str, "fail") != NULL;
+		if (r)
+			freeReplyObject(r);
+		redisFree(n);
+		if (failed)
+			break;
+		th_sleep_us(50000);
+	}
+	so.now_ms = now;
+	rc = ef_sweep_ex(st, &so, &ss);
+	assert_int_equal(rc, EF_EIO);
+	assert_non_null(strstr(ef_errmsg(st), "down"));
+	assert_true(ss.keys_destroyed >= 1); /* the rest of the job was done */
+	ef_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 			test_cluster_sweep_shreds_a_day_key_from_every_nodes_files),
 		cmocka_unit_test(test_cluster_day_key_is_one_for_every_host),
+		/* last: it leaves a replica dead */
+		cmocka_unit_test(test_cluster_sweep_with_a_node_down_says_so),
 	};
 	return cmocka_run_group_tests(tests, rf_group_setup,
 				      rf_group_teardown);

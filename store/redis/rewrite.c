@@ -38,14 +38,14 @@ static int64_t mono_ms(void)
 }
 
 /* The nodes of CLUSTER NODES' text @s that are reachable (not failed, not
- * without an address). */
+ * without an address); *down counts the others. */
 static int parse_nodes(const char *s, const char *seed_host, rnode **out,
-		       size_t *n)
+		       size_t *n, size_t *down)
 {
 	size_t cap = 0;
 	rnode *v = NULL;
 
-	*n = 0;
+	*n = *down = 0;
 	while (*s) {
 		const char *eol = strchr(s, '\n');
 		size_t len = eol ? (size_t)(eol - s) : strlen(s);
@@ -56,9 +56,15 @@ static int parse_nodes(const char *s, const char *seed_host, rnode **out,
 		if (len < sizeof(line)) {
 			memcpy(line, s, len);
 			line[len] = '\0';
-			if (sscanf(line, "%*s %255s %255s", addr, flags) == 2 &&
-			    !strstr(flags, "fail") && !strstr(flags, "noaddr") &&
-			    !strstr(flags, "handshake")) {
+			int ok = sscanf(line, "%*s %255s %255s", addr,
+					flags) == 2;
+			if (ok && (strstr(flags, "fail") ||
+				   strstr(flags, "noaddr") ||
+				   strstr(flags, "handshake"))) {
+				++*down;
+				ok = 0;
+			}
+			if (ok) {
 				at = strchr(addr, '@');
 				if (at)
 					*at = '\0';
@@ -234,7 +240,7 @@ int reng_rewrite_aof(reng *e, uint64_t *nodes, uint64_t *before,
 	redisReply *r = NULL;
 	rclient *c;
 	rnode *v = NULL;
-	size_t n = 0;
+	size_t n = 0, down = 0;
 	int rc;
 
 	*nodes = *before = *after = 0;
@@ -248,8 +254,8 @@ int reng_rewrite_aof(reng *e, uint64_t *nodes, uint64_t *before,
 	if (r->type != REDIS_REPLY_STRING)
 		rc = ef__err(reng_err_id(e), EF_EIO, "redis: CLUSTER NODES: "
 			     "not a text");
-	else if (parse_nodes(r->str, reng_addr(e)->nodes[0].host, &v, &n) !=
-		 EF_OK)
+	else if (parse_nodes(r->str, reng_addr(e)->nodes[0].host, &v, &n,
+			     &down) != EF_OK)
 		rc = ef__err(reng_err_id(e), EF_ENOMEM, "out of memory");
 	freeReplyObject(r);
 	for (size_t i = 0; rc == EF_OK && i < n; i++) {
@@ -258,5 +264,14 @@ int reng_rewrite_aof(reng *e, uint64_t *nodes, uint64_t *before,
 			++*nodes;
 	}
 	free(v);
+	/* a node that is down keeps its file as it was: the job is not done
+	 * until it is back (a node that rejoins and resyncs rewrites its
+	 * file from the new data; one forgotten is the operator's to wipe) */
+	if (rc == EF_OK && down)
+		rc = ef__err(reng_err_id(e), EF_EIO, "redis: %zu node(s) of the "
+			     "cluster are down or unknown (CLUSTER NODES): "
+			     "their append-only files still hold what was "
+			     "deleted; run it again once they are back, or "
+			     "wipe their disks", down);
 	return rc;
 }
