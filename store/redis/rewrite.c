@@ -7,8 +7,8 @@
  * command ever applied is there) until the file is rewritten from the
  * data set; BGREWRITEAOF does that, on the one node it is sent to. So a
  * shredded window key is gone from a node's disk only once that node's
- * rewrite is done: this asks every node the cluster lists and waits for
- * each. (The old file's blocks are released by the file system, not
+ * rewrite is done: this asks every node the cluster lists, all at once,
+ * and waits for each. (The old file's blocks are released by the file system, not
  * overwritten: docs/CLUSTER.md says what that leaves to the operator.)
  */
 #include <stdio.h>
@@ -161,74 +161,113 @@ static int node_state(redisContext *ctx, long long *busy, long long *size,
 	return 0;
 }
 
-/* Rewrite one node's AOF and wait for it. */
-static int rewrite_one(reng *e, const rnode *nd, uint64_t *before,
-		       uint64_t *after)
+/* A node's rewrite under way. */
+typedef struct job {
+	const rnode *nd;
+	redisContext *ctx;
+	int asked;   /* our BGREWRITEAOF was accepted */
+	int done;
+} job;
+
+/* One step of @j: ask for the rewrite once nothing else is rewriting
+ * (one that began before we asked does not do), or see ours end.
+ * EF_OK (j->done says whether it ended), or an error naming the node. */
+static int job_step(reng *e, job *j, uint64_t *after)
+{
+	uint64_t id = reng_err_id(e);
+	const rnode *nd = j->nd;
+	char status[64];
+	long long busy, size;
+	redisReply *r;
+
+	if (node_state(j->ctx, &busy, &size, status, sizeof(status)) != 0)
+		return ef__err(id, EF_EIO, "redis %s:%d: INFO failed",
+			       nd->host, nd->port);
+	if (busy)
+		return EF_OK;
+	if (j->asked) {
+		j->done = 1;
+		*after += size > 0 ? (uint64_t)size : 0;
+		if (strcmp(status, "ok") != 0)
+			return ef__err(id, EF_EIO, "redis %s:%d: the rewrite of "
+				       "its append-only file failed (%s)",
+				       nd->host, nd->port, status);
+		return EF_OK;
+	}
+	r = redisCommand(j->ctx, "BGREWRITEAOF");
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		int rc = ef__err(id, EF_EIO, "redis %s:%d: BGREWRITEAOF: %s",
+				 nd->host, nd->port,
+				 r ? r->str : j->ctx->errstr);
+		if (r)
+			freeReplyObject(r);
+		return rc;
+	}
+	freeReplyObject(r);
+	j->asked = 1;
+	return EF_OK;
+}
+
+/* Connect to @nd and see that its AOF is on; *before gets its size. */
+static int job_start(reng *e, job *j, const rnode *nd, uint64_t *before)
 {
 	uint64_t id = reng_err_id(e);
 	char status[64];
 	long long busy, size;
-	int64_t start = mono_ms();
-	redisContext *ctx = node_connect(e, nd);
-	redisReply *r;
-	int asked = 0, rc = EF_OK;
 
-	if (!ctx)
+	memset(j, 0, sizeof(*j));
+	j->nd = nd;
+	j->ctx = node_connect(e, nd);
+	if (!j->ctx)
 		return ef__err(id, EF_EIO, "redis %s:%d: cannot connect to "
 			       "rewrite its append-only file", nd->host,
 			       nd->port);
-	if (node_state(ctx, &busy, &size, status, sizeof(status)) != 0) {
-		rc = ef__err(id, EF_EIO, "redis %s:%d: INFO failed", nd->host,
-			     nd->port);
-		goto out;
-	}
-	if (strcmp(status, "aof off") == 0) {
-		rc = ef__err(id, EF_EIO, "redis %s:%d: appendonly is off: "
-			     "edgefeed needs it on (docs/CLUSTER.md)",
-			     nd->host, nd->port);
-		goto out;
-	}
+	if (node_state(j->ctx, &busy, &size, status, sizeof(status)) != 0)
+		return ef__err(id, EF_EIO, "redis %s:%d: INFO failed", nd->host,
+			       nd->port);
+	if (strcmp(status, "aof off") == 0)
+		return ef__err(id, EF_EIO, "redis %s:%d: appendonly is off: "
+			       "edgefeed needs it on (docs/CLUSTER.md)",
+			       nd->host, nd->port);
 	*before += size > 0 ? (uint64_t)size : 0;
-	for (;;) {
-		if (node_state(ctx, &busy, &size, status, sizeof(status)) !=
-		    0) {
-			rc = ef__err(id, EF_EIO, "redis %s:%d: INFO failed",
-				     nd->host, nd->port);
-			break;
-		}
-		if (!busy && asked) {
-			if (strcmp(status, "ok") != 0)
-				rc = ef__err(id, EF_EIO, "redis %s:%d: the "
-					     "rewrite of its append-only file "
-					     "failed (%s)", nd->host, nd->port,
-					     status);
-			*after += size > 0 ? (uint64_t)size : 0;
-			break;
-		}
-		if (!busy) { /* one that began before we asked does not do */
-			r = redisCommand(ctx, "BGREWRITEAOF");
-			if (!r || r->type == REDIS_REPLY_ERROR) {
-				rc = ef__err(id, EF_EIO, "redis %s:%d: "
-					     "BGREWRITEAOF: %s", nd->host,
-					     nd->port, r ? r->str
-							 : ctx->errstr);
-				if (r)
-					freeReplyObject(r);
-				break;
+	return EF_OK;
+}
+
+/* Rewrite every node's file at once, and wait for all of them. */
+static int rewrite_all(reng *e, const rnode *v, size_t n, uint64_t *nodes,
+		       uint64_t *before, uint64_t *after)
+{
+	job *jobs = ef__calloc(n ? n : 1, sizeof(*jobs));
+	int64_t start = mono_ms();
+	size_t left = n;
+	int rc = EF_OK;
+
+	if (!jobs)
+		return ef__err(reng_err_id(e), EF_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == EF_OK && i < n; i++)
+		rc = job_start(e, &jobs[i], &v[i], before);
+	while (rc == EF_OK && left > 0) {
+		for (size_t i = 0; rc == EF_OK && i < n; i++) {
+			if (jobs[i].done)
+				continue;
+			rc = job_step(e, &jobs[i], after);
+			if (rc == EF_OK && jobs[i].done) {
+				left--;
+				++*nodes;
 			}
-			freeReplyObject(r);
-			asked = 1;
 		}
-		if (mono_ms() - start > REWRITE_MAX_MS) {
-			rc = ef__err(id, EF_EIO, "redis %s:%d: the rewrite of "
-				     "its append-only file did not end", nd->host,
-				     nd->port);
-			break;
-		}
-		nanosleep(&(struct timespec){0, POLL_MS * 1000000L}, NULL);
+		if (rc == EF_OK && left && mono_ms() - start > REWRITE_MAX_MS)
+			rc = ef__err(reng_err_id(e), EF_EIO, "redis: %zu "
+				     "node(s) did not end the rewrite of their "
+				     "append-only file", left);
+		if (rc == EF_OK && left)
+			nanosleep(&(struct timespec){0, POLL_MS * 1000000L},
+				  NULL);
 	}
-out:
-	redisFree(ctx);
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i].ctx)
+			redisFree(jobs[i].ctx);
+	free(jobs);
 	return rc;
 }
 
@@ -258,11 +297,8 @@ int reng_rewrite_aof(reng *e, uint64_t *nodes, uint64_t *before,
 			     &down) != EF_OK)
 		rc = ef__err(reng_err_id(e), EF_ENOMEM, "out of memory");
 	freeReplyObject(r);
-	for (size_t i = 0; rc == EF_OK && i < n; i++) {
-		rc = rewrite_one(e, &v[i], before, after);
-		if (rc == EF_OK)
-			++*nodes;
-	}
+	if (rc == EF_OK)
+		rc = rewrite_all(e, v, n, nodes, before, after);
 	free(v);
 	/* a node that is down keeps its file as it was: the job is not done
 	 * until it is back (a node that rejoins and resyncs rewrites its
