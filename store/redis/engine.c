@@ -50,6 +50,17 @@ void reng_tag(const reng *e, char kind, const store_val *g,
 	sodium_bin2hex(out, RENG_TAG_LEN + 1, h, sizeof(h));
 }
 
+unsigned reng_group_slot(const reng *e, const store_val *g)
+{
+	char tag[RENG_TAG_LEN + 1], h[3 + 2 + RENG_TAG_LEN + 2 + 1];
+	int n;
+
+	reng_tag(e, 'g', g, tag);
+	n = snprintf(h, sizeof(h), "ef:{%s}:h", tag); /* as txn.c names it */
+	assert(n > 0 && (size_t)n < sizeof(h));
+	return rslot_of(h, (size_t)n);
+}
+
 int reng_open(reng **out, const char *addr, const store_opts *o,
 	      uint64_t err_id)
 {
