@@ -50,15 +50,13 @@ void reng_tag(const reng *e, char kind, const store_val *g,
 	sodium_bin2hex(out, RENG_TAG_LEN + 1, h, sizeof(h));
 }
 
-unsigned reng_group_slot(const reng *e, const store_val *g)
+unsigned reng_slot(const reng *e, char kind, const store_val *g)
 {
-	char tag[RENG_TAG_LEN + 1], h[3 + 2 + RENG_TAG_LEN + 2 + 1];
-	int n;
+	char tag[RENG_TAG_LEN + 1];
 
-	reng_tag(e, 'g', g, tag);
-	n = snprintf(h, sizeof(h), "ef:{%s}:h", tag); /* as txn.c names it */
-	assert(n > 0 && (size_t)n < sizeof(h));
-	return rslot_of(h, (size_t)n);
+	/* every key of a tag is ef:{T}:..., and a cluster hashes T alone */
+	reng_tag(e, kind, g, tag);
+	return rslot_of(tag, RENG_TAG_LEN);
 }
 
 int reng_open(reng **out, const char *addr, const store_opts *o,

@@ -48,9 +48,10 @@ void reng_client_give(reng *e, rclient *c);
 void reng_tag(const reng *e, char kind, const store_val *g,
 	      char out[RENG_TAG_LEN + 1]);
 
-/* The hash slot of group @g's keys (ef:{T}:h and the rest, T its tag):
- * where the group lives, for tests that move or fail it over. */
-unsigned reng_group_slot(const reng *e, const store_val *g);
+/* The hash slot of the keys of tag(S, @kind, @g), as for reng_tag: where
+ * a group, the registry or the keyring lives, for tests that move a slot
+ * or fail its master over. */
+unsigned reng_slot(const reng *e, char kind, const store_val *g);
 
 /* Does @key belong to group @g, by the store's group function? */
 int reng_key_in(const reng *e, const store_val *g, const void *key,
