@@ -182,12 +182,13 @@ static int seen(reng *e, uint64_t h, int add)
 	return 0;
 }
 
-int reng_register(reng *e, rclient *c, const store_val *g)
+int reng_register(reng *e, const store_val *g)
 {
 	uint64_t h;
 	const char *argv[4];
 	size_t lens[4];
 	redisReply *r = NULL;
+	rclient *c;
 	int rc, known;
 
 	if (g->len == 0) /* the metadata group is always walked */
@@ -206,8 +207,15 @@ int reng_register(reng *e, rclient *c, const store_val *g)
 	lens[2] = 1;
 	argv[3] = g->data;
 	lens[3] = g->len;
+	/* on a client of its own: the caller's holds a transaction's
+	 * connection (txn.h), which this command, failing on the same node,
+	 * would free under the transaction */
+	rc = reng_client_take(e, &c);
+	if (rc != EF_OK)
+		return rc;
 	rc = rclient_cmd(c, (int)rslot_of(argv[1], lens[1]), RCMD_IDEMPOTENT, 4,
 			 argv, lens, &r);
+	reng_client_give(e, c);
 	if (rc == EF_OK && r->type == REDIS_REPLY_ERROR)
 		rc = ef__err(e->err_id, EF_EIO, "redis: registering a group: "
 			     "%.*s", (int)(r->len > 120 ? 120 : r->len),

@@ -57,8 +57,10 @@ unsigned reng_slot(const reng *e, char kind, const store_val *g);
 int reng_key_in(const reng *e, const store_val *g, const void *key,
 		size_t klen);
 
-/* Register group @g (once per process: cached). EF_OK or EF_EIO. */
-int reng_register(reng *e, rclient *c, const store_val *g);
+/* Register group @g (once per process: cached), on a client of the pool,
+ * never the one a transaction of the calling thread holds. EF_OK, or an
+ * error (EF_EIO: the registry could not be written). */
+int reng_register(reng *e, const store_val *g);
 
 /* Call @fn for the metadata group ("") and then for every registered
  * group in byte order; stops at the first return other than EF_OK. */
