@@ -3,7 +3,8 @@
  * through ef_open on the fixture's address (3 masters, 3 replicas), a
  * fresh store= per test: forked processes racing on the same reservations,
  * writers killed -9 mid-call, slots moved between masters under running
- * writers, and a master killed under writers that WAIT for a replica.
+ * writers, a group's first write whose registration must reconnect, and
+ * a master killed under writers that WAIT for a replica.
  *
  * Every process opens its own store after fork(). Children never call
  * cmocka: they append to the test's ledger (one line per call, one
@@ -1018,6 +1019,73 @@ static void test_store_slots_migrated_under_writers_lose_nothing(void **state)
 	store_done();
 }
 
+/* ---- 5. a group's first write, its registration slow -------------------- */
+
+/* Run @cmd on node @port, asserting it is not refused. */
+static void node_run(int port, const char *cmd)
+{
+	redisContext *n = rf_node(port);
+	redisReply *r = redisCommand(n, cmd);
+
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_ERROR)
+		fail_msg("node %d: %s: %s", port, cmd, r->str);
+	freeReplyObject(r);
+	redisFree(n);
+}
+
+/*
+ * A write registers its group in the registry (engine.h) before it
+ * commits. Where the registry's master also serves the group, and that
+ * master is slow to answer the registration (writes paused there; reads
+ * still pass, so the transaction has read under its WATCH), the client
+ * gives up on the connection and makes a new one. The write must then
+ * still commit once, as a transaction of its own, and not through the
+ * connection that was given up.
+ */
+static void test_store_first_write_of_a_group_outlasts_a_slow_registry(
+	void **state)
+{
+	unsigned reg_slot;
+	int master, o;
+	rclient *c;
+	ef_store *st;
+	ef_entry *e = NULL;
+	item it;
+
+	(void)state;
+	store_new("slowreg");
+	st = parent_open("&timeout_ms=200");
+	c = rf_client("");
+	reg_slot = reng_slot(st->env->reng, 'r', NULL);
+	master = master_of(c, reg_slot);
+	for (o = 0;; o++) { /* an owner whose group shares that master */
+		char owner[64];
+
+		assert_true(o < 1000);
+		owner_name(owner, sizeof(owner), o);
+		if (master_of(c, owner_slot(st, owner)) == master)
+			break;
+	}
+	item_make(&it, o, "slow-registry");
+	it.r.ip = NULL; /* no window key to write first */
+	/* longer than timeout_ms, shorter than retry_ms */
+	node_run(master, "CLIENT PAUSE 1000 WRITE");
+	if (ef_finalize(st, &it.r) != EF_OK)
+		fail_msg("ef_finalize: %s", ef_errmsg(st));
+	assert_int_equal(ef_finalize(st, &it.r), EF_EXISTS);
+	assert_int_equal(ef_get_entry(st, it.owner, it.rid, &e), EF_OK);
+	assert_string_equal(e->payload_json, it.payload);
+	ef_entry_free(e);
+	assert_int_equal(th_count_prefix(st, "recentReceive:"), 1);
+	assert_int_equal(th_count_prefix(st, "receiveIndex:"), 1);
+	assert_int_equal(th_count_prefix(st, "unread:"), 1);
+	th_assert_consistent(st);
+	rclient_close(c);
+	ef_close(st);
+	store_done();
+}
+
 /* ---- 4. a master killed under writers that WAIT for a replica ---------- */
 
 #define FO_WRITERS 3
@@ -1330,6 +1398,8 @@ int main(void)
 			test_store_writers_killed_mid_call_lose_no_acknowledged_entry),
 		store_test(
 			test_store_slots_migrated_under_writers_lose_nothing),
+		store_test(
+			test_store_first_write_of_a_group_outlasts_a_slow_registry),
 		store_test(
 			test_store_master_killed_keeps_every_write_acked_by_a_replica),
 	};
