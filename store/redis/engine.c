@@ -213,10 +213,17 @@ int reng_register(reng *e, const store_val *g)
 	rc = reng_client_take(e, &c);
 	if (rc != EF_OK)
 		return rc;
-	rc = rclient_cmd(c, (int)rslot_of(argv[1], lens[1]), RCMD_IDEMPOTENT, 4,
-			 argv, lens, &r);
+	/* with wait=N, as durable as the write it comes before: a group
+	 * lost from the registry is lost to every walk of the store */
+	rc = rclient_cmd(c, (int)rslot_of(argv[1], lens[1]),
+			 RCMD_IDEMPOTENT | RCMD_WAIT, 4, argv, lens, &r);
 	reng_client_give(e, c);
-	if (rc == EF_OK && r->type == REDIS_REPLY_ERROR)
+	if (rc == EF_EIO) {
+		char why[256]; /* the slot is rewritten */
+		snprintf(why, sizeof(why), "%s", ef__err_get(e->err_id));
+		rc = ef__err(e->err_id, EF_EIO, "redis: registering a group: "
+			     "%s", why);
+	} else if (rc == EF_OK && r->type == REDIS_REPLY_ERROR)
 		rc = ef__err(e->err_id, EF_EIO, "redis: registering a group: "
 			     "%.*s", (int)(r->len > 120 ? 120 : r->len),
 			     r->str);

@@ -14,8 +14,9 @@
  * and two stores of one cluster share no key.
  *
  * A group is registered (ZADD, idempotent) before its first write commits,
- * so a walk of the registry (store_each_group) never misses a group that
- * holds a key. A registered group may be empty.
+ * and with the address's wait=N acknowledged by N replicas first, so a
+ * walk of the registry (store_each_group) never misses a group that holds
+ * a key, even after a failover. A registered group may be empty.
  */
 #ifndef EF_STORE_REDIS_ENGINE_H
 #define EF_STORE_REDIS_ENGINE_H
@@ -58,8 +59,9 @@ int reng_key_in(const reng *e, const store_val *g, const void *key,
 		size_t klen);
 
 /* Register group @g (once per process: cached), on a client of the pool,
- * never the one a transaction of the calling thread holds. EF_OK, or an
- * error (EF_EIO: the registry could not be written). */
+ * never the one a transaction of the calling thread holds, and with the
+ * address's wait=N acknowledged by N replicas. EF_OK, or an error (EF_EIO:
+ * the registry could not be written, or not acknowledged). */
 int reng_register(reng *e, const store_val *g);
 
 /* Call @fn for the metadata group ("") and then for every registered
