@@ -3,8 +3,9 @@
  * through ef_open on the fixture's address (3 masters, 3 replicas), a
  * fresh store= per test: forked processes racing on the same reservations,
  * writers killed -9 mid-call, slots moved between masters under running
- * writers, a group's first write whose registration must reconnect, and
- * a master killed under writers that WAIT for a replica.
+ * writers, a group's first write whose registration must reconnect, a
+ * master killed under writers that WAIT for a replica, and the failover
+ * of the master that holds the store's registry of groups.
  *
  * Every process opens its own store after fork(). Children never call
  * cmocka: they append to the test's ledger (one line per call, one
@@ -1360,6 +1361,110 @@ static void test_store_master_killed_keeps_every_write_acked_by_a_replica(
 	store_done();
 }
 
+/* ---- 6. the registry's master fails over after a write with wait=1 ----- */
+
+static pid_t stopped_pid; /* a node stopped (SIGSTOP) by the test */
+
+/* The port of the replica of master @port (its first). */
+static int replica_of(int port)
+{
+	redisContext *n = rf_node(port);
+	redisReply *r = redisCommand(n, "INFO replication");
+	const char *at;
+	int rport = 0;
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	at = strstr(r->str, "slave0:");
+	if (at && (at = strstr(at, "port=")) != NULL)
+		rport = atoi(at + 5);
+	freeReplyObject(r);
+	redisFree(n);
+	assert_true(rport > 0);
+	return rport;
+}
+
+/*
+ * A write acknowledged with wait=1 must survive the failover of any
+ * master it touched, and store-wide work (ef_check, sweep, export,
+ * migrate) finds an owner only through the store's registry of groups
+ * (engine.h), written by the owner's first write. So: the registry's
+ * replica stopped, a first write of an owner whose group lives on
+ * another master, then the registry's master killed and its replica
+ * (which never got the registration) promoted. An acknowledged write
+ * must still be seen by ef_check and every walk; a write whose
+ * registration no replica took must not be acknowledged.
+ */
+static void test_store_write_acked_with_wait_survives_the_registry_failover(
+	void **state)
+{
+	unsigned reg_slot;
+	int regm, replica, heir, o, rc;
+	char owner[64];
+	ef_check_stats cs;
+	ef_store *st;
+	ef_entry *e = NULL;
+	rclient *c;
+	item it;
+
+	(void)state;
+	store_new("regfail");
+	st = parent_open("&wait=1&wait_ms=500");
+	c = rf_client("");
+	reg_slot = reng_slot(st->env->reng, 'r', NULL);
+	regm = master_of(c, reg_slot);
+	replica = replica_of(regm);
+	for (o = 0;; o++) { /* an owner whose group lives elsewhere */
+		assert_true(o < 1000);
+		owner_name(owner, sizeof(owner), o);
+		if (master_of(c, owner_slot(st, owner)) != regm)
+			break;
+	}
+	item_make(&it, o, "registry-failover");
+	it.r.ip = NULL; /* the keyring is not what this is about */
+
+	/* the replica stopped, and its link cut (what the master had sent
+	 * would wait in its socket and reach it after SIGCONT) */
+	stopped_pid = (pid_t)rf_node_pid(replica);
+	assert_int_equal(kill(stopped_pid, SIGSTOP), 0);
+	node_run(regm, "CLIENT KILL TYPE replica");
+	rc = ef_finalize(st, &it.r);
+	assert_int_equal(kill((pid_t)rf_node_pid(regm), SIGKILL), 0);
+	assert_int_equal(kill(stopped_pid, SIGCONT), 0);
+	stopped_pid = 0;
+	if (rc != EF_OK && rc != EF_EIO)
+		fail_msg("ef_finalize: %s: %s", ef_err_name(rc), ef_errmsg(st));
+	print_message("registry failover: the write without a replica for "
+		      "its registration: %s%s%s\n", ef_err_name(rc),
+		      rc == EF_OK ? "" : ": ", rc == EF_OK ? "" : ef_errmsg(st));
+	heir = fo_promoted(c, reg_slot, regm);
+	fo_restart(regm);
+	fo_replica_online(heir, regm);
+
+	/* acknowledged: the owner's feed and every walk see it */
+	if (rc == EF_OK) {
+		assert_int_equal(ef_get_entry(st, it.owner, it.rid, &e), EF_OK);
+		ef_entry_free(e);
+		if (th_count_prefix(st, "recentReceive:") != 1)
+			fail_msg("acknowledged with wait=1, but after the "
+				 "failover of the registry's master no walk of "
+				 "the store sees it");
+	}
+	/* either way, once written it is there once for every reader */
+	rc = ef_finalize(st, &it.r);
+	assert_true(rc == EF_OK || rc == EF_EXISTS);
+	assert_int_equal(ef_get_entry(st, it.owner, it.rid, &e), EF_OK);
+	ef_entry_free(e);
+	assert_int_equal(th_count_prefix(st, "recentReceive:"), 1);
+	assert_int_equal(th_count_prefix(st, "receiveIndex:"), 1);
+	th_assert_consistent(st);
+	assert_int_equal(ef_check(st, NULL, &cs), EF_OK);
+	assert_int_equal(cs.entries, 1);
+	rclient_close(c);
+	ef_close(st);
+	store_done();
+}
+
 /* After each test, whatever it failed on: no child outlives it, and its
  * files go. */
 static int test_teardown(void **state)
@@ -1382,6 +1487,10 @@ static int test_teardown(void **state)
 	}
 	free(kill_all.v);
 	memset(&kill_all, 0, sizeof(kill_all));
+	if (stopped_pid) {
+		kill(stopped_pid, SIGCONT);
+		stopped_pid = 0;
+	}
 	if (test_tmp)
 		store_done();
 	return 0;
@@ -1402,6 +1511,8 @@ int main(void)
 			test_store_first_write_of_a_group_outlasts_a_slow_registry),
 		store_test(
 			test_store_master_killed_keeps_every_write_acked_by_a_replica),
+		store_test(
+			test_store_write_acked_with_wait_survives_the_registry_failover),
 	};
 	return cmocka_run_group_tests(tests, rf_group_setup,
 				      rf_group_teardown);
