@@ -452,6 +452,39 @@ static void pause_ms(uint64_t *rng, unsigned lo, unsigned hi)
 	th_sleep_us(1000L * (lo + (long)(th_rng_next(rng) % (hi - lo + 1))));
 }
 
+/* What the parent and its writers share while they run. */
+#define RUN_WRITERS_MAX 8
+
+typedef struct run_shared {
+	int stop;                    /* 1: writers finish their call, exit */
+	int phase;                   /* test 4's: before, failing over, after */
+	int calls[RUN_WRITERS_MAX];  /* each writer's calls that count */
+} run_shared;
+
+static run_shared *run_shm;
+
+/* In a writer: one more call that counts. */
+static void run_count(int w)
+{
+	__atomic_add_fetch(&run_shm->calls[w], 1, __ATOMIC_SEQ_CST);
+}
+
+/* Wait (at most SETTLE_S) until each of the @n writers has counted @want
+ * calls: progress, not time, says when the test acts. */
+static void run_progress(int n, int want)
+{
+	for (int i = 0; i < SETTLE_S * 200; i++, th_sleep_us(5000)) {
+		int done = 1;
+
+		for (int w = 0; w < n; w++)
+			done &= shared_get(&run_shm->calls[w]) >= want;
+		if (done)
+			return;
+	}
+	fail_msg("the writers made fewer than %d calls each in %d s", want,
+		 SETTLE_S);
+}
+
 /* In a child: open the test's store with @opts, or _exit. */
 static ef_store *child_open(const char *opts, int idx)
 {
@@ -641,6 +674,7 @@ static int kill_writer(int w)
 			_exit(CHILD_EFINALIZE);
 		}
 		ledger_add('K', o, rid, rc, w, kill_round);
+		run_count(w);
 		if (i % 4 == 3) {
 			int j = i - 2, oj = (w + j) % KILL_OWNERS;
 
@@ -691,9 +725,11 @@ static void kill_one_round(uint64_t *rng, int round)
 	pid_t pids[KILL_WRITERS];
 
 	kill_round = round;
+	memset(run_shm, 0, sizeof(*run_shm));
 	for (int w = 0; w < KILL_WRITERS; w++)
 		pids[w] = spawn(kill_writer, w);
-	pause_ms(rng, 150, 500);
+	run_progress(KILL_WRITERS, 1); /* each has acknowledged one */
+	pause_ms(rng, 0, 300);
 	for (int w = 0; w < KILL_WRITERS; w++) {
 		assert_int_equal(kill(pids[w], SIGKILL), 0);
 		pause_ms(rng, 0, 40);
@@ -723,8 +759,11 @@ static void test_store_writers_killed_mid_call_lose_no_acknowledged_entry(
 	(void)state;
 	randombytes_buf(&rng, sizeof(rng));
 	store_new("kill");
+	run_shm = shared_new(sizeof(*run_shm));
 	for (int round = 0; round < KILL_ROUNDS; round++)
 		kill_one_round(&rng, round);
+	munmap(run_shm, sizeof(*run_shm));
+	run_shm = NULL;
 
 	/* the ledger: what was attempted, and what was acknowledged */
 	calls_read(&cs);
@@ -753,7 +792,7 @@ static void test_store_writers_killed_mid_call_lose_no_acknowledged_entry(
 		r->acked = 1;
 	}
 	free(cs.v);
-	assert_true(acked > 0);
+	assert_true(acked >= KILL_WRITERS * KILL_ROUNDS);
 
 	/* restarted writers finalize everything again */
 	snprintf(ledger_path, sizeof(ledger_path), "%s/ledger.restart",
@@ -795,17 +834,7 @@ static void test_store_writers_killed_mid_call_lose_no_acknowledged_entry(
 	store_done();
 }
 
-/* ---- shared by 3. and 4.: writers that run until told to stop ----------- */
-
-#define RUN_WRITERS_MAX 8
-
-typedef struct run_shared {
-	int stop;                    /* 1: writers finish their call, exit */
-	int phase;                   /* test 4's: before, failing over, after */
-	int after[RUN_WRITERS_MAX];  /* calls each began in the last phase */
-} run_shared;
-
-static run_shared *run_shm;
+/* ---- shared by 3. and 4. ------------------------------------------------ */
 
 /* The slot of owner @owner's group, by the library's own derivation. */
 static unsigned owner_slot(ef_store *st, const char *owner)
@@ -893,6 +922,7 @@ static int move_writer(int w)
 		item_make(&it, o, rid);
 		rc = ef_finalize(st, &it.r);
 		ledger_add('N', o, rid, rc, w, 0);
+		run_count(w);
 		if (rc != EF_OK)
 			fprintf(stderr, "writer %d: %s: %s: %s\n", w, rid,
 				ef_err_name(rc), ef_errmsg(st));
@@ -964,7 +994,7 @@ static void test_store_slots_migrated_under_writers_lose_nothing(void **state)
 
 	st = parent_open("");
 	c = rf_client("");
-	pause_ms(&rng, 200, 400);
+	run_progress(MOVE_WRITERS, MOVE_OWNERS); /* all write, every owner */
 	for (int m = 0; m < MOVE_MOVES; m++) {
 		char owner[64];
 		unsigned slot;
@@ -1132,8 +1162,7 @@ static int fo_writer(int w)
 		if (rc < 0)
 			fo_note(p0, rc, ef_errmsg(st));
 		if (p0 == FO_WHOLE)
-			__atomic_add_fetch(&run_shm->after[w], 1,
-					   __ATOMIC_SEQ_CST);
+			run_count(w);
 	}
 	ef_close(st);
 	return CHILD_OK;
@@ -1214,20 +1243,6 @@ static void fo_replica_online(int master, int replica)
 		 master, SETTLE_S);
 }
 
-static void fo_wait_writers(void)
-{
-	for (int i = 0; i < SETTLE_S * 20; i++, th_sleep_us(50000)) {
-		int done = 1;
-
-		for (int w = 0; w < FO_WRITERS; w++)
-			done &= shared_get(&run_shm->after[w]) >= FO_AFTER;
-		if (done)
-			return;
-	}
-	fail_msg("the writers made fewer than %d calls each in %d s after "
-		 "the failover", FO_AFTER, SETTLE_S);
-}
-
 /* Print each distinct error (name and message) the failover caused, with
  * how often it came. */
 static void fo_report_errors(void)
@@ -1293,7 +1308,7 @@ static void test_store_master_killed_keeps_every_write_acked_by_a_replica(
 	fo_restart(victim);
 	fo_replica_online(heir, victim);
 	shared_set(&run_shm->phase, FO_WHOLE);
-	fo_wait_writers();
+	run_progress(FO_WRITERS, FO_AFTER);
 	shared_set(&run_shm->stop, 1);
 	reap_ok(pids, FO_WRITERS);
 	munmap(run_shm, sizeof(*run_shm));
