@@ -288,6 +288,32 @@ io:
 	}
 }
 
+/* WAIT for the address's replicas on @nd, whose connection has just run a
+ * write. EF_OK, or EF_EIO (the message says what is known). */
+static int wait_on(rclient *c, rnode *nd)
+{
+	redisReply *r = redisCommand(nd->ctx, "WAIT %d %d", c->a.wait_replicas,
+				     c->a.wait_ms);
+	int rc = EF_OK;
+
+	if (!r) {
+		rc = ef__err(c->err_id, EF_EIO, "redis %s:%d: written on the "
+			     "master, but WAIT for %d replicas failed (%s)",
+			     nd->ep.host, nd->ep.port, c->a.wait_replicas,
+			     nd->ctx->errstr);
+		node_drop(nd);
+		return rc;
+	}
+	if (r->type != REDIS_REPLY_INTEGER || r->integer < c->a.wait_replicas)
+		rc = ef__err(c->err_id, EF_EIO, "redis %s:%d: written on the "
+			     "master, acknowledged by only %lld of %d replicas "
+			     "within %d ms", nd->ep.host, nd->ep.port,
+			     r->type == REDIS_REPLY_INTEGER ? r->integer : 0LL,
+			     c->a.wait_replicas, c->a.wait_ms);
+	freeReplyObject(r);
+	return rc;
+}
+
 /* The node for @slot: a known master, or any node for RCMD_ANY_NODE. */
 static unsigned pick(rclient *c, int slot)
 {
@@ -360,6 +386,11 @@ int rclient_cmd(rclient *c, int slot, unsigned flags, int argc,
 			continue;
 		}
 		if (r->type != REDIS_REPLY_ERROR) {
+			if ((flags & RCMD_WAIT) && c->a.wait_replicas > 0 &&
+			    (rc = wait_on(c, &c->nodes[ix])) != EF_OK) {
+				freeReplyObject(r);
+				return rc;
+			}
 			*out = r;
 			return EF_OK;
 		}

@@ -51,6 +51,7 @@ void rclient_close(rclient *c); /* NULL is fine */
 
 #define RCMD_ANY_NODE (-1)      /* @slot of a command for any node */
 #define RCMD_IDEMPOTENT 0x1u    /* may be sent again if its outcome is lost */
+#define RCMD_WAIT 0x2u          /* a write: then WAIT on its connection */
 
 /*
  * Run the command @argv (@argc arguments of @lens bytes) on the master that
@@ -59,6 +60,12 @@ void rclient_close(rclient *c); /* NULL is fine */
  * reply may be an error of the command itself. EF_EIO: no master reachable
  * within the address's retry_ms, a timeout, or an unknown outcome (the
  * message says which). EF_ENOMEM.
+ *
+ * With RCMD_WAIT and the address's wait=N, a reply that is no error is
+ * followed by WAIT for N replicas on the connection that ran the command
+ * (WAIT covers the writes of its own connection only): fewer within
+ * wait_ms, or a failure of WAIT, is EF_EIO (the write may have been
+ * applied on the master), and *@out is NULL.
  */
 int rclient_cmd(rclient *c, int slot, unsigned flags, int argc,
 		const char **argv, const size_t *lens, redisReply **out);

@@ -50,6 +50,15 @@ void reng_tag(const reng *e, char kind, const store_val *g,
 	sodium_bin2hex(out, RENG_TAG_LEN + 1, h, sizeof(h));
 }
 
+unsigned reng_slot(const reng *e, char kind, const store_val *g)
+{
+	char tag[RENG_TAG_LEN + 1];
+
+	/* every key of a tag is ef:{T}:..., and a cluster hashes T alone */
+	reng_tag(e, kind, g, tag);
+	return rslot_of(tag, RENG_TAG_LEN);
+}
+
 int reng_open(reng **out, const char *addr, const store_opts *o,
 	      uint64_t err_id)
 {
@@ -194,12 +203,13 @@ static int seen(reng *e, uint64_t h, int add)
 	return 0;
 }
 
-int reng_register(reng *e, rclient *c, const store_val *g)
+int reng_register(reng *e, const store_val *g)
 {
 	uint64_t h;
 	const char *argv[4];
 	size_t lens[4];
 	redisReply *r = NULL;
+	rclient *c;
 	int rc, known;
 
 	if (g->len == 0) /* the metadata group is always walked */
@@ -218,9 +228,23 @@ int reng_register(reng *e, rclient *c, const store_val *g)
 	lens[2] = 1;
 	argv[3] = g->data;
 	lens[3] = g->len;
-	rc = rclient_cmd(c, (int)rslot_of(argv[1], lens[1]), RCMD_IDEMPOTENT, 4,
-			 argv, lens, &r);
-	if (rc == EF_OK && r->type == REDIS_REPLY_ERROR)
+	/* on a client of its own: the caller's holds a transaction's
+	 * connection (txn.h), which this command, failing on the same node,
+	 * would free under the transaction */
+	rc = reng_client_take(e, &c);
+	if (rc != EF_OK)
+		return rc;
+	/* with wait=N, as durable as the write it comes before: a group
+	 * lost from the registry is lost to every walk of the store */
+	rc = rclient_cmd(c, (int)rslot_of(argv[1], lens[1]),
+			 RCMD_IDEMPOTENT | RCMD_WAIT, 4, argv, lens, &r);
+	reng_client_give(e, c);
+	if (rc == EF_EIO) {
+		char why[256]; /* the slot is rewritten */
+		snprintf(why, sizeof(why), "%s", ef__err_get(e->err_id));
+		rc = ef__err(e->err_id, EF_EIO, "redis: registering a group: "
+			     "%s", why);
+	} else if (rc == EF_OK && r->type == REDIS_REPLY_ERROR)
 		rc = ef__err(e->err_id, EF_EIO, "redis: registering a group: "
 			     "%.*s", (int)(r->len > 120 ? 120 : r->len),
 			     r->str);

@@ -14,8 +14,9 @@
  * and two stores of one cluster share no key.
  *
  * A group is registered (ZADD, idempotent) before its first write commits,
- * so a walk of the registry (store_each_group) never misses a group that
- * holds a key. A registered group may be empty.
+ * and with the address's wait=N acknowledged by N replicas first, so a
+ * walk of the registry (store_each_group) never misses a group that holds
+ * a key, even after a failover. A registered group may be empty.
  */
 #ifndef EF_STORE_REDIS_ENGINE_H
 #define EF_STORE_REDIS_ENGINE_H
@@ -48,6 +49,11 @@ void reng_client_give(reng *e, rclient *c);
 void reng_tag(const reng *e, char kind, const store_val *g,
 	      char out[RENG_TAG_LEN + 1]);
 
+/* The hash slot of the keys of tag(S, @kind, @g), as for reng_tag: where
+ * a group, the registry or the keyring lives, for tests that move a slot
+ * or fail its master over. */
+unsigned reng_slot(const reng *e, char kind, const store_val *g);
+
 /* Does @key belong to group @g, by the store's group function? */
 int reng_key_in(const reng *e, const store_val *g, const void *key,
 		size_t klen);
@@ -58,8 +64,11 @@ int reng_key_in(const reng *e, const store_val *g, const void *key,
 int reng_cmd(reng *e, int slot, unsigned flags, int argc, const char **argv,
 	     const size_t *lens, const char *what, redisReply **out);
 
-/* Register group @g (once per process: cached). EF_OK or EF_EIO. */
-int reng_register(reng *e, rclient *c, const store_val *g);
+/* Register group @g (once per process: cached), on a client of the pool,
+ * never the one a transaction of the calling thread holds, and with the
+ * address's wait=N acknowledged by N replicas. EF_OK, or an error (EF_EIO:
+ * the registry could not be written, or not acknowledged). */
+int reng_register(reng *e, const store_val *g);
 
 /* Call @fn for the metadata group ("") and then for every registered
  * group in byte order; stops at the first return other than EF_OK. */

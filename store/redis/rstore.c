@@ -147,7 +147,7 @@ int rstore_run(store_env *env, const store_val *g, int write,
 			break;
 		}
 		if (write) {
-			int rg = reng_register(env->reng, c, g);
+			int rg = reng_register(env->reng, g);
 			if (rg != EF_OK) {
 				rtxn_abort(t.rt);
 				rc = rg;
