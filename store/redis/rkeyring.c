@@ -10,8 +10,9 @@
  *   gen         a counter that every destruction increments: a process
  *               drops its cached keys when it changes
  * The first process that needs a window's key makes it with HSETNX, so all
- * agree on one; with the address's wait=N it then waits for N replicas,
- * as a finalize does.
+ * agree on one; with the address's wait=N, making and destroying a key
+ * wait for N replicas, as a finalize does (a destroyed key that a
+ * failover brought back would open its day's IPs again).
  */
 #include <pthread.h>
 #include <sodium.h>
@@ -215,43 +216,28 @@ static int fetch(rkeyring *r, uint32_t win)
 	return rc;
 }
 
-/* Make the key of @win unless another process made it first. */
+/* Make the key of @win unless another process made it first. With the
+ * address's wait=N, the HSETNX is acknowledged by N replicas on its own
+ * connection (RCMD_WAIT): a key lost in a failover would cost its day's
+ * IPs. */
 static int create(rkeyring *r, uint32_t win)
 {
 	uint8_t key[KEYRING_KEYBYTES];
 	char f[FIELD_LEN + 1];
 	const char *argv[] = {"HSETNX", r->k, f, (const char *)key};
 	size_t lens[] = {6, r->kl, FIELD_LEN, sizeof(key)};
-	const raddr *a = reng_addr(r->e);
 	redisReply *v;
 	int rc;
 
 	field_of(win, f);
 	randombytes_buf(key, sizeof(key));
 	/* HSETNX twice sets nothing the second time: safe to send again */
-	rc = kcmd(r, RCMD_IDEMPOTENT, 4, argv, lens, &v);
+	rc = kcmd(r, RCMD_IDEMPOTENT | RCMD_WAIT, 4, argv, lens, &v);
 	sodium_memzero(key, sizeof(key));
 	if (rc != EF_OK)
 		return rc;
 	freeReplyObject(v);
-	if (a->wait_replicas > 0) {
-		char n[16], ms[16];
-		const char *wv[] = {"WAIT", n, ms};
-		size_t wl[3] = {4, 0, 0};
-		wl[1] = (size_t)snprintf(n, sizeof(n), "%d", a->wait_replicas);
-		wl[2] = (size_t)snprintf(ms, sizeof(ms), "%d", a->wait_ms);
-		rc = kcmd(r, 0, 3, wv, wl, &v);
-		if (rc != EF_OK)
-			return rc;
-		if (v->type != REDIS_REPLY_INTEGER ||
-		    v->integer < a->wait_replicas)
-			rc = ef__err(r->err_id, EF_EIO, "redis: keyring: a new "
-				     "key was acknowledged by fewer than %d "
-				     "replicas within %d ms", a->wait_replicas,
-				     a->wait_ms);
-		freeReplyObject(v);
-	}
-	return rc;
+	return EF_OK;
 }
 
 int rkr_get(rkeyring *r, uint32_t win, int create_it,
@@ -400,7 +386,8 @@ int rkr_destroy_before(rkeyring *r, uint32_t before, uint64_t *destroyed,
 		if (w < 0 || damaged) { /* not a key: never kept */
 			argv[0] = "HDEL";
 			lens[0] = 4;
-			rc = kcmd(r, RCMD_IDEMPOTENT, 3, argv, lens, &v);
+			rc = kcmd(r, RCMD_IDEMPOTENT | RCMD_WAIT, 3, argv,
+				  lens, &v);
 			if (rc == EF_OK) {
 				freeReplyObject(v);
 				++*wiped;
@@ -409,7 +396,7 @@ int rkr_destroy_before(rkeyring *r, uint32_t before, uint64_t *destroyed,
 		}
 		if ((uint64_t)w >= before || val->len == 0)
 			continue;
-		rc = kcmd(r, RCMD_IDEMPOTENT, 4, argv, lens, &v);
+		rc = kcmd(r, RCMD_IDEMPOTENT | RCMD_WAIT, 4, argv, lens, &v);
 		if (rc == EF_OK) {
 			freeReplyObject(v);
 			++*destroyed;
