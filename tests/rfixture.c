@@ -1,9 +1,13 @@
 /*
  * rfixture.c - a real Redis Cluster for a test program (rfixture.h).
  */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "rfixture.h"
@@ -11,6 +15,58 @@
 #include "store/redis/slot.h"
 
 rfixture rf;
+
+/* The watchdog: a child that stops the cluster when this program dies
+ * without doing so itself (a crash, an abort, a sanitizer's report). It
+ * blocks on a pipe whose only writer is this program (close-on-exec, so
+ * the programs it runs do not hold it); end of file means it is gone. */
+static pid_t watchdog = -1;
+static int watchdog_fd = -1;
+
+static void watchdog_start(void)
+{
+	int fds[2];
+	char c;
+
+	if (pipe(fds) != 0)
+		return;
+	fflush(NULL);
+	watchdog = fork();
+	if (watchdog < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	if (watchdog == 0) {
+		char path[4096];
+		close(fds[1]);
+		signal(SIGINT, SIG_IGN); /* a ^C of the test is ours to clean */
+		signal(SIGTERM, SIG_IGN);
+		while (read(fds[0], &c, 1) > 0)
+			;
+		snprintf(path, sizeof(path), "%s/scripts/redis-cluster.sh",
+			 getenv("EF_SOURCE_ROOT") ? getenv("EF_SOURCE_ROOT")
+						  : ".");
+		execl("/bin/sh", "sh", "-c", "\"$0\" stop \"$1\"; rm -rf \"$1\"",
+		      path, rf.dir, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+	watchdog_fd = fds[1];
+}
+
+static void watchdog_stop(void)
+{
+	if (watchdog > 0) {
+		kill(watchdog, SIGKILL);
+		waitpid(watchdog, NULL, 0);
+	}
+	if (watchdog_fd >= 0)
+		close(watchdog_fd);
+	watchdog = -1;
+	watchdog_fd = -1;
+}
 
 static int script(const char *verb, int masters, int replicas, char **out)
 {
@@ -35,6 +91,7 @@ int rf_start(int masters, int replicas)
 	char *out = NULL, *p;
 
 	rf.dir = th_tmpdir();
+	watchdog_start();
 	if (script("start", masters, replicas, &out) != 0) {
 		free(out);
 		return -1;
@@ -55,6 +112,7 @@ int rf_start(int masters, int replicas)
 
 void rf_stop(void)
 {
+	watchdog_stop();
 	script("stop", 0, 0, NULL);
 	th_cleanup(rf.dir);
 	rf.dir = NULL;
