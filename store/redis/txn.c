@@ -60,7 +60,22 @@ struct rcur {
 	size_t batch;
 };
 
+/* A key read by HGET in this transaction, and what it read: asked again,
+ * it answers from here (under WATCH, a second read could only differ if
+ * the group changed, and then the commit fails anyway). */
+typedef struct rread {
+	const char *k;          /* in the arena */
+	size_t kl;
+	const char *v;          /* in the arena; NULL: not found */
+	size_t vl;
+} rread;
+
+#define RREAD_MAX 16 /* the last keys read, kept */
+
 struct rtxn {
+	rread reads[RREAD_MAX];
+	size_t nreads;          /* reads kept, at most RREAD_MAX */
+	size_t next_read;       /* the slot the next one takes */
 	rclient *c;
 	unsigned slot;
 	int write;
@@ -281,10 +296,38 @@ static int wset(rtxn *t, const void *k, size_t kl, const void *v, size_t vl,
 
 /* ---- reads ---- */
 
+/* What this transaction read of @k before, if it kept it. */
+static const rread *read_kept(const rtxn *t, const void *k, size_t kl)
+{
+	for (size_t i = 0; i < t->nreads; i++)
+		if (t->reads[i].kl == kl && memcmp(t->reads[i].k, k, kl) == 0)
+			return &t->reads[i];
+	return NULL;
+}
+
+static void read_keep(rtxn *t, const void *k, size_t kl, const char *v,
+		      size_t vl)
+{
+	const char *kc = arena_copy(t, k, kl);
+	rread *r;
+
+	if (!kc)
+		return; /* out of memory: it is only not kept */
+	r = &t->reads[t->next_read];
+	t->next_read = (t->next_read + 1) % RREAD_MAX;
+	if (t->nreads < RREAD_MAX)
+		t->nreads++;
+	r->k = kc;
+	r->kl = kl;
+	r->v = v;
+	r->vl = vl;
+}
+
 int rtxn_get(rtxn *t, const void *k, size_t kl, store_val *v)
 {
 	const char *argv[] = {"HGET", t->h, k};
 	size_t lens[] = {4, t->hl, kl};
+	const rread *kept;
 	redisReply *r;
 	int found, rc;
 	size_t i = wfind(t, k, kl, &found);
@@ -298,6 +341,16 @@ int rtxn_get(rtxn *t, const void *k, size_t kl, store_val *v)
 		}
 		return EF_OK;
 	}
+	kept = read_kept(t, k, kl);
+	if (kept) {
+		if (!kept->v)
+			return EF_ENOTFOUND;
+		if (v) {
+			v->data = kept->v;
+			v->len = kept->vl;
+		}
+		return EF_OK;
+	}
 	rc = watch(t);
 	if (rc == EF_OK)
 		rc = cmd(t, "HGET", 3, argv, lens, &r);
@@ -305,12 +358,19 @@ int rtxn_get(rtxn *t, const void *k, size_t kl, store_val *v)
 		return rc;
 	if (r->type == REDIS_REPLY_NIL) {
 		rc = EF_ENOTFOUND;
+		read_keep(t, k, kl, NULL, 0);
 	} else if (r->type != REDIS_REPLY_STRING) {
 		rc = ef__err(t->err_id, EF_EIO, "redis: HGET: not a string");
-	} else if (v) {
-		v->data = arena_copy(t, r->str, r->len);
-		v->len = r->len;
-		rc = v->data ? EF_OK : EF_ENOMEM;
+	} else {
+		const char *copy = arena_copy(t, r->str, r->len);
+		rc = copy ? EF_OK : EF_ENOMEM;
+		if (copy) {
+			read_keep(t, k, kl, copy, r->len);
+			if (v) {
+				v->data = copy;
+				v->len = r->len;
+			}
+		}
 	}
 	freeReplyObject(r);
 	return rc;
