@@ -2,7 +2,9 @@
  * concurrent.c - the "concurrent" scenario: every system, durable and not,
  * P processes x T threads, owners uniform and one hot owner, duplicate
  * retries mixed in; finalizations per second, latency percentiles, and the
- * ledger check of every run.
+ * ledger check of every run. The cluster systems (edgefeed on Redis Cluster,
+ * 3 masters and 1) run in the durable half only: their durability is the
+ * cluster's appendfsync (always), which EF_NOSYNC does not change.
  *
  * Repetitions go round the whole matrix (not one configuration three times
  * in a row), so that a burst of load from elsewhere on the machine hits
@@ -30,6 +32,8 @@ static const variant variants[] = {
 	{"edgefeed-gc", &bsys_edgefeed, 1},
 	{"lmdb-raw", &bsys_lmdb, 0},
 	{"sqlite", &bsys_sqlite, 0},
+	{"edgefeed-redis", &bsys_edgefeed_redis, 0},
+	{"edgefeed-redis1", &bsys_edgefeed_redis1, 0},
 	{"legacy-txn", &bsys_legacy_txn, 0},
 	{"legacy-lock", &bsys_legacy_lock, 0},
 };
@@ -84,6 +88,8 @@ static const char *sync_name(const cell *c)
 {
 	if (c->v->sys == &bsys_sqlite)
 		return c->s.durable ? "FULL" : "NORMAL";
+	if (c->v->sys->masters)
+		return "always"; /* appendfsync */
 	return c->s.durable ? "durable" : "nosync";
 }
 
@@ -103,6 +109,13 @@ static json_t *cell_config(const cell *c, const bopts *o, uint32_t owners,
 	json_object_set_new(cfg, "distribution",
 			    json_string(c->s.hot ? "hot" : "uniform"));
 	json_object_set_new(cfg, "dupFraction", json_real(dup));
+	if (c->v->sys->masters) {
+		json_object_set_new(cfg, "masters",
+				    json_integer(c->v->sys->masters));
+		json_object_set_new(cfg, "replicas", json_integer(0));
+		json_object_set_new(cfg, "redis",
+				    json_string(bcl_redis_version()));
+	}
 	if (o->quick)
 		json_object_set_new(cfg, "callsPerWorker",
 				    json_integer(o->quick_n));
@@ -157,6 +170,7 @@ static int run_cell(bopts *o, cell *c, uint32_t owners, double dup, int rep)
 	rc.seed = (uint64_t)rep * 7919 + 1;
 	ok = mkdir_store(store) == 0 && run_prepare(rc.sys, &rc.bc, store) == 0 &&
 	     run_conc(&rc, store, NULL, owners, NULL, NULL, r) == 0;
+	bcl_drop(o, rc.sys);
 	dir_remove(dir);
 	free(dir);
 	if (!ok) {
@@ -215,7 +229,7 @@ static void cell_median(const bopts *o, const cell *c, uint32_t owners,
 		   median_of(p50, (size_t)c->nr), median_of(p99, (size_t)c->nr),
 		   median_of(p999, (size_t)c->nr), &sum);
 	row_emit(row);
-	table_line("%-12s %-7s %-7s %3dx%-3d %10.0f %9.0f %9.0f %9.0f %7llu "
+	table_line("%-15s %-7s %-7s %3dx%-3d %10.0f %9.0f %9.0f %9.0f %7llu "
 		   "%5llu %5llu %5llu%s",
 		   c->v->label, sync_name(c), c->s.hot ? "hot" : "uniform",
 		   c->s.procs, c->s.threads, median_of(ops, (size_t)c->nr),
@@ -257,8 +271,9 @@ static int plan_shapes(const bopts *o, int uni[32][2], int *nu,
 
 /* Every configuration, in run order: the systems of one shape back to
  * back, so that the ratios between them compare runs under the same
- * load. Returns the number of cells (at most NVARIANTS * 2 * (nu + nh)). */
-static int make_cells(const bopts *o, int uni[32][2], int nu,
+ * load. Starts the clusters the cells need (bcl_up). Returns the number
+ * of cells (at most NVARIANTS * 2 * (nu + nh)). */
+static int make_cells(bopts *o, int uni[32][2], int nu,
 		      int hot[32][2], int nh, cell *cells)
 {
 	int n = 0;
@@ -268,8 +283,11 @@ static int make_cells(const bopts *o, int uni[32][2], int nu,
 			continue;
 		for (int i = 0; i < nu + nh; i++) {
 			for (size_t v = 0; v < NVARIANTS; v++) {
+				const bsys_ops *sys = variants[v].sys;
 				cell *c;
-				if (!sys_selected(o, variants[v].label))
+
+				if (!sys_selected(o, variants[v].label) ||
+				    (sys->masters && !d) || !bcl_up(o, sys))
 					continue;
 				c = &cells[n++];
 				c->v = &variants[v];
@@ -306,7 +324,7 @@ int scen_concurrent(bopts *o)
 	fprintf(stderr, "\n");
 	table_head("concurrent: finalizations (median of runs; lost, dup, "
 		   "unexp summed over runs)",
-		   "system       sync    owners   PxT     calls/s   p50 us"
+		   "system          sync    owners   PxT     calls/s   p50 us"
 		   "   p99 us  p999 us   acked  lost   dup unexp");
 	for (size_t v = 0; v < NVARIANTS; v++)
 		for (int i = 0; i < ncell; i++)
