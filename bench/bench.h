@@ -180,6 +180,14 @@ double lat_pct(lat *l, double p);
 
 double median_of(double *v, size_t n); /* sorts @v */
 
+/* The machine's CPU time so far, from /proc/stat, in seconds of all its
+ * cores: busy (user, system, interrupts, steal), iowait, and everything. */
+typedef struct cpu_snap {
+	double busy, iowait, total;
+} cpu_snap;
+/* 0, or -1 if /proc/stat cannot be read. */
+int cpu_sample(cpu_snap *s);
+
 /* Context added to every result row. */
 void machine_init(const char *dir);
 /* A row: scenario and system fields set by the caller, then the machine,
@@ -272,6 +280,10 @@ int bcl_address(int masters, const char *dir, char *out, size_t cap);
  * gives the other systems. No-op for a system of files; a failure is
  * counted in @o. */
 void bcl_drop(bopts *o, const bsys_ops *sys);
+/* CPU seconds (user + system) that the nodes of @sys's cluster have used
+ * since they started, into @out. 0, or BS_ERR if no cluster is up or a
+ * node's /proc entry cannot be read. */
+int bcl_cpu(const bsys_ops *sys, double *out);
 /* Stop every cluster this process started and remove its files
  * (idempotent; also run at exit). */
 void bcl_stop_all(void);

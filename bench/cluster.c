@@ -377,6 +377,50 @@ int bcl_address(int masters, const char *dir, char *out, size_t cap)
 	return 0;
 }
 
+/* ---- measuring ---------------------------------------------------------- */
+
+/* utime + stime of process @pid, in clock ticks; -1 if unknown. */
+static long long proc_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* the name may hold spaces and parentheses: fields follow the last
+	 * ')'; utime and stime are fields 14 and 15 (state is 3) */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+			 "%*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
+int bcl_cpu(const bsys_ops *sys, double *out)
+{
+	bcl *c = sys->masters ? find(sys->masters, 0) : NULL;
+	double tick = (double)sysconf(_SC_CLK_TCK);
+	long long sum = 0;
+
+	if (!c || c->state != 1 || tick <= 0)
+		return BS_ERR;
+	for (int k = 0; k < c->nodes; k++) {
+		long long t = proc_ticks(c->pids[k]);
+		if (t < 0)
+			return BS_ERR;
+		sum += t;
+	}
+	*out = (double)sum / tick;
+	return 0;
+}
+
 /* ---- emptying ----------------------------------------------------------- */
 
 /* Run @cmd; 0 if it answers the status @want (any status if NULL). */

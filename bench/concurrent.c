@@ -14,10 +14,12 @@
  * ratio between two systems is best taken per repetition (paired), which
  * the per-run rows allow.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "run.h"
 
@@ -43,14 +45,29 @@ typedef struct shape {
 	int procs, threads, hot, durable;
 } shape;
 
+/* Where a run's CPU went, over its timed window (probe_during). */
+typedef struct cpu_use {
+	int ok;             /* measured */
+	double busy;        /* share of all cores' time busy, 0..1 */
+	double iowait;      /* share idle waiting for the disk, 0..1 */
+	double redis_cores; /* cores' worth used by the cluster's nodes */
+} cpu_use;
+
 /* One configuration and its runs. */
 typedef struct cell {
 	const variant *v;
 	shape s;
 	run_res r[16];
+	cpu_use cpu[16];
 	int nr;
 	int failed;
 } cell;
+
+typedef struct probe_ctx {
+	const bsys_ops *sys;
+	double seconds;
+	cpu_use *out;
+} probe_ctx;
 
 #define OWNERS_DEFAULT 1000
 #define FEED_CAP_ALL 100000000u /* never evict: the ledger sees everything */
@@ -144,10 +161,58 @@ static void res_fields(json_t *row, double ops, double p50, double p99,
 	json_object_set_new(row, "ledgerClean", json_boolean(led_clean(l)));
 }
 
+static void nap_until(double t)
+{
+	for (double left = t - now_s(); left > 0; left = t - now_s()) {
+		struct timespec ts = {(time_t)left,
+				      (long)((left - (double)(time_t)left) * 1e9)};
+		if (nanosleep(&ts, NULL) != 0 && errno != EINTR)
+			return;
+	}
+}
+
+/* In the parent while the workers run (run_conc's during): the machine's
+ * CPU, and the cluster's, over the timed window, which starts 5 ms after
+ * this is called. On 2 cores the cluster's nodes and the workers share
+ * the CPU: this says how much of it each took, and whether it was all. */
+static void probe_during(void *p)
+{
+	probe_ctx *pc = p;
+	cpu_snap a, b;
+	double t0 = now_s(), ra = 0, rb = 0, dt;
+	int cl = pc->sys->masters > 0;
+
+	pc->out->ok = cpu_sample(&a) == 0 && (!cl || bcl_cpu(pc->sys, &ra) == 0);
+	nap_until(t0 + pc->seconds);
+	pc->out->ok = pc->out->ok && cpu_sample(&b) == 0 &&
+		      (!cl || bcl_cpu(pc->sys, &rb) == 0);
+	dt = now_s() - t0;
+	if (!pc->out->ok || b.total <= a.total || dt <= 0) {
+		pc->out->ok = 0;
+		return;
+	}
+	pc->out->busy = (b.busy - a.busy) / (b.total - a.total);
+	pc->out->iowait = (b.iowait - a.iowait) / (b.total - a.total);
+	pc->out->redis_cores = (rb - ra) / dt;
+}
+
+static void cpu_fields(json_t *row, const bsys_ops *sys, const cpu_use *u)
+{
+	if (!u->ok)
+		return;
+	json_object_set_new(row, "cpuBusy", json_real(u->busy));
+	json_object_set_new(row, "ioWait", json_real(u->iowait));
+	if (sys->masters)
+		json_object_set_new(row, "redisCores",
+				    json_real(u->redis_cores));
+}
+
 static int run_cell(bopts *o, cell *c, uint32_t owners, double dup, int rep)
 {
 	run_cfg rc = {0};
 	run_res *r = &c->r[c->nr];
+	cpu_use *cpu = &c->cpu[c->nr];
+	probe_ctx pc = {c->v->sys, o->seconds, cpu};
 	char *dir = dir_new(o->dir, "conc");
 	char store[4200];
 	json_t *row;
@@ -169,7 +234,8 @@ static int run_cell(bopts *o, cell *c, uint32_t owners, double dup, int rep)
 	rc.dup_frac = dup;
 	rc.seed = (uint64_t)rep * 7919 + 1;
 	ok = mkdir_store(store) == 0 && run_prepare(rc.sys, &rc.bc, store) == 0 &&
-	     run_conc(&rc, store, NULL, owners, NULL, NULL, r) == 0;
+	     run_conc(&rc, store, NULL, owners,
+		      rc.seconds > 0 ? probe_during : NULL, &pc, r) == 0;
 	bcl_drop(o, rc.sys);
 	dir_remove(dir);
 	free(dir);
@@ -189,9 +255,33 @@ static int run_cell(bopts *o, cell *c, uint32_t owners, double dup, int rep)
 	json_object_set_new(row, "rep", json_integer(rep + 1));
 	json_object_set_new(row, "config", cell_config(c, o, owners, dup));
 	res_fields(row, r->ops_s, r->p50, r->p99, r->p999, &r->led);
+	cpu_fields(row, c->v->sys, cpu);
 	json_object_set_new(row, "seconds", json_real(r->secs));
 	row_emit(row);
 	return 0;
+}
+
+/* The medians of the runs' CPU shares (of those measured). */
+static cpu_use cpu_median(const cell *c)
+{
+	double busy[16], io[16], cores[16];
+	cpu_use m = {0};
+	size_t n = 0;
+
+	for (int i = 0; i < c->nr; i++) {
+		if (!c->cpu[i].ok)
+			continue;
+		busy[n] = c->cpu[i].busy;
+		io[n] = c->cpu[i].iowait;
+		cores[n++] = c->cpu[i].redis_cores;
+	}
+	if (n) {
+		m.ok = 1;
+		m.busy = median_of(busy, n);
+		m.iowait = median_of(io, n);
+		m.redis_cores = median_of(cores, n);
+	}
+	return m;
 }
 
 /* The median row of a configuration; lost, duplicated, unexpected and
@@ -201,6 +291,7 @@ static void cell_median(const bopts *o, const cell *c, uint32_t owners,
 {
 	double ops[16], p50[16], p99[16], p999[16];
 	led_result sum = {0};
+	cpu_use cpu = cpu_median(c);
 	json_t *row;
 
 	if (!c->nr)
@@ -228,6 +319,7 @@ static void cell_median(const bopts *o, const cell *c, uint32_t owners,
 	res_fields(row, median_of(ops, (size_t)c->nr),
 		   median_of(p50, (size_t)c->nr), median_of(p99, (size_t)c->nr),
 		   median_of(p999, (size_t)c->nr), &sum);
+	cpu_fields(row, c->v->sys, &cpu);
 	row_emit(row);
 	table_line("%-15s %-7s %-7s %3dx%-3d %10.0f %9.0f %9.0f %9.0f %7llu "
 		   "%5llu %5llu %5llu%s",

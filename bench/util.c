@@ -158,6 +158,27 @@ double median_of(double *v, size_t n)
 
 /* ---- machine and rows --------------------------------------------------- */
 
+int cpu_sample(cpu_snap *s)
+{
+	unsigned long long v[8] = {0};
+	double tick = (double)sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "r");
+	int n;
+
+	if (!f)
+		return -1;
+	/* user nice system idle iowait irq softirq steal (guest is in user) */
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+		   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n < 5 || tick <= 0)
+		return -1;
+	s->busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tick;
+	s->iowait = (double)v[4] / tick;
+	s->total = s->busy + s->iowait + (double)v[3] / tick;
+	return 0;
+}
+
 static struct {
 	char cpu[128];
 	long cores;
