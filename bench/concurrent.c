@@ -196,8 +196,13 @@ static void probe_during(void *p)
 	pc->out->redis_cores = (rb - ra) / dt;
 }
 
-static void cpu_fields(json_t *row, const bsys_ops *sys, const cpu_use *u)
+/* Where the CPU went: the machine's shares (other work on it included),
+ * and per finalize call the CPU of the worker processes (the library or
+ * the client, from fork to exit) and of the cluster's nodes. */
+static void cpu_fields(json_t *row, const bsys_ops *sys, const cpu_use *u,
+		       double workers_us)
 {
+	json_object_set_new(row, "workersCpuUsPerCall", json_real(workers_us));
 	if (!u->ok)
 		return;
 	json_object_set_new(row, "cpuBusy", json_real(u->busy));
@@ -205,6 +210,11 @@ static void cpu_fields(json_t *row, const bsys_ops *sys, const cpu_use *u)
 	if (sys->masters)
 		json_object_set_new(row, "redisCores",
 				    json_real(u->redis_cores));
+}
+
+static double workers_us(const run_res *r)
+{
+	return r->calls ? r->workers_cpu_s * 1e6 / (double)r->calls : 0;
 }
 
 static int run_cell(bopts *o, cell *c, uint32_t owners, double dup, int rep)
@@ -255,7 +265,7 @@ static int run_cell(bopts *o, cell *c, uint32_t owners, double dup, int rep)
 	json_object_set_new(row, "rep", json_integer(rep + 1));
 	json_object_set_new(row, "config", cell_config(c, o, owners, dup));
 	res_fields(row, r->ops_s, r->p50, r->p99, r->p999, &r->led);
-	cpu_fields(row, c->v->sys, cpu);
+	cpu_fields(row, c->v->sys, cpu, workers_us(r));
 	json_object_set_new(row, "seconds", json_real(r->secs));
 	row_emit(row);
 	return 0;
@@ -289,7 +299,7 @@ static cpu_use cpu_median(const cell *c)
 static void cell_median(const bopts *o, const cell *c, uint32_t owners,
 			double dup)
 {
-	double ops[16], p50[16], p99[16], p999[16];
+	double ops[16], p50[16], p99[16], p999[16], wus[16];
 	led_result sum = {0};
 	cpu_use cpu = cpu_median(c);
 	json_t *row;
@@ -302,6 +312,7 @@ static void cell_median(const bopts *o, const cell *c, uint32_t owners,
 		p50[i] = c->r[i].p50;
 		p99[i] = c->r[i].p99;
 		p999[i] = c->r[i].p999;
+		wus[i] = workers_us(&c->r[i]);
 		sum.attempted += l->attempted;
 		sum.acked += l->acked;
 		sum.errors += l->errors;
@@ -319,7 +330,7 @@ static void cell_median(const bopts *o, const cell *c, uint32_t owners,
 	res_fields(row, median_of(ops, (size_t)c->nr),
 		   median_of(p50, (size_t)c->nr), median_of(p99, (size_t)c->nr),
 		   median_of(p999, (size_t)c->nr), &sum);
-	cpu_fields(row, c->v->sys, &cpu);
+	cpu_fields(row, c->v->sys, &cpu, median_of(wus, (size_t)c->nr));
 	row_emit(row);
 	table_line("%-15s %-7s %-7s %3dx%-3d %10.0f %9.0f %9.0f %9.0f %7llu "
 		   "%5llu %5llu %5llu%s",
