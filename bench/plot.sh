@@ -68,10 +68,11 @@ cl_shapes=$(jq -rs '[.[] | select(.scenario=="concurrent" and .rep=="median"
 hascl=0
 if [ -n "$cl_shapes" ]; then
   hascl=1
-  # column 3 calls/s, 4 p50 us, 5 cpuBusy %, 6 ioWait %, 7 redisCores
+  # column 3 calls/s, 4 p50 us, 5 cpuBusy %, 6 ioWait %, 7 redisCores,
+  # 8 the workers' CPU us per call, 9 the nodes' CPU us per call
   for sys in edgefeed edgefeed-gc sqlite edgefeed-redis1 edgefeed-redis; do
     conc_rows "$sys" true "$cl_shapes" \
-      '\(.opsPerSec)\t\(.p50Us)\t\((.cpuBusy // 0) * 100)\t\((.ioWait // 0) * 100)\t\(.redisCores // 0)' \
+      '\(.opsPerSec)\t\(.p50Us)\t\((.cpuBusy // 0) * 100)\t\((.ioWait // 0) * 100)\t\(.redisCores // 0)\t\(.workersCpuUsPerCall // 0)\t\((.redisCores // 0) / .opsPerSec * 1e6)' \
       "$tmp/cl-$sys.tsv"
   done
 fi
