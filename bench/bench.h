@@ -188,6 +188,11 @@ typedef struct cpu_snap {
 /* 0, or -1 if /proc/stat cannot be read. */
 int cpu_sample(cpu_snap *s);
 
+/* Flush requests completed so far by the block device of the store
+ * directory (/proc/diskstats; every fsync of a journaling file system
+ * makes one). 0, or -1 if unknown. */
+int disk_flushes(uint64_t *out);
+
 /* Context added to every result row. */
 void machine_init(const char *dir);
 /* A row: scenario and system fields set by the caller, then the machine,

@@ -51,6 +51,8 @@ typedef struct cpu_use {
 	double busy;        /* share of all cores' time busy, 0..1 */
 	double iowait;      /* share idle waiting for the disk, 0..1 */
 	double redis_cores; /* cores' worth used by the cluster's nodes */
+	double flushes;     /* flushes of the store's disk per second (-1:
+			     * unknown) */
 } cpu_use;
 
 /* One configuration and its runs. */
@@ -180,13 +182,17 @@ static void probe_during(void *p)
 	probe_ctx *pc = p;
 	cpu_snap a, b;
 	double t0 = now_s(), ra = 0, rb = 0, dt;
-	int cl = pc->sys->masters > 0;
+	uint64_t fa = 0, fb = 0;
+	int cl = pc->sys->masters > 0, fok;
 
+	fok = disk_flushes(&fa) == 0;
 	pc->out->ok = cpu_sample(&a) == 0 && (!cl || bcl_cpu(pc->sys, &ra) == 0);
 	nap_until(t0 + pc->seconds);
 	pc->out->ok = pc->out->ok && cpu_sample(&b) == 0 &&
 		      (!cl || bcl_cpu(pc->sys, &rb) == 0);
+	fok = fok && disk_flushes(&fb) == 0 && fb >= fa;
 	dt = now_s() - t0;
+	pc->out->flushes = fok && dt > 0 ? (double)(fb - fa) / dt : -1;
 	if (!pc->out->ok || b.total <= a.total || dt <= 0) {
 		pc->out->ok = 0;
 		return;
@@ -207,6 +213,9 @@ static void cpu_fields(json_t *row, const bsys_ops *sys, const cpu_use *u,
 		return;
 	json_object_set_new(row, "cpuBusy", json_real(u->busy));
 	json_object_set_new(row, "ioWait", json_real(u->iowait));
+	if (u->flushes >= 0)
+		json_object_set_new(row, "diskFlushesPerSec",
+				    json_real(u->flushes));
 	if (sys->masters)
 		json_object_set_new(row, "redisCores",
 				    json_real(u->redis_cores));
@@ -274,9 +283,9 @@ static int run_cell(bopts *o, cell *c, uint32_t owners, double dup, int rep)
 /* The medians of the runs' CPU shares (of those measured). */
 static cpu_use cpu_median(const cell *c)
 {
-	double busy[16], io[16], cores[16];
+	double busy[16], io[16], cores[16], fl[16];
 	cpu_use m = {0};
-	size_t n = 0;
+	size_t n = 0, nf = 0;
 
 	for (int i = 0; i < c->nr; i++) {
 		if (!c->cpu[i].ok)
@@ -284,12 +293,15 @@ static cpu_use cpu_median(const cell *c)
 		busy[n] = c->cpu[i].busy;
 		io[n] = c->cpu[i].iowait;
 		cores[n++] = c->cpu[i].redis_cores;
+		if (c->cpu[i].flushes >= 0)
+			fl[nf++] = c->cpu[i].flushes;
 	}
 	if (n) {
 		m.ok = 1;
 		m.busy = median_of(busy, n);
 		m.iowait = median_of(io, n);
 		m.redis_cores = median_of(cores, n);
+		m.flushes = nf ? median_of(fl, nf) : -1;
 	}
 	return m;
 }
