@@ -50,6 +50,8 @@ typedef void (*bs_entry_fn)(void *ctx, const char *rid, size_t rid_len,
  * A system under test. A process opens it once (open), each thread takes
  * its own handle from that (thread: may return the process handle itself
  * when it is thread-safe), and every call goes through a thread handle.
+ * A cluster system (masters > 0) keeps its store on a Redis Cluster that
+ * cluster.c runs; its @dir only names the store (bcl_address).
  */
 typedef struct bsys_ops {
 	const char *name;
@@ -76,6 +78,9 @@ typedef struct bsys_ops {
 	/* Make the store as small as it can be, for the size scenario (may
 	 * be NULL). Needs the store to itself. */
 	int (*compact)(void *proc, const char *dir);
+	/* Masters of the Redis Cluster it runs on; 0: its store is files in
+	 * the directory it is given. */
+	int masters;
 } bsys_ops;
 
 extern const bsys_ops bsys_edgefeed;
@@ -84,6 +89,8 @@ extern const bsys_ops bsys_legacy_txn;
 extern const bsys_ops bsys_legacy_lock;
 extern const bsys_ops bsys_sqlite;
 extern const bsys_ops bsys_sqlite_best; /* WITHOUT ROWID, page order */
+extern const bsys_ops bsys_edgefeed_redis;  /* on a cluster of 3 masters */
+extern const bsys_ops bsys_edgefeed_redis1; /* on a cluster of 1 master */
 
 /* The system called @name, or NULL. */
 const bsys_ops *bsys_find(const char *name);
@@ -173,6 +180,19 @@ double lat_pct(lat *l, double p);
 
 double median_of(double *v, size_t n); /* sorts @v */
 
+/* The machine's CPU time so far, from /proc/stat, in seconds of all its
+ * cores: busy (user, system, interrupts, steal), iowait, and everything. */
+typedef struct cpu_snap {
+	double busy, iowait, total;
+} cpu_snap;
+/* 0, or -1 if /proc/stat cannot be read. */
+int cpu_sample(cpu_snap *s);
+
+/* Flush requests completed so far by the block device of the store
+ * directory (/proc/diskstats; every fsync of a journaling file system
+ * makes one). 0, or -1 if unknown. */
+int disk_flushes(uint64_t *out);
+
 /* Context added to every result row. */
 void machine_init(const char *dir);
 /* A row: scenario and system fields set by the caller, then the machine,
@@ -239,6 +259,41 @@ int scen_concurrent(bopts *o);
 int scen_scale(bopts *o);
 int scen_read(bopts *o);
 int scen_size(bopts *o);
+
+/* ---- the Redis Clusters of the cluster systems (cluster.c) ------------- */
+
+/* Make this process the one that starts and stops clusters (main, before
+ * any scenario). */
+void bcl_init(void);
+/*
+ * Can @sys run? Yes for a system of files. A cluster system needs its
+ * cluster: started here the first time (scripts/redis-cluster.sh, MASTERS
+ * masters, no replicas, appendfsync always, files under @o->dir). Without
+ * redis-server it is skipped with a message (a failure, counted in @o,
+ * only when --systems named it); a cluster that does not start is a
+ * failure. --quick runs edgefeed-redis only, unless --systems names
+ * others. 1: run it; 0: skip it.
+ */
+int bcl_up(bopts *o, const bsys_ops *sys);
+/* The store address of the cluster of @masters masters for a run whose
+ * store directory is @dir: every process of the run, given the same @dir,
+ * gets the same store, and no other run's. 0, or BS_ERR (no such cluster
+ * is up, or @cap too small) with the reason on stderr. */
+int bcl_address(int masters, const char *dir, char *out, size_t cap);
+/* After a run of @sys: empty its cluster (FLUSHALL and an AOF rewrite on
+ * every node), so the next run starts from what a new store directory
+ * gives the other systems. No-op for a system of files; a failure is
+ * counted in @o. */
+void bcl_drop(bopts *o, const bsys_ops *sys);
+/* CPU seconds (user + system) that the nodes of @sys's cluster have used
+ * since they started, into @out. 0, or BS_ERR if no cluster is up or a
+ * node's /proc entry cannot be read. */
+int bcl_cpu(const bsys_ops *sys, double *out);
+/* Stop every cluster this process started and remove its files
+ * (idempotent; also run at exit). */
+void bcl_stop_all(void);
+/* The version of redis-server ("7.0.15"), or "unknown". */
+const char *bcl_redis_version(void);
 
 /* Table printing to stderr. */
 void table_head(const char *title, const char *cols);

@@ -1,7 +1,8 @@
 /*
  * edgefeed-bench - concurrent finalizations and page reads: edgefeed
- * against raw LMDB, the legacy JSON arrays it replaces and SQLite, each
- * run checked with a ledger of acknowledged finalizations.
+ * against raw LMDB, the legacy JSON arrays it replaces and SQLite, and
+ * edgefeed on a Redis Cluster that the benchmark starts itself, each run
+ * checked with a ledger of acknowledged finalizations.
  *
  *   edgefeed-bench [OPTIONS] [concurrent|scale|read|size|all ...]
  *
@@ -35,7 +36,19 @@ static int usage(int rc)
 		"lmdb-raw,\n"
 		"                      lmdb-raw+unread, sqlite, sqlite-best "
 		"(read),\n"
-		"                      legacy-txn, legacy-lock)\n"
+		"                      legacy-txn, legacy-lock, "
+		"edgefeed-redis,\n"
+		"                      edgefeed-redis1)\n"
+		"                      edgefeed-redis(1): edgefeed on a Redis "
+		"Cluster of 3 (1)\n"
+		"                      masters, no replicas, appendfsync "
+		"always, started\n"
+		"                      under --dir by "
+		"scripts/redis-cluster.sh; concurrent\n"
+		"                      (durable only) and read; skipped when "
+		"redis-server\n"
+		"                      is missing (a failure if named "
+		"here)\n"
 		"  --writers PxT,...   concurrent: processes x threads "
 		"(default: the matrix)\n"
 		"  --dist uniform|hot  concurrent: one owner distribution only\n"
@@ -165,6 +178,7 @@ int main(int argc, char **argv)
 		return usage(rc);
 	}
 	machine_init(o.dir);
+	bcl_init();
 	fprintf(stderr, "edgefeed-bench %s: stores in %s (%s)%s\n",
 		BENCH_COMMIT, o.dir, machine_fs(),
 		o.quick ? ", quick: ledgers only" : "");
@@ -176,6 +190,7 @@ int main(int argc, char **argv)
 		scen_read(&o);
 	if (which & 8)
 		scen_size(&o);
+	bcl_stop_all();
 	fprintf(stderr, "\nedgefeed-bench: %.0f s, %d check%s failed\n",
 		now_s() - t0, o.failures, o.failures == 1 ? "" : "s");
 	return o.failures ? 1 : 0;

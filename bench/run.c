@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -327,6 +328,17 @@ static int gather(const run_cfg *c, const char *dir, pid_t *pids, led *l,
 	return rc;
 }
 
+/* CPU seconds of the children waited for so far. */
+static double children_cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_CHILDREN, &ru) != 0)
+		return 0;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 int run_conc(const run_cfg *c, const char *dir, led *prior,
 	     uint32_t check_owners, void (*during)(void *ctx), void *ctx,
 	     run_res *out)
@@ -335,7 +347,7 @@ int run_conc(const run_cfg *c, const char *dir, led *prior,
 	pid_t pids[MAXW];
 	led l = {0}, *L = prior ? prior : &l;
 	lat lt = {0};
-	double t_end = 0;
+	double t_end = 0, cpu0 = children_cpu_s();
 	int rc;
 	shm *sh;
 
@@ -357,6 +369,7 @@ int run_conc(const run_cfg *c, const char *dir, led *prior,
 		during(ctx);
 	if (gather(c, dir, pids, L, &lt, out, &t_end) != 0)
 		rc = BS_ERR;
+	out->workers_cpu_s = children_cpu_s() - cpu0;
 	if (rc == 0) {
 		out->secs = t_end - sh->t_start;
 		out->ops_s = out->secs > 0 ? (double)out->calls / out->secs : 0;

@@ -29,6 +29,8 @@ typedef struct run_res {
 	double p50, p99, p999; /* latency of one call, microseconds */
 	double secs;          /* from the start signal to the last call */
 	uint64_t calls, exists;
+	double workers_cpu_s; /* CPU seconds (user + system) of the worker
+			       * processes, from fork to exit */
 	led_result led;       /* the ledger check */
 } run_res;
 

@@ -390,10 +390,10 @@ static int leg_compact(void *proc, const char *dir)
 
 const bsys_ops bsys_legacy_txn = {
 	"legacy-txn", leg_open_txn, leg_close, leg_thread, leg_thread_done,
-	leg_finalize, leg_load, leg_page, leg_count, leg_compact,
+	leg_finalize, leg_load, leg_page, leg_count, leg_compact, 0,
 };
 
 const bsys_ops bsys_legacy_lock = {
 	"legacy-lock", leg_open_lock, leg_close, leg_thread, leg_thread_done,
-	leg_finalize, leg_load, leg_page, leg_count, leg_compact,
+	leg_finalize, leg_load, leg_page, leg_count, leg_compact, 0,
 };

@@ -353,5 +353,5 @@ static int lm_compact(void *proc, const char *dir)
 
 const bsys_ops bsys_lmdb = {
 	"lmdb-raw", lm_open, lm_close, lm_thread, lm_thread_done,
-	lm_finalize, lm_load, lm_page, lm_count, lm_compact,
+	lm_finalize, lm_load, lm_page, lm_count, lm_compact, 0,
 };

@@ -335,10 +335,10 @@ static int sq_compact(void *proc, const char *dir)
 
 const bsys_ops bsys_sqlite = {
 	"sqlite", sq_open, sq_close, sq_thread, sq_thread_done,
-	sq_finalize, sq_load, sq_page, sq_count, sq_compact,
+	sq_finalize, sq_load, sq_page, sq_count, sq_compact, 0,
 };
 
 const bsys_ops bsys_sqlite_best = {
 	"sqlite-best", sq_open_best, sq_close, sq_thread, sq_thread_done,
-	sq_finalize, sq_load, sq_page, sq_count, sq_compact,
+	sq_finalize, sq_load, sq_page, sq_count, sq_compact, 0,
 };

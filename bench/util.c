@@ -158,10 +158,33 @@ double median_of(double *v, size_t n)
 
 /* ---- machine and rows --------------------------------------------------- */
 
+int cpu_sample(cpu_snap *s)
+{
+	unsigned long long v[8] = {0};
+	double tick = (double)sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "r");
+	int n;
+
+	if (!f)
+		return -1;
+	/* user nice system idle iowait irq softirq steal (guest is in user) */
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+		   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n < 5 || tick <= 0)
+		return -1;
+	s->busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tick;
+	s->iowait = (double)v[4] / tick;
+	s->total = s->busy + s->iowait + (double)v[3] / tick;
+	return 0;
+}
+
 static struct {
 	char cpu[128];
 	long cores;
 	char fs[64];
+	char dev[64];      /* the block device of the store directory
+			    * ("vda"), "" if unknown */
 	char kernel[128];
 } mach;
 
@@ -207,9 +230,38 @@ static void fs_type(const char *dir)
 		    n >= best) {
 			best = n;
 			snprintf(mach.fs, sizeof(mach.fs), "%s", type);
+			snprintf(mach.dev, sizeof(mach.dev), "%.63s",
+				 strncmp(dev, "/dev/", 5) ? "" : dev + 5);
 		}
 	}
 	fclose(f);
+}
+
+int disk_flushes(uint64_t *out)
+{
+	char line[512], name[64];
+	unsigned long long f[17];
+	FILE *fp;
+	int found = 0;
+
+	if (!mach.dev[0] || !(fp = fopen("/proc/diskstats", "r")))
+		return -1;
+	while (!found && fgets(line, sizeof(line), fp)) {
+		/* major minor name, then 17 counters (Linux 5.5+); the 16th
+		 * is flush requests completed */
+		int n = sscanf(line, "%*u %*u %63s %llu %llu %llu %llu %llu %llu "
+			       "%llu %llu %llu %llu %llu %llu %llu %llu %llu "
+			       "%llu %llu", name, &f[0], &f[1], &f[2], &f[3],
+			       &f[4], &f[5], &f[6], &f[7], &f[8], &f[9],
+			       &f[10], &f[11], &f[12], &f[13], &f[14], &f[15],
+			       &f[16]);
+		if (n >= 17 && strcmp(name, mach.dev) == 0) {
+			*out = f[15];
+			found = 1;
+		}
+	}
+	fclose(fp);
+	return found ? 0 : -1;
 }
 
 void machine_init(const char *dir)
