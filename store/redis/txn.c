@@ -180,6 +180,55 @@ static int cmd(rtxn *t, const char *what, int argc, const char **argv,
 	return EF_OK;
 }
 
+static void unpin(rtxn *t);
+
+/*
+ * @argv on the pinned connection, after WATCH if the transaction has not
+ * watched yet: the two go in one write, so a transaction's first read
+ * costs one round trip, not two. The WATCH is in place before the read
+ * runs (a connection runs its commands in order).
+ */
+static int wcmd(rtxn *t, const char *what, int argc, const char **argv,
+		const size_t *lens, redisReply **out)
+{
+	const char *wv[] = {"WATCH", t->h, t->z};
+	size_t wl[] = {5, t->hl, t->zl};
+	void *wr = NULL, *r = NULL;
+	int rc;
+
+	if (t->watched)
+		return cmd(t, what, argc, argv, lens, out);
+	*out = NULL;
+	if (!t->ctx)
+		return conn_failed(t, "WATCH");
+	if (redisAppendCommandArgv(t->ctx, 3, wv, wl) != REDIS_OK ||
+	    redisAppendCommandArgv(t->ctx, argc, argv, lens) != REDIS_OK) {
+		unpin(t); /* it may hold half a pipeline */
+		return EF_ENOMEM;
+	}
+	if (redisGetReply(t->ctx, &wr) != REDIS_OK)
+		return conn_failed(t, "WATCH");
+	if (redisGetReply(t->ctx, &r) != REDIS_OK) {
+		freeReplyObject(wr);
+		return conn_failed(t, what);
+	}
+	if (((redisReply *)wr)->type == REDIS_REPLY_ERROR) {
+		rc = reply_failed(t, wr, "WATCH");
+		freeReplyObject(wr);
+		freeReplyObject(r);
+		return rc;
+	}
+	freeReplyObject(wr);
+	t->watched = 1;
+	if (((redisReply *)r)->type == REDIS_REPLY_ERROR) {
+		rc = reply_failed(t, r, what);
+		freeReplyObject(r);
+		return rc;
+	}
+	*out = r;
+	return EF_OK;
+}
+
 static int watch(rtxn *t)
 {
 	const char *argv[] = {"WATCH", t->h, t->z};
@@ -351,9 +400,7 @@ int rtxn_get(rtxn *t, const void *k, size_t kl, store_val *v)
 		}
 		return EF_OK;
 	}
-	rc = watch(t);
-	if (rc == EF_OK)
-		rc = cmd(t, "HGET", 3, argv, lens, &r);
+	rc = wcmd(t, "HGET", 3, argv, lens, &r);
 	if (rc != EF_OK)
 		return rc;
 	if (r->type == REDIS_REPLY_NIL) {
@@ -735,6 +782,15 @@ static void cache_drop(rcur *c)
 	c->cend = 0;
 }
 
+/* One round trip for a batch of keys and their values: the range read
+ * and the HMGET of what it found, as one script on the group's master
+ * (both keys of a group share its slot). Returns {keys, values}. */
+static const char fetch_lua[] =
+	"local ks = redis.call(ARGV[1], KEYS[2], ARGV[2], ARGV[3], "
+	"'LIMIT', 0, ARGV[4]) "
+	"if #ks == 0 then return {ks, {}} end "
+	"return {ks, redis.call('HMGET', KEYS[1], unpack(ks))}";
+
 /* Fetch the next batch of keys past @from (from it on, in a seek), or
  * from the start or end when NULL, in direction @dir, with their values. */
 static int fetch(rcur *c, const char *from, size_t flen, int dir)
@@ -742,10 +798,11 @@ static int fetch(rcur *c, const char *from, size_t flen, int dir)
 	rtxn *t = c->t;
 	char *lo = ef__malloc(flen + 2);
 	char lim[24];
-	const char *argv[] = {dir > 0 ? "ZRANGEBYLEX" : "ZREVRANGEBYLEX", t->z,
-			      NULL, NULL, "LIMIT", "0", lim};
-	size_t lens[7];
-	redisReply *r = NULL, *hv = NULL;
+	const char *argv[] = {"EVAL", fetch_lua, "2", t->h, t->z,
+			      dir > 0 ? "ZRANGEBYLEX" : "ZREVRANGEBYLEX",
+			      NULL, NULL, lim};
+	size_t lens[9];
+	redisReply *r = NULL, *ks, *vs;
 	int rc;
 
 	if (!lo)
@@ -759,54 +816,45 @@ static int fetch(rcur *c, const char *from, size_t flen, int dir)
 	lo[0] = c->incl ? '[' : '(';
 	if (from)
 		memcpy(lo + 1, from, flen);
-	argv[2] = from ? lo : dir > 0 ? "-" : "+";
-	argv[3] = dir > 0 ? "+" : "-";
-	lens[0] = strlen(argv[0]);
-	lens[1] = t->zl;
-	lens[2] = from ? flen + 1 : 1;
-	lens[3] = 1;
-	lens[4] = 5;
-	lens[5] = 1;
-	lens[6] = strlen(lim);
-	rc = watch(t);
-	if (rc == EF_OK)
-		rc = cmd(t, "ZRANGEBYLEX", 7, argv, lens, &r);
+	argv[6] = from ? lo : dir > 0 ? "-" : "+";
+	argv[7] = dir > 0 ? "+" : "-";
+	lens[0] = 4;
+	lens[1] = sizeof(fetch_lua) - 1;
+	lens[2] = 1;
+	lens[3] = t->hl;
+	lens[4] = t->zl;
+	lens[5] = strlen(argv[5]);
+	lens[6] = from ? flen + 1 : 1;
+	lens[7] = 1;
+	lens[8] = strlen(lim);
+	rc = wcmd(t, "EVAL", 9, argv, lens, &r);
 	free(lo);
 	if (rc != EF_OK)
 		return rc;
-	if (r->type != REDIS_REPLY_ARRAY) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_ARRAY ||
+	    r->element[1]->type != REDIS_REPLY_ARRAY ||
+	    r->element[1]->elements != r->element[0]->elements ||
+	    r->element[0]->elements > c->batch) {
 		freeReplyObject(r);
-		return ef__err(t->err_id, EF_EIO, "redis: ZRANGEBYLEX: not an "
-			       "array");
+		return ef__err(t->err_id, EF_EIO, "redis: a batch of keys: "
+			       "not the reply asked for");
 	}
-	c->cend = r->elements < c->batch;
-	if (r->elements) {
-		size_t n = r->elements;
-		const char **hargv = ef__malloc((n + 2) * sizeof(*hargv));
-		size_t *hlens = ef__malloc((n + 2) * sizeof(*hlens));
+	ks = r->element[0];
+	vs = r->element[1];
+	c->cend = ks->elements < c->batch;
+	if (ks->elements) {
+		size_t n = ks->elements;
 		c->ck = ef__calloc(n, sizeof(*c->ck));
 		c->cv = ef__calloc(n, sizeof(*c->cv));
-		rc = hargv && hlens && c->ck && c->cv ? EF_OK : EF_ENOMEM;
-		if (rc == EF_OK) {
-			hargv[0] = "HMGET";
-			hlens[0] = 5;
-			hargv[1] = t->h;
-			hlens[1] = t->hl;
-			for (size_t i = 0; i < n; i++) {
-				hargv[i + 2] = r->element[i]->str;
-				hlens[i + 2] = r->element[i]->len;
-			}
-			rc = cmd(t, "HMGET", (int)n + 2, hargv, hlens, &hv);
-		}
+		rc = c->ck && c->cv ? EF_OK : EF_ENOMEM;
 		for (size_t i = 0; rc == EF_OK && i < n; i++) {
-			const redisReply *k = r->element[i], *v;
-			if (hv->type != REDIS_REPLY_ARRAY || hv->elements != n ||
-			    k->type != REDIS_REPLY_STRING) {
-				rc = ef__err(t->err_id, EF_EIO, "redis: "
-					     "HMGET: not the keys asked");
+			const redisReply *k = ks->element[i], *v = vs->element[i];
+			if (k->type != REDIS_REPLY_STRING) {
+				rc = ef__err(t->err_id, EF_EIO, "redis: a batch "
+					     "of keys: a key that is no string");
 				break;
 			}
-			v = hv->element[i];
 			if (v->type != REDIS_REPLY_STRING) {
 				/* in the index but not the hash: the two
 				 * are written together, so never */
@@ -824,10 +872,6 @@ static int fetch(rcur *c, const char *from, size_t flen, int dir)
 		}
 		if (rc == EF_OK)
 			c->cn = n;
-		free(hargv);
-		free(hlens);
-		if (hv)
-			freeReplyObject(hv);
 	}
 	freeReplyObject(r);
 	return rc;
