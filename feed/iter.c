@@ -59,7 +59,7 @@ static int leg_filter(feed_iter *it)
 }
 
 int feed_iter_open(feed_iter *it, store_txn *txn, ef_store *st,
-		   const key_part *owner, int64_t now)
+		   const key_part *owner, int64_t now, size_t expect)
 {
 	int rc;
 
@@ -73,6 +73,8 @@ int feed_iter_open(feed_iter *it, store_txn *txn, ef_store *st,
 		rc = EF_OK;
 	if (rc == EF_OK)
 		rc = store_cur_open(txn, &it->cur);
+	if (rc == EF_OK)
+		store_cur_hint(it->cur, expect);
 	if (rc == EF_OK)
 		rc = rec_step(it, store_cur_seek(it->cur, it->prefix.s,
 						 it->prefix.len, &it->rk,

@@ -22,9 +22,10 @@ typedef struct feed_iter {
 	int from_legacy;      /* the current item is a legacy element */
 } feed_iter;
 
-/* Position on the owner's newest item. EF_OK (check it->valid) or error. */
+/* Position on the owner's newest item, expecting to read about @expect
+ * items (store_cur_hint). EF_OK (check it->valid) or error. */
 int feed_iter_open(feed_iter *it, store_txn *txn, ef_store *st,
-		   const key_part *owner, int64_t now);
+		   const key_part *owner, int64_t now, size_t expect);
 int feed_iter_next(feed_iter *it);
 /* Move to the first item after entry key @after (of this owner), without
  * visiting those before it. Only for an iterator without legacy elements

@@ -238,7 +238,8 @@ static int page_txn(store_txn *t, void *p)
 		ipseal_memo_free(memo);
 		return rc;
 	}
-	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now);
+	/* a page reads its limit, and one more to know if there is a next */
+	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now, c->limit + 1);
 	if (rc != EF_OK) {
 		store_cur_close(markers);
 		ipseal_memo_free(memo);

@@ -33,7 +33,8 @@ static int count_txn(store_txn *t, void *p)
 	int rc;
 
 	c->count = 0;
-	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now);
+	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now,
+			    c->st->cfg.feed_cap); /* all it may return */
 	while (rc == EF_OK && feed_iter_returnable(&it, c->st, rank, c->now)) {
 		if (key_split_entry(it.k.data, it.k.len, &ow, &so, &rid) ==
 		    EF_OK) {

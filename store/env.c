@@ -799,6 +799,12 @@ int store_cur_open(store_txn *t, store_cur **out)
 	return ef__err(t->env->err_id, EF_ENOMEM, "too many cursors");
 }
 
+void store_cur_hint(store_cur *c, size_t n)
+{
+	if (c && c->rc)
+		rstore_cur_hint(c, n); /* LMDB reads in place: nothing to do */
+}
+
 void store_cur_close(store_cur *c)
 {
 	if (c && c->rc) {

@@ -75,6 +75,7 @@ int rstore_put(store_txn *t, const void *key, size_t klen, const void *val,
 int rstore_del(store_txn *t, const void *key, size_t klen);
 int rstore_cur_open(store_txn *t, store_cur **out);
 void rstore_cur_close(store_cur *c);
+void rstore_cur_hint(store_cur *c, size_t n);
 int rstore_cur_move(store_cur *c, int op, const void *key, size_t klen,
 		    store_val *k, store_val *v);
 int rstore_each_group(store_env *env, store_each_fn fn, void *ctx);

@@ -114,6 +114,11 @@ int store_del(store_txn *txn, const void *key, size_t klen);
  * value, or EF_ENOTFOUND when there is no such record. */
 int store_cur_open(store_txn *txn, store_cur **out);
 void store_cur_close(store_cur *c);
+/* The caller expects to read about @n records from the cursor's next
+ * positioning on: an engine that fetches in batches (Redis Cluster, one
+ * round trip a batch) fetches that many at once. Only a hint: nothing
+ * else changes. */
+void store_cur_hint(store_cur *c, size_t n);
 /* first key >= @key */
 int store_cur_seek(store_cur *c, const void *key, size_t klen, store_val *k,
 		   store_val *v);

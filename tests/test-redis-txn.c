@@ -234,6 +234,67 @@ static void test_txn_cursor_merges_its_writes_with_stored_keys(void **state)
 	rclient_close(c);
 }
 
+/* How many times the node on @port ran @cmd ("eval"), by INFO
+ * commandstats. */
+static long long calls_of(int port, const char *cmd)
+{
+	redisContext *n = rf_node(port);
+	redisReply *r = redisCommand(n, "INFO commandstats");
+	char needle[64];
+	const char *p;
+	long long calls = 0;
+
+	assert_non_null(r);
+	snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
+	p = strstr(r->str, needle);
+	if (p)
+		calls = strtoll(p + strlen(needle), NULL, 10);
+	freeReplyObject(r);
+	redisFree(n);
+	return calls;
+}
+
+/* A cursor told how much its caller will read fetches it in one round
+ * trip (one batch, one script); untold, it starts small and doubles. */
+static void test_txn_cursor_hint_fetches_in_one_batch(void **state)
+{
+	rclient *c = rf_client("");
+	rtxn *t = begin(c, "hint", 1);
+	char h[64];
+	store_val k, v;
+	long long before;
+	int port = 0, n;
+	rcur *cur;
+
+	(void)state;
+	for (int i = 0; i < 60; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%02d", i);
+		put(t, key, "v");
+	}
+	assert_int_equal(rtxn_commit(t), EF_OK);
+	snprintf(h, sizeof(h), "ef:{hint}:h");
+	rclient_node_of(c, rslot_of(h, strlen(h)), &port);
+	assert_true(port > 0);
+	for (int hinted = 0; hinted < 2; hinted++) {
+		t = begin(c, "hint", 0);
+		assert_int_equal(rcur_open(t, &cur), EF_OK);
+		if (hinted)
+			rcur_hint(cur, 51);
+		before = calls_of(port, "eval");
+		assert_int_equal(rcur_seek(cur, "k", 1, &k, &v), EF_OK);
+		for (n = 1; n < 51; n++) /* 51 keys read, no more */
+			assert_int_equal(rcur_next(cur, &k, &v), EF_OK);
+		assert_int_equal(k.len, 3);
+		assert_memory_equal(k.data, "k50", 3);
+		/* 8 + 16 + 32 untold; 51 at once told */
+		assert_int_equal(calls_of(port, "eval") - before,
+				 hinted ? 1 : 3);
+		assert_int_equal(rtxn_commit(t), EF_OK);
+	}
+	rclient_close(c);
+}
+
 static void test_txn_second_writer_of_a_group_is_told_to_retry(void **state)
 {
 	rclient *c1 = rf_client(""), *c2 = rf_client("");
@@ -494,6 +555,7 @@ int main(void)
 			test_txn_reads_its_own_writes_and_commits_them),
 		cmocka_unit_test(
 			test_txn_cursor_merges_its_writes_with_stored_keys),
+		cmocka_unit_test(test_txn_cursor_hint_fetches_in_one_batch),
 		cmocka_unit_test(
 			test_txn_second_writer_of_a_group_is_told_to_retry),
 		cmocka_unit_test(

@@ -253,6 +253,11 @@ int rstore_cur_open(store_txn *t, store_cur **out)
 	return ef__err(t->env->err_id, EF_ENOMEM, "too many cursors");
 }
 
+void rstore_cur_hint(store_cur *c, size_t n)
+{
+	rcur_hint(c->rc, n);
+}
+
 void rstore_cur_close(store_cur *c)
 {
 	rcur_close(c->rc);

@@ -58,6 +58,7 @@ struct rcur {
 	size_t cn, ci;          /* cached, next to use */
 	int cend;               /* Redis has no key past the cache */
 	size_t batch;
+	size_t hint;            /* rcur_hint's, for the next fetch */
 };
 
 /* A key read by HGET in this transaction, and what it read: asked again,
@@ -767,6 +768,11 @@ int rcur_open(rtxn *t, rcur **out)
 	return EF_OK;
 }
 
+void rcur_hint(rcur *c, size_t n)
+{
+	c->hint = n < BATCH_MIN ? BATCH_MIN : n > BATCH_MAX ? BATCH_MAX : n;
+}
+
 void rcur_close(rcur *c)
 {
 	if (c)
@@ -809,9 +815,11 @@ static int fetch(rcur *c, const char *from, size_t flen, int dir)
 		return EF_ENOMEM;
 	cache_drop(c);
 	c->dir = dir;
-	c->batch = c->batch ? (c->batch * 2 > BATCH_MAX ? BATCH_MAX
-							: c->batch * 2)
-			    : BATCH_MIN;
+	c->batch = c->hint    ? c->hint
+		   : c->batch ? (c->batch * 2 > BATCH_MAX ? BATCH_MAX
+							  : c->batch * 2)
+			      : BATCH_MIN;
+	c->hint = 0; /* the size after it grows from there */
 	snprintf(lim, sizeof(lim), "%zu", c->batch);
 	lo[0] = c->incl ? '[' : '(';
 	if (from)

@@ -80,6 +80,9 @@ int rtxn_verify(rtxn *t);
  * writes. Closed with the transaction or by rcur_close. */
 int rcur_open(rtxn *t, rcur **out);
 void rcur_close(rcur *c);
+/* The caller expects to read about @n keys: the next batch fetched is
+ * that many (within the batch bounds), not the default first size. */
+void rcur_hint(rcur *c, size_t n);
 int rcur_seek(rcur *c, const void *k, size_t klen, store_val *ok,
 	      store_val *ov); /* first key >= @k */
 int rcur_next(rcur *c, store_val *ok, store_val *ov);
