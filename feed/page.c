@@ -202,8 +202,11 @@ static int page_seek(store_txn *t, page_ctx *c, feed_iter *it,
 
 	if (it->leg.n == 0) {
 		rc = feed_count_get(t, &c->owner, &n);
-		if (rc == EF_OK && n <= c->st->cfg.feed_cap)
+		if (rc == EF_OK && n <= c->st->cfg.feed_cap) {
+			/* the cursor's own key, then the page and one more */
+			store_cur_hint(it->cur, c->limit + 2);
 			return feed_iter_seek_after(it, &c->after);
+		}
 		if (rc != EF_OK && rc != EF_ENOTFOUND && rc != EF_ECORRUPT)
 			return rc;
 	}
@@ -238,8 +241,10 @@ static int page_txn(store_txn *t, void *p)
 		ipseal_memo_free(memo);
 		return rc;
 	}
-	/* a page reads its limit, and one more to know if there is a next */
-	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now, c->limit + 1);
+	/* a page reads its limit, and one more to know if there is a next:
+	 * from the start, or (with a cursor) once it has moved past it */
+	rc = feed_iter_open(&it, t, c->st, &c->owner, c->now,
+			    c->has_cursor ? 0 : c->limit + 1);
 	if (rc != EF_OK) {
 		store_cur_close(markers);
 		ipseal_memo_free(memo);
