@@ -147,7 +147,11 @@ int reng_cmd(reng *e, int slot, unsigned flags, int argc, const char **argv,
 		return rc;
 	rc = rclient_cmd(c, slot, flags, argc, argv, lens, out);
 	reng_client_give(e, c);
-	if (rc == EF_OK && (*out)->type == REDIS_REPLY_ERROR) {
+	if (rc == EF_EIO) { /* say what it was for */
+		char why[256]; /* the slot is rewritten */
+		snprintf(why, sizeof(why), "%s", ef__err_get(e->err_id));
+		rc = ef__err(e->err_id, EF_EIO, "redis: %s: %s", what, why);
+	} else if (rc == EF_OK && (*out)->type == REDIS_REPLY_ERROR) {
 		rc = ef__err(e->err_id, EF_EIO, "redis: %s: %.*s", what,
 			     (int)((*out)->len > 120 ? 120 : (*out)->len),
 			     (*out)->str);
@@ -209,7 +213,6 @@ int reng_register(reng *e, const store_val *g)
 	const char *argv[4];
 	size_t lens[4];
 	redisReply *r = NULL;
-	rclient *c;
 	int rc, known;
 
 	if (g->len == 0) /* the metadata group is always walked */
@@ -228,26 +231,14 @@ int reng_register(reng *e, const store_val *g)
 	lens[2] = 1;
 	argv[3] = g->data;
 	lens[3] = g->len;
-	/* on a client of its own: the caller's holds a transaction's
-	 * connection (txn.h), which this command, failing on the same node,
-	 * would free under the transaction */
-	rc = reng_client_take(e, &c);
-	if (rc != EF_OK)
-		return rc;
-	/* with wait=N, as durable as the write it comes before: a group
-	 * lost from the registry is lost to every walk of the store */
-	rc = rclient_cmd(c, (int)rslot_of(argv[1], lens[1]),
-			 RCMD_IDEMPOTENT | RCMD_WAIT, 4, argv, lens, &r);
-	reng_client_give(e, c);
-	if (rc == EF_EIO) {
-		char why[256]; /* the slot is rewritten */
-		snprintf(why, sizeof(why), "%s", ef__err_get(e->err_id));
-		rc = ef__err(e->err_id, EF_EIO, "redis: registering a group: "
-			     "%s", why);
-	} else if (rc == EF_OK && r->type == REDIS_REPLY_ERROR)
-		rc = ef__err(e->err_id, EF_EIO, "redis: registering a group: "
-			     "%.*s", (int)(r->len > 120 ? 120 : r->len),
-			     r->str);
+	/* on a client of its own (reng_cmd): the caller's holds a
+	 * transaction's connection (txn.h), which this command, failing on
+	 * the same node, would free under the transaction; with wait=N, as
+	 * durable as the write it comes before: a group lost from the
+	 * registry is lost to every walk of the store */
+	rc = reng_cmd(e, (int)rslot_of(argv[1], lens[1]),
+		      RCMD_IDEMPOTENT | RCMD_WAIT, 4, argv, lens,
+		      "registering a group", &r);
 	if (r)
 		freeReplyObject(r);
 	if (rc == EF_OK) {
